@@ -1,0 +1,304 @@
+"""Run TensorFlow work in a separate, limited process.
+
+The converter leaks memory across calls and can abort the process, and an
+uploaded model is a program: so every task runs in its own process (one task
+per process) with a wall-clock timeout, an address-space cap and a cap on the
+size of files it writes. A crash fails that task with a plain message; the
+caller goes on.
+
+A *warm* worker has imported TensorFlow before its task arrives, which hides
+the import time from the person waiting (see ``WarmPool``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import (
+    Phase,
+    StudioError,
+    WorkerCrashed,
+    WorkerError,
+    WorkerOutOfMemory,
+    WorkerTimeout,
+)
+
+__all__ = ["WorkerLimits", "run_isolated", "WarmPool", "Cancelled"]
+
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress.jsonl"
+LOG_FILE = "worker.log"
+_POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    timeout_s: float = 900.0
+    memory_bytes: int = 6 << 30  # address space; TensorFlow itself needs ~1.5 GiB
+    file_bytes: int = 4 << 30  # largest single file the task may write
+
+    @classmethod
+    def from_env(cls) -> WorkerLimits:
+        d = cls()
+        return cls(
+            timeout_s=float(os.environ.get("TFLITE_STUDIO_TIMEOUT_S", d.timeout_s)),
+            memory_bytes=int(
+                float(os.environ.get("TFLITE_STUDIO_MEMORY_MB", d.memory_bytes >> 20)) * (1 << 20)
+            ),
+            file_bytes=int(
+                float(os.environ.get("TFLITE_STUDIO_FILE_MB", d.file_bytes >> 20)) * (1 << 20)
+            ),
+        )
+
+
+class Cancelled(WorkerError):
+    pass
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    env["PYTHONUNBUFFERED"] = "1"
+    # The worker must find `core` even when run from a job folder.
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _limit(limits: WorkerLimits) -> Callable[[], None]:
+    def apply() -> None:
+        os.setsid()  # own process group: a timeout kills the whole tree
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def _spawn(limits: WorkerLimits, log_path: Path, warm: bool) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "core._worker"] + (["--warm"] if warm else []),
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            preexec_fn=_limit(limits),
+            close_fds=True,
+        )
+    finally:
+        log.close()
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _log_tail(path: Path, n: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _read_progress(path: Path, seen: int, on_progress: Callable[[str], None] | None) -> int:
+    if on_progress is None or not path.exists():
+        return seen
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    for line in lines[seen:]:
+        try:
+            on_progress(str(json.loads(line).get("message", "")))
+        except (ValueError, AttributeError):
+            continue
+    return len(lines)
+
+
+def _failure(
+    proc: subprocess.Popen[bytes], log: Path, limits: WorkerLimits, phase: Phase
+) -> StudioError:
+    rc = proc.returncode
+    tail = _log_tail(log)
+    oom_words = ("bad_alloc", "Cannot allocate memory", "MemoryError", "out of memory")
+    if rc is not None and rc < 0:
+        sig = -rc
+        if sig == signal.SIGXFSZ:
+            return WorkerError(
+                f"The task tried to write a file larger than {limits.file_bytes >> 20} MiB.",
+                "The output is too large for this server's limits; ask the admin to raise "
+                "TFLITE_STUDIO_FILE_MB.",
+                phase=phase,
+            )
+        if sig == signal.SIGKILL:
+            return WorkerOutOfMemory(
+                "The worker process was killed (the server ran out of memory, or an admin "
+                "stopped it).",
+                "Try a smaller model or fewer calibration samples, then run it again.",
+                phase=phase,
+            )
+        if any(w in tail for w in oom_words):
+            return WorkerOutOfMemory(
+                f"The task ran out of memory (limit {limits.memory_bytes >> 20} MiB).",
+                "Use fewer calibration samples or a smaller model; the admin can raise "
+                "TFLITE_STUDIO_MEMORY_MB.",
+                phase=phase,
+            )
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
+        last = _last_meaningful_line(tail)
+        return WorkerCrashed(
+            f"TensorFlow crashed during {phase.value} ({name})."
+            + (f" Last message: {last}" if last else ""),
+            "This is a TensorFlow bug on this model. Try another preset, enable Select TF "
+            "ops, or fix the input shapes; the server is unaffected.",
+            phase=phase,
+        )
+    last = _last_meaningful_line(tail)
+    return WorkerCrashed(
+        f"The worker stopped without a result (exit code {rc})."
+        + (f" Last message: {last}" if last else ""),
+        "Try again; if it repeats, report the model to the admin.",
+        phase=phase,
+    )
+
+
+def _last_meaningful_line(text: str) -> str:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line and not line.startswith(("W0000", "I0000", "WARNING: All log")):
+            return line[:300]
+    return ""
+
+
+class WarmPool:
+    """Keeps ``size`` processes that have already imported TensorFlow. Each
+    takes exactly one task and exits; a fresh one is started to replace it."""
+
+    def __init__(self, size: int = 1, limits: WorkerLimits | None = None, log_dir: Path | None = None):
+        self.size = size
+        self.limits = limits or WorkerLimits.from_env()
+        self.log_dir = Path(log_dir or Path.cwd() / ".worker-logs")
+        self._lock = threading.Lock()
+        self._idle: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self._n = 0
+
+    def _start_one(self) -> None:
+        self._n += 1
+        log = self.log_dir / f"warm-{os.getpid()}-{self._n}.log"
+        self._idle.append((_spawn(self.limits, log, warm=True), log))
+
+    def fill(self) -> None:
+        with self._lock:
+            self._idle = [(p, log) for p, log in self._idle if p.poll() is None]
+            while len(self._idle) < self.size:
+                self._start_one()
+
+    def take(self) -> tuple[subprocess.Popen[bytes], Path] | None:
+        with self._lock:
+            while self._idle:
+                proc, log = self._idle.pop(0)
+                if proc.poll() is None:
+                    return proc, log
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            for proc, _ in self._idle:
+                _kill(proc)
+            self._idle.clear()
+
+
+def run_isolated(
+    task: str,
+    payload: dict[str, Any],
+    *,
+    workdir: str | os.PathLike[str],
+    limits: WorkerLimits | None = None,
+    phase: Phase = Phase.CONVERT,
+    pool: WarmPool | None = None,
+    on_progress: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``task`` (a name registered in ``core._worker``) in a limited child
+    process with ``workdir`` as its folder. Returns the task's result dict or
+    raises the task's ``StudioError`` (or a ``WorkerError`` when it died)."""
+    wd = Path(workdir).resolve()
+    wd.mkdir(parents=True, exist_ok=True)
+    for name in (RESULT_FILE, PROGRESS_FILE):
+        (wd / name).unlink(missing_ok=True)
+    limits = limits or (pool.limits if pool else WorkerLimits.from_env())
+    taken = pool.take() if pool else None
+    if taken is not None:
+        proc, log = taken
+    else:
+        log = wd / LOG_FILE
+        proc = _spawn(limits, log, warm=False)
+    if pool is not None:
+        threading.Thread(target=pool.fill, daemon=True).start()
+    if on_start is not None:
+        on_start(proc.pid)
+    request = json.dumps(
+        {"task": task, "payload": payload, "workdir": str(wd), "phase": phase.value}
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(request.encode() + b"\n")
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+    deadline = time.monotonic() + limits.timeout_s
+    seen = 0
+    try:
+        while proc.poll() is None:
+            seen = _read_progress(wd / PROGRESS_FILE, seen, on_progress)
+            if cancel is not None and cancel.is_set():
+                _kill(proc)
+                raise Cancelled("The job was cancelled.", "", phase=phase)
+            if time.monotonic() > deadline:
+                _kill(proc)
+                raise WorkerTimeout(
+                    f"The task took longer than {limits.timeout_s:.0f} s and was stopped.",
+                    "Try a smaller model or fewer calibration samples; the admin can raise "
+                    "TFLITE_STUDIO_TIMEOUT_S.",
+                    phase=phase,
+                )
+            time.sleep(_POLL_S)
+    except BaseException:
+        _kill(proc)
+        raise
+    _read_progress(wd / PROGRESS_FILE, seen, on_progress)
+    result_path = wd / RESULT_FILE
+    if not result_path.exists():
+        raise _failure(proc, log, limits, phase)
+    try:
+        result = json.loads(result_path.read_text())
+    except ValueError:
+        raise _failure(proc, log, limits, phase) from None
+    if result.get("ok"):
+        return dict(result.get("result") or {})
+    raise StudioError.from_dict(result.get("error") or {})
