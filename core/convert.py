@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -31,7 +32,13 @@ from core.errors import (
 )
 from core.options import CalibrationSource, ConversionOptions, Preset
 
-__all__ = ["ConversionResult", "SignatureInput", "convert_model", "parse_converter_error"]
+__all__ = [
+    "ConversionResult",
+    "SignatureInput",
+    "convert_model",
+    "parse_converter_error",
+    "prepared_converter",
+]
 
 SYNTHETIC_WARNING = (
     "Calibration used random synthetic data, not your data: the int8 ranges are a guess "
@@ -146,20 +153,19 @@ def convert_model(
 _SELECT_RE = re.compile(r"TF Select ops:\s*([^\n]+)")
 _CUSTOM_RE = re.compile(r"Custom ops:\s*([^\n]+)")
 _NEITHER_RE = re.compile(r"'tf\.([\w.]+)' op is neither a custom op nor a flex op")
-_QUANT_WORDS = (
-    "quantiz",
-    "Failed to quantize",
-    "requires all operations to be int8",
-    "isn't supported by int8",
-    "not supported for int8",
-)
+_QUANT_WORDS = ("quantiz", "requires all operations to be int8", "not supported for int8")
 
 
 def _split_ops(text: str) -> list[str]:
     return sorted({o.strip() for o in text.split(",") if o.strip()})
 
 
-def parse_converter_error(message: str, options: ConversionOptions) -> Exception:
+def parse_converter_error(
+    message: str,
+    options: ConversionOptions,
+    input_names: list[str] | None = None,
+    kind: ModelKind | None = None,
+) -> Exception:
     """Turn the converter's message into an error that names the ops and the fix."""
     select = set()
     custom = set()
@@ -195,19 +201,54 @@ def parse_converter_error(message: str, options: ConversionOptions) -> Exception
             phase=Phase.CONVERT,
             details={"select_tf_ops": [], "custom_ops": ops, "fix": "allow_custom_ops"},
         )
-    if options.preset.needs_calibration and any(w in message for w in _QUANT_WORDS):
+    low = message.lower()
+    names = ", ".join(input_names) if input_names else "NAME"
+    example = f"{input_names[0]}=1,..." if input_names else "NAME=1,..."
+    if "flex delegate" in low or "not supported by this interpreter" in low:
+        return CalibrationError(
+            "Calibration runs the model, and this server's LiteRT runtime has no Flex "
+            "delegate, so a model with Select TF ops cannot be calibrated here.",
+            "Use the dynamic or float16 preset, which need no calibration, or replace the "
+            "Select TF ops in the model.",
+            phase=Phase.CALIBRATE,
+        )
+    if "tensorlist" in low or "element_shape to be static" in low:
+        if kind in (ModelKind.KERAS, ModelKind.H5):
+            fix = (f"Fix the batch size with --input-shape {example} (inputs: {names}); "
+                   "or enable Select TF ops to keep the TensorFlow loop (needs the Flex "
+                   "delegate on the device).")
+        else:
+            fix = ("Re-export with a fixed batch size (keras.Input(..., batch_size=1), or "
+                   "model.export(dir, input_signature=[tf.TensorSpec([1, ...], dtype)])), "
+                   "or upload the .keras file and use --input-shape; or enable Select TF "
+                   "ops to keep the TensorFlow loop (needs the Flex delegate on the device).")
+        return ConvertError(
+            "A recurrent layer (LSTM/GRU/RNN loop) needs a fixed batch size to become "
+            "TFLite ops: " + _first_error_line(message),
+            fix,
+            phase=Phase.CONVERT,
+            details={"fix": "input_shape" if kind in (ModelKind.KERAS, ModelKind.H5)
+                     else "select_tf_ops"},
+        )
+    m = re.search(r"not yet supported for op: '([^']+)'", message)
+    if m or (options.preset.needs_calibration and any(w in low for w in _QUANT_WORDS)):
+        op = f" for op {m.group(1)}" if m else ""
         hint = (
             "Try the int8-float-io preset, which keeps ops without int8 kernels in float."
             if options.preset is Preset.INT8
-            else "Try the dynamic preset, or keep the failing layers in float."
+            else "Try int8-float-io or dynamic; this preset has no kernel for that op."
         )
         return QuantizeError(
-            "Quantization failed: " + _first_error_line(message), hint, phase=Phase.QUANTIZE
+            f"The {options.preset.value} preset cannot quantize this model{op}: "
+            + _first_error_line(message),
+            hint,
+            phase=Phase.QUANTIZE,
+            details={"op": m.group(1) if m else None},
         )
     return ConvertError(
         "The converter failed: " + _first_error_line(message),
         "Check the model's ops and input shapes; fixing dynamic input dimensions "
-        "(--input-shape NAME=1,...) often helps.",
+        f"(--input-shape {example}) often helps.",
         phase=Phase.CONVERT,
     )
 
@@ -503,8 +544,11 @@ def _representative(
     return gen
 
 
-def _keras_to_saved_model(pm_path: Path, kind: ModelKind, workdir: Path) -> Path:
+def _keras_to_saved_model(
+    pm_path: Path, kind: ModelKind, workdir: Path, options: ConversionOptions
+) -> Path:
     import keras
+    import tensorflow as tf
 
     try:
         if kind is ModelKind.KERAS:
@@ -531,8 +575,23 @@ def _keras_to_saved_model(pm_path: Path, kind: ModelKind, workdir: Path) -> Path
             "Save it again with model.save('model.keras'), or upload a zipped SavedModel.",
         ) from None
     out = workdir / "keras-export"
+    signature = None
+    if options.input_shapes:
+        # Re-trace with fixed shapes: recurrent layers then lower to TFLite ops.
+        given = dict(options.input_shapes)
+        names = [t.name.split(":")[0] for t in model.inputs]
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise OptionsError(
+                f"--input-shape names {', '.join(unknown)}, not an input of this model.",
+                "Inputs are: " + ", ".join(names) + ".",
+            )
+        signature = [
+            tf.TensorSpec(given.get(n, tuple(d or 1 for d in t.shape)), t.dtype, name=n)
+            for n, t in zip(names, model.inputs)
+        ]
     try:
-        model.export(str(out), verbose=False)
+        model.export(str(out), verbose=False, input_signature=signature)
     except Exception as e:  # noqa: BLE001  (export raises many kinds)
         raise LoadError(
             f"The Keras model could not be exported to a SavedModel: {str(e)[:300]}",
@@ -542,15 +601,36 @@ def _keras_to_saved_model(pm_path: Path, kind: ModelKind, workdir: Path) -> Path
     return out
 
 
-def run_convert_task(
-    payload: dict[str, Any], workdir: Path, progress: Callable[..., None]
-) -> dict[str, Any]:
-    """Worker side: unpack, load, convert, write. One conversion per process."""
-    options = ConversionOptions.from_dict(payload["options"])
-    out_path = Path(payload["out_path"])
+@dataclass
+class _Prepared:
+    """A configured converter and what was learned on the way (worker side)."""
+
+    converter: Any
+    tf: Any
+    kind: ModelKind
+    source_size: int
+    saved_model_dir: Path
+    signature_key: str
+    signature_keys: tuple[str, ...]
+    inputs: list[SignatureInput]
+    shapes: dict[str, tuple[int, ...]]
+    started: float
+
+
+@contextlib.contextmanager
+def prepared_converter(
+    payload: dict[str, Any],
+    options: ConversionOptions,
+    workdir: Path,
+    progress: Callable[..., None],
+    warnings: list[str],
+) -> Iterator[_Prepared]:
+    """Worker side: unpack, load, pick the signature and configure a converter
+    for ``options`` (calibration data included). Shared by the conversion and
+    by the quantization debugger (``core.quant_debug``), so both see the very
+    same converter. The unpacked model lives until the block ends."""
     name = str(payload.get("display_name") or Path(payload["model_path"]).name)
     ul = UnpackLimits(**payload.get("unpack_limits", {}))
-    warnings: list[str] = []
     progress("Unpacking the upload")
     with prepare_model(payload["model_path"], workdir, ul, display_name=name) as pm:
         if pm.kind is ModelKind.TFLITE:
@@ -565,7 +645,7 @@ def run_convert_task(
         sm_dir = pm.path
         if pm.kind in (ModelKind.KERAS, ModelKind.H5):
             progress("Loading the Keras model (safe mode)")
-            sm_dir = _keras_to_saved_model(pm.path, pm.kind, workdir)
+            sm_dir = _keras_to_saved_model(pm.path, pm.kind, workdir, options)
         progress("Reading signatures")
         sigs = _read_signatures(sm_dir)
         key = _pick_signature(sigs, options.signature_key)
@@ -576,9 +656,10 @@ def run_convert_task(
                 "Choose another with --signature."
             )
         shapes = _fixed_shapes(inputs, options, warnings)
+        retrace = bool(options.input_shapes) and pm.kind is ModelKind.SAVED_MODEL
         progress(f"Converting signature {key!r}")
         try:
-            if options.input_shapes:
+            if retrace:
                 loaded = tf.saved_model.load(str(sm_dir))
                 fn = loaded.signatures[key]
                 names = [i.name for i in inputs]
@@ -608,6 +689,29 @@ def run_convert_task(
             converter.representative_dataset = _representative(
                 inputs, shapes, options, workdir, warnings
             )
+        yield _Prepared(
+            converter=converter,
+            tf=tf,
+            kind=pm.kind,
+            source_size=pm.source_size,
+            saved_model_dir=sm_dir,
+            signature_key=key,
+            signature_keys=tuple(sorted(sigs)),
+            inputs=inputs,
+            shapes=shapes,
+            started=t0,
+        )
+
+
+def run_convert_task(
+    payload: dict[str, Any], workdir: Path, progress: Callable[..., None]
+) -> dict[str, Any]:
+    """Worker side: unpack, load, convert, write. One conversion per process."""
+    options = ConversionOptions.from_dict(payload["options"])
+    out_path = Path(payload["out_path"])
+    name = str(payload.get("display_name") or Path(payload["model_path"]).name)
+    warnings: list[str] = []
+    with prepared_converter(payload, options, workdir, progress, warnings) as p:
         if options.select_tf_ops:
             warnings.append(
                 "Select TF ops are enabled: if the model uses any, the app on the device "
@@ -617,11 +721,11 @@ def run_convert_task(
         progress(
             "Converting and calibrating" if options.preset.needs_calibration else "Converting"
         )
-        try:
-            blob = converter.convert()
-        except Exception as e:  # noqa: BLE001  (ConverterError and friends)
-            raise parse_converter_error(str(e), options) from None
-        seconds = time.perf_counter() - t0
+        if options.keep_float_ops:
+            blob = _convert_keeping_float(p.converter, options, warnings)
+        else:
+            blob = _convert_plain(p, options, progress)
+        seconds = time.perf_counter() - p.started
     progress("Writing the .tflite file")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
@@ -632,15 +736,88 @@ def run_convert_task(
         seconds=round(seconds, 4),
         preset=options.preset.value,
         options=options.to_dict(),
-        input_kind=pm.kind.value,
+        input_kind=p.kind.value,
         input_name=name,
-        input_size=pm.source_size,
-        signature_key=key,
-        signature_keys=tuple(sorted(sigs)),
-        inputs=tuple(SignatureInput(i.name, i.dtype, shapes[i.name]) for i in inputs),
-        tf_version=tf.__version__,
+        input_size=p.source_size,
+        signature_key=p.signature_key,
+        signature_keys=p.signature_keys,
+        inputs=tuple(SignatureInput(i.name, i.dtype, p.shapes[i.name]) for i in p.inputs),
+        tf_version=p.tf.__version__,
         warnings=tuple(warnings),
     ).to_dict()
+
+
+def _convert_plain(p: Any, options: ConversionOptions, progress: Callable[..., None]) -> bytes:
+    names = [i.name for i in p.inputs]
+    try:
+        return bytes(p.converter.convert())
+    except Exception as e:  # noqa: BLE001  (ConverterError and friends)
+        if not (options.select_tf_ops and "TensorList" in str(e)):
+            raise parse_converter_error(str(e), options, names, p.kind) from None
+    # The converter's own advice for recurrent loops: keep TensorList ops as Flex ops.
+    progress("Retrying with TensorList ops kept as Select TF ops")
+    p.converter._experimental_lower_tensor_list_ops = False
+    try:
+        return bytes(p.converter.convert())
+    except Exception as e:  # noqa: BLE001
+        raise parse_converter_error(str(e), options, names, p.kind) from None
+
+
+def _convert_keeping_float(
+    converter: Any, options: ConversionOptions, warnings: list[str]
+) -> bytes:
+    """Full-integer quantization with the layers named in ``keep_float_ops``
+    left in float: calibrate only, then run the MLIR quantizer with those nodes
+    denylisted (what ``QuantizationDebugger.get_nondebug_quantized_model`` does
+    with ``QuantizationDebugOptions(denylisted_nodes=...)``)."""
+    if options.preset is Preset.INT16X8:
+        raise QuantizeError(
+            "TensorFlow's 16x8 quantizer cannot keep chosen layers in float.",
+            "Keep the layers in float with the int8-float-io preset, or use int16x8 "
+            "without kept layers.",
+            phase=Phase.QUANTIZE,
+        )
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    converter._experimental_calibrate_only = True
+    try:
+        calibrated = converter.convert()
+    except Exception as e:  # noqa: BLE001  (ConverterError and friends)
+        raise parse_converter_error(str(e), options) from None
+    try:
+        blob = mlir_quantize(
+            calibrated,
+            disable_per_channel=bool(converter._experimental_disable_per_channel),
+            fully_quantize=False,
+            denylisted_nodes=list(options.keep_float_ops),
+        )
+    except Exception as e:  # noqa: BLE001
+        raise QuantizeError(
+            "Quantization with layers kept in float failed: " + _first_error_line(str(e)),
+            "Keep fewer layers in float, or use the int8-float-io preset without them.",
+            phase=Phase.QUANTIZE,
+        ) from None
+    _check_kept_float(bytes(blob), options.keep_float_ops, warnings)
+    return bytes(blob)
+
+
+def _check_kept_float(blob: bytes, names: tuple[str, ...], warnings: list[str]) -> None:
+    """Warn about names that matched no tensor of the result (they stay quantized)."""
+    try:
+        from core.tflite_model import read_model
+
+        info = read_model(blob, check_zeros=False)
+    except Exception:  # noqa: BLE001  (a warning only; the model was written by TF)
+        return
+    found = {t.name: t.dtype for t in info.tensors}
+    missing = [n for n in names if n not in found]
+    if missing:
+        warnings.append(
+            f"{len(missing)} of the {len(names)} layers to keep in float were not found in "
+            "the model and stay quantized: " + ", ".join(m[:80] for m in missing[:5])
+            + ("…" if len(missing) > 5 else "") + ". Use the names from the per-layer "
+            "error table."
+        )
 
 
 def _configure(converter: Any, options: ConversionOptions, tf: Any) -> None:

@@ -1,10 +1,26 @@
 """Jobs: submit, status, cancel, results — on Huey (SQLite on one machine,
 Redis across machines).
 
-Job records live in SQLite under the data folder; artifacts (uploads,
-``.tflite`` files, reports) are stored once, keyed by their SHA-256. A Huey
-task runs each job; the TensorFlow part runs in an isolated worker process
-(``core.worker``), so a crash fails one job and the consumer lives on.
+Job records live in SQLite under the data folder (``jobs.db``); artifacts
+(uploads, ``.tflite`` files, reports) are stored once, keyed by their SHA-256
+(``artifacts/ab/abcd…``). A Huey task carries only a job id; the job's state
+lives in its record, so a lost queue message is found again (``recover``) and a
+duplicate one is harmless (a job is *claimed* atomically before it runs). The
+TensorFlow part runs in an isolated, limited worker process (``core.worker``),
+so a crash fails one job and the consumer lives on.
+
+Life of a job::
+
+    submit ──► queued ──claim──► running ──► done | failed | cancelled
+                 ▲                  │
+                 └──── re-queued ───┘  the worker stopped (restart, crash, lost
+                                      machine): at most MAX_ATTEMPTS runs, then
+                                      failed with the reason
+
+A consumer (``start_consumer``: in the app process, or ``tflite-studio worker``
+on any machine) writes a heartbeat into each running job's record; any consumer
+re-queues running jobs whose worker is gone (same machine: its process is dead;
+another machine: no heartbeat for ``settings.lease_s``).
 """
 
 from __future__ import annotations
@@ -12,13 +28,17 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import signal
+import socket
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +52,10 @@ __all__ = [
     "JobStatus",
     "Job",
     "JobStore",
+    "JobContext",
+    "ArtifactRef",
+    "ArtifactWriter",
+    "Consumer",
     "store",
     "submit",
     "get",
@@ -42,7 +66,17 @@ __all__ = [
     "put_artifact",
     "start_consumer",
     "RUNNERS",
+    "MAX_ATTEMPTS",
+    "ACTIVE",
+    "safe_model_name",
+    "safe_user",
 ]
+
+log = logging.getLogger("tflite_studio.jobs")
+
+MAX_ATTEMPTS = 2  # runs of one job cut short by a dead worker before it fails
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_JOB_ID = re.compile(r"^[0-9a-f]{16,32}$")
 
 
 class JobKind(str, enum.Enum):
@@ -64,6 +98,18 @@ class JobStatus(str, enum.Enum):
         return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An artifact already in the store (e.g. an upload streamed by the API)."""
+
+    sha: str
+    size: int
+    name: str = ""
+
+
 @dataclass(frozen=True)
 class Job:
     id: str
@@ -82,6 +128,10 @@ class Job:
     result: dict[str, Any] | None = None
     attempts: int = 0
     cancel_requested: bool = False
+    worker: str = ""
+    pid: int | None = None
+    heartbeat_at: float | None = None
+    purged_at: float | None = None
 
     @property
     def preset(self) -> str:
@@ -92,12 +142,38 @@ class Job:
         return (self.result or {}).get("output_sha")
 
     @property
+    def output_size(self) -> int | None:
+        return (self.result or {}).get("output_size")
+
+    @property
     def report_sha(self) -> str | None:
         return (self.result or {}).get("report_sha")
 
     @property
+    def stem(self) -> str:
+        """The model name without its extension, safe for a file name."""
+        name = self.model_name
+        for ext in (".tar.gz", ".tgz", ".tar", ".zip", ".keras", ".h5", ".hdf5", ".tflite"):
+            if name.lower().endswith(ext):
+                name = name[: -len(ext)]
+                break
+        return re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._-")[:80] or "model"
+
+    @property
+    def output_name(self) -> str:
+        """``digits-int8.tflite``: model name and preset."""
+        return self.stem + (f"-{self.preset}" if self.preset else "") + ".tflite"
+
+    @property
     def error_obj(self) -> StudioError | None:
         return StudioError.from_dict(self.error) if self.error else None
+
+    @property
+    def seconds(self) -> float | None:
+        """Run time (so far, while running)."""
+        if self.started_at is None:
+            return None
+        return (self.finished_at or time.time()) - self.started_at
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,12 +187,17 @@ class Job:
             "model_name": self.model_name,
             "input_sha": self.input_sha,
             "input_size": self.input_size,
+            "output_sha": self.output_sha,
+            "output_size": self.output_size,
+            "report_sha": self.report_sha,
             "preset": self.preset,
             "params": self.params,
             "progress": self.progress,
             "error": self.error,
             "result": self.result,
             "attempts": self.attempts,
+            "cancel_requested": self.cancel_requested,
+            "purged": self.purged_at is not None,
         }
 
 
@@ -141,7 +222,15 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs(user, status);
 """
+# Columns added after the first release: (name, declaration).
+_MIGRATIONS = (
+    ("worker", "TEXT NOT NULL DEFAULT ''"),
+    ("pid", "INTEGER"),
+    ("heartbeat_at", "REAL"),
+    ("purged_at", "REAL"),
+)
 
 
 def _row_to_job(r: sqlite3.Row) -> Job:
@@ -162,7 +251,131 @@ def _row_to_job(r: sqlite3.Row) -> Job:
         result=json.loads(r["result"]) if r["result"] else None,
         attempts=r["attempts"],
         cancel_requested=bool(r["cancel_requested"]),
+        worker=r["worker"] or "",
+        pid=r["pid"],
+        heartbeat_at=r["heartbeat_at"],
+        purged_at=r["purged_at"],
     )
+
+
+def safe_model_name(name: str) -> str:
+    """The upload's base name, safe as a file name: no folders, no ``..``,
+    printable, at most 120 characters, extension (``.tar.gz`` too) kept."""
+    base = str(name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(c for c in base if c.isprintable() and c not in '<>:"|?*').strip()
+    if base.strip(".") == "":
+        return "model"
+    if len(base) > 120:
+        ext = "".join(Path(base).suffixes[-2:])[-20:]
+        base = base[: 120 - len(ext)] + ext
+    return base
+
+
+def safe_user(name: str | None) -> str:
+    """A user name as shown in History: printable, trimmed, at most 64 chars."""
+    text = "".join(c for c in str(name or "") if c.isprintable()).strip()
+    return text[:64] or "local"
+
+
+class ArtifactWriter:
+    """Write one artifact in chunks, hashing as it goes; ``commit`` files it
+    under its hash. Refuses to grow past ``max_bytes``."""
+
+    def __init__(self, store: JobStore, max_bytes: int | None = None,
+                 too_large: Callable[[int], StudioError] | None = None) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+        self._too_large = too_large
+        tmp_dir = store.root / "artifacts" / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp = tmp_dir / uuid.uuid4().hex
+        self._f = open(self.tmp, "wb")
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            self.abort()
+            if self._too_large is not None:
+                raise self._too_large(self.size)
+            raise JobError(
+                f"The file is larger than the {self.max_bytes >> 20} MiB limit.",
+                "Upload a smaller file, or ask the admin to raise TFLITE_STUDIO_MAX_UPLOAD_MB.",
+                details={"code": "too_large", "limit_mb": self.max_bytes >> 20},
+            )
+        self._h.update(chunk)
+        self._f.write(chunk)
+
+    def commit(self, name: str = "") -> ArtifactRef:
+        self._f.close()
+        sha = self._h.hexdigest()
+        dest = self.store.artifact_path(sha)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            self.tmp.unlink(missing_ok=True)
+            try:
+                os.utime(dest)  # fresh again: `cleanup` keeps recently stored files
+            except OSError:
+                pass
+        else:
+            os.chmod(self.tmp, 0o444)  # a job's worker process must not rewrite it
+            os.replace(self.tmp, dest)
+        return ArtifactRef(sha, self.size, name)
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            self.abort()
+
+
+def _too_large_upload(limit_mb: int) -> Callable[[int], StudioError]:
+    def make(size: int) -> StudioError:
+        return JobError(
+            f"The upload is over the {limit_mb} MiB limit"
+            + (f" ({size / (1 << 20):.0f} MiB or more)." if size else "."),
+            "Upload a smaller model, or ask the admin to raise TFLITE_STUDIO_MAX_UPLOAD_MB.",
+            details={"code": "too_large", "limit_mb": limit_mb},
+        )
+
+    return make
+
+
+def _shas_in(obj: Any) -> Iterator[str]:
+    """Every artifact id mentioned anywhere in a job's params or result."""
+    if isinstance(obj, str):
+        if _HEX64.match(obj):
+            yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _shas_in(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _shas_in(v)
+
+
+def _job_shas(job: Job) -> set[str]:
+    return {job.input_sha, *_shas_in(job.params), *_shas_in(job.result)}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_HOST = socket.gethostname()
 
 
 class JobStore:
@@ -178,20 +391,40 @@ class JobStore:
         self._local = threading.local()
         with self._db() as db:
             db.executescript(_SCHEMA)
+            have = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+            for name, decl in _MIGRATIONS:
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
         self._huey: Any = None
         self._lock = threading.Lock()
+        self.consumer: Consumer | None = None
 
-    # -- database
+    # ------------------------------------------------------------ database
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            # WAL needs shared memory, i.e. one machine. With Redis the database
+            # may sit on a network file system: use the rollback journal there.
+            mode = "DELETE" if self.settings.redis_url else "WAL"
+            conn.execute(f"PRAGMA journal_mode={mode}")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
         yield conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: checks and writes inside it are atomic."""
+        with self._db() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def _update(self, job_id: str, **cols: Any) -> None:
         for k in ("params", "error", "result"):
@@ -205,78 +438,92 @@ class JobStore:
             db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", (*cols.values(), job_id))
 
     def get(self, job_id: str) -> Job:
-        if not isinstance(job_id, str) or not job_id.isalnum() or len(job_id) > 64:
-            raise JobError(f"There is no job {job_id!r}.", "Check the link or the job id.")
+        if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+            raise JobError(f"There is no job {str(job_id)[:80]!r}.",
+                           "Check the link or the job id.", details={"code": "not_found"})
         with self._db() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise JobError(f"There is no job {job_id!r}.", "Check the link or the job id.")
+            raise JobError(f"There is no job {job_id!r}.", "Check the link or the job id.",
+                           details={"code": "not_found"})
         return _row_to_job(row)
 
-    def list(self, limit: int = 200, user: str | None = None,
-             status: JobStatus | None = None) -> list[Job]:
+    def list(
+        self,
+        limit: int = 200,
+        user: str | None = None,
+        status: JobStatus | Iterable[JobStatus] | None = None,
+        offset: int = 0,
+    ) -> list[Job]:
+        """Newest first."""
         q, args = "SELECT * FROM jobs", []
         conds = []
         if user:
             conds.append("user = ?")
             args.append(user)
-        if status:
-            conds.append("status = ?")
-            args.append(status.value)
+        if status is not None:
+            sts = [status] if isinstance(status, JobStatus) else list(status)
+            conds.append(f"status IN ({','.join('?' for _ in sts)})")
+            args.extend(JobStatus(s).value for s in sts)
         if conds:
             q += " WHERE " + " AND ".join(conds)
-        q += " ORDER BY created_at DESC LIMIT ?"
-        args.append(limit)
+        q += " ORDER BY created_at DESC LIMIT ? OFFSET ?"
+        args.extend([max(0, int(limit)), max(0, int(offset))])
         with self._db() as db:
             return [_row_to_job(r) for r in db.execute(q, args).fetchall()]
 
-    def count(self, statuses: tuple[JobStatus, ...], user: str | None = None) -> int:
+    def count(self, statuses: tuple[JobStatus, ...], user: str | None = None,
+              db: sqlite3.Connection | None = None) -> int:
         marks = ",".join("?" for _ in statuses)
         q = f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})"
         args: list[Any] = [s.value for s in statuses]
         if user:
             q += " AND user = ?"
             args.append(user)
-        with self._db() as db:
+        if db is not None:
             return int(db.execute(q, args).fetchone()[0])
+        with self._db() as conn:
+            return int(conn.execute(q, args).fetchone()[0])
 
-    # -- artifacts
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next queued job to run; None unless queued."""
+        if job.status is not JobStatus.QUEUED:
+            return None
+        with self._db() as db:
+            n = db.execute("SELECT COUNT(*) FROM jobs WHERE status = ? AND created_at < ?",
+                           (JobStatus.QUEUED.value, job.created_at)).fetchone()[0]
+        return int(n) + 1
+
+    # ------------------------------------------------------------ artifacts
     def artifact_path(self, sha: str) -> Path:
-        if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        if not (isinstance(sha, str) and _HEX64.match(sha)):
             raise JobError("That is not an artifact id.", "Use a link from the job page.")
         return self.root / "artifacts" / sha[:2] / sha
 
-    def put_artifact(self, source: str | os.PathLike[str] | bytes) -> tuple[str, int]:
+    def has_artifact(self, sha: str | None) -> bool:
+        return bool(sha) and self.artifact_path(str(sha)).is_file()
+
+    def artifact_writer(self, max_bytes: int | None = None,
+                        too_large: Callable[[int], StudioError] | None = None) -> ArtifactWriter:
+        return ArtifactWriter(self, max_bytes, too_large)
+
+    def put_artifact(self, source: str | os.PathLike[str] | bytes,
+                     max_bytes: int | None = None) -> tuple[str, int]:
         """Store bytes or a file once; returns (sha256, size)."""
-        tmp_dir = self.root / "artifacts" / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / uuid.uuid4().hex
-        h = hashlib.sha256()
-        size = 0
-        with open(tmp, "wb") as out:
+        with self.artifact_writer(max_bytes) as w:
             if isinstance(source, bytes):
-                h.update(source)
-                out.write(source)
-                size = len(source)
+                w.write(source)
             else:
                 with open(source, "rb") as f:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-        sha = h.hexdigest()
-        dest = self.artifact_path(sha)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            tmp.unlink()
-        else:
-            os.replace(tmp, dest)
-        return sha, size
+                        w.write(chunk)
+            ref = w.commit()
+        return ref.sha, ref.size
 
     def job_dir(self, job_id: str) -> Path:
         return self.root / "jobs" / job_id
 
-    # -- queue
+    # ------------------------------------------------------------ queue
     @property
     def huey(self) -> Any:
         with self._lock:
@@ -284,69 +531,166 @@ class JobStore:
                 self._huey = _make_huey(self)
             return self._huey
 
+    def _check_limits(self, user: str, db: sqlite3.Connection | None = None) -> None:
+        s = self.settings
+        if self.count(ACTIVE, user=user, db=db) >= s.max_jobs_per_user:
+            raise JobError(
+                f"You already have {s.max_jobs_per_user} jobs queued or running.",
+                "Wait for one to finish, or cancel one in History.",
+                details={"code": "too_many_jobs", "limit": s.max_jobs_per_user},
+            )
+        if self.count((JobStatus.QUEUED,), db=db) >= s.max_queue:
+            raise JobError(
+                f"The queue is full ({s.max_queue} jobs waiting).",
+                "Try again in a few minutes.",
+                details={"code": "queue_full", "limit": s.max_queue},
+            )
+
+    def _store_upload(self, src: Any, limit: int, too_large: Callable[[int], StudioError],
+                      name: str = "") -> ArtifactRef:
+        if isinstance(src, ArtifactRef):
+            if not self.has_artifact(src.sha):
+                raise JobError("The uploaded file is gone from the store.", "Upload it again.")
+            if src.size > limit:
+                raise too_large(src.size)
+            return src
+        if isinstance(src, bytes):
+            if len(src) > limit:
+                raise too_large(len(src))
+        else:
+            path = Path(src)
+            if path.is_dir():
+                raise JobError(f"{path.name} is a folder.",
+                               "Zip the SavedModel folder and upload the .zip.")
+            size = path.stat().st_size
+            if size > limit:
+                raise too_large(size)
+            name = name or path.name
+        sha, size = self.put_artifact(src, max_bytes=limit)
+        return ArtifactRef(sha, size, name)
+
     def submit(
         self,
         kind: JobKind,
-        upload: str | os.PathLike[str] | bytes,
+        upload: str | os.PathLike[str] | bytes | ArtifactRef,
         *,
         model_name: str,
         params: dict[str, Any] | None = None,
         user: str = "local",
-        extra_files: dict[str, str | os.PathLike[str] | bytes] | None = None,
+        extra_files: dict[str, str | os.PathLike[str] | bytes | ArtifactRef] | None = None,
     ) -> Job:
         """Queue a job. ``upload`` is the model (stored as an artifact);
-        ``extra_files`` (e.g. calibration data) are stored too and passed by sha."""
+        ``extra_files`` (e.g. ``{"calibration": path}``) are stored too and
+        passed to the runner by hash. Raises ``JobError`` when a limit is hit
+        (upload size, the user's active jobs, the queue length)."""
+        kind = JobKind(kind)
+        user = safe_user(user)
         s = self.settings
-        active = (JobStatus.QUEUED, JobStatus.RUNNING)
-        if self.count(active, user=user) >= s.max_jobs_per_user:
-            raise JobError(
-                f"You already have {s.max_jobs_per_user} jobs queued or running.",
-                "Wait for one to finish, or cancel one in History.",
-            )
-        if self.count((JobStatus.QUEUED,)) >= s.max_queue:
-            raise JobError(
-                f"The queue is full ({s.max_queue} jobs waiting).",
-                "Try again in a few minutes.",
-            )
-        sha, size = self.put_artifact(upload)
-        if size > s.max_upload_mb << 20:
-            raise JobError(
-                f"The upload is {size >> 20} MiB; the limit is {s.max_upload_mb} MiB.",
-                "Upload a smaller model, or ask the admin to raise TFLITE_STUDIO_MAX_UPLOAD_MB.",
-            )
+        limit = s.max_upload_mb << 20
+        too_large = _too_large_upload(s.max_upload_mb)
+        self._check_limits(user)  # fail fast, before storing anything
+        ref = self._store_upload(upload, limit, too_large)
         params = dict(params or {})
         files = {}
         for key, src in (extra_files or {}).items():
-            fsha, fsize = self.put_artifact(src)
-            files[key] = {"sha": fsha, "size": fsize,
-                          "name": Path(src).name if not isinstance(src, bytes) else key}
+            fref = self._store_upload(src, limit, too_large,
+                                      name=src.name if isinstance(src, ArtifactRef) else "")
+            files[key] = {"sha": fref.sha, "size": fref.size,
+                          "name": safe_model_name(fref.name or key)}
         params["files"] = files
         job_id = uuid.uuid4().hex[:16]
-        with self._db() as db:
+        with self._tx() as db:
+            self._check_limits(user, db)  # again, atomically with the insert
             db.execute(
                 "INSERT INTO jobs (id, kind, status, user, created_at, model_name, input_sha, "
                 "input_size, params) VALUES (?,?,?,?,?,?,?,?,?)",
                 (job_id, kind.value, JobStatus.QUEUED.value, user, time.time(),
-                 os.path.basename(model_name) or "model", sha, size, json.dumps(params)),
+                 safe_model_name(model_name), ref.sha, ref.size, json.dumps(params)),
             )
-        self.huey.enqueue(self._task(job_id))
+        self._enqueue(job_id)
         return self.get(job_id)
 
-    def _task(self, job_id: str) -> Any:
-        return self.huey._tflite_studio_task.s(job_id)
+    def submit_model(
+        self,
+        upload: str | os.PathLike[str] | bytes | ArtifactRef,
+        *,
+        model_name: str,
+        options: Any = None,
+        user: str = "local",
+        calibration: str | os.PathLike[str] | bytes | ArtifactRef | None = None,
+        calibration_name: str = "",
+    ) -> Job:
+        """Queue the right job for an upload: a ``.tflite`` is inspected, a
+        model (SavedModel archive, ``.keras``, ``.h5``) is converted with
+        ``options`` (``ConversionOptions`` or its dict). The format and the
+        options are checked now, so a bad upload fails here, not in the queue."""
+        from core.archive import detect_kind
+        from core.options import ConversionOptions
 
-    def cancel(self, job_id: str) -> Job:
+        s = self.settings
+        user = safe_user(user)
+        name = safe_model_name(model_name)
+        self._check_limits(user)
+        ref = self._store_upload(upload, s.max_upload_mb << 20,
+                                 _too_large_upload(s.max_upload_mb), name=name)
+        probe_dir = self.root / "artifacts" / "tmp" / f"probe-{uuid.uuid4().hex}"
+        probe_dir.mkdir(parents=True)
+        try:
+            probe = probe_dir / name
+            os.symlink(self.artifact_path(ref.sha), probe)
+            kind = detect_kind(probe)
+        finally:
+            shutil.rmtree(probe_dir, ignore_errors=True)
+        if kind == "tflite":
+            return self.submit(JobKind.INSPECT, ref, model_name=name, user=user)
+        if isinstance(options, ConversionOptions):
+            opts = options.to_dict()
+        else:
+            opts = dict(options or {})
+        cal_name = ""
+        if calibration is not None:
+            cal_name = safe_model_name(
+                calibration_name
+                or (calibration.name if isinstance(calibration, ArtifactRef) else "")
+                or (Path(calibration).name if not isinstance(calibration, bytes) else "")
+                or "calibration.npz")
+            opts["calibration_path"] = cal_name
+        else:
+            opts.pop("calibration_path", None)
+            opts.pop("calibration_source", None)
+        opts = ConversionOptions.from_dict(opts).to_dict()  # raises OptionsError
+        extra: dict[str, Any] = {}
+        if calibration is not None:
+            cref = (calibration if isinstance(calibration, ArtifactRef) else
+                    self._store_upload(calibration, s.max_upload_mb << 20,
+                                       _too_large_upload(s.max_upload_mb), name=cal_name))
+            extra["calibration"] = ArtifactRef(cref.sha, cref.size, cal_name)
+        return self.submit(JobKind.CONVERT, ref, model_name=name, user=user,
+                           params={"options": opts, "source_format": kind},
+                           extra_files=extra)
+
+    def _enqueue(self, job_id: str) -> None:
+        try:
+            self.huey.enqueue(self.huey._tflite_studio_task.s(job_id))
+        except Exception:  # noqa: BLE001  (broker down: the record stays queued; recover re-sends)
+            log.exception("could not enqueue job %s; it will be re-sent by recover()", job_id)
+
+    def cancel(self, job_id: str, by: str | None = None) -> Job:
+        """Cancel a queued job at once; ask a running one to stop (its worker
+        process is killed within a second). ``by``: only that user's job."""
         job = self.get(job_id)
+        if by is not None and safe_user(by) != job.user:
+            raise JobError(f"This is {job.user}'s job; only they can cancel it.",
+                           "Ask them, or wait for it to finish.", details={"code": "forbidden"})
         if job.status.finished:
             return job
-        if job.status is JobStatus.QUEUED:
-            with self._db() as db:
-                db.execute(
-                    "UPDATE jobs SET status=?, finished_at=?, progress=? WHERE id=? AND status=?",
-                    (JobStatus.CANCELLED.value, time.time(), "Cancelled before it started",
-                     job_id, JobStatus.QUEUED.value),
-                )
-        self._update(job_id, cancel_requested=1)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET status=?, finished_at=?, progress=? WHERE id=? AND status=?",
+                (JobStatus.CANCELLED.value, time.time(), "Cancelled before it started",
+                 job_id, JobStatus.QUEUED.value),
+            )
+            db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
         return self.get(job_id)
 
     def wait(self, job_id: str, timeout: float = 600, poll: float = 0.25) -> Job:
@@ -357,28 +701,90 @@ class JobStore:
                 return job
             time.sleep(poll)
 
-    def recover(self) -> list[str]:
-        """After a restart: a job left 'running' by a dead consumer is queued
-        again once, then failed with a reason; queued jobs missing from the
-        queue are re-enqueued. Returns the ids touched."""
-        touched = []
-        for job in self.list(limit=10_000, status=JobStatus.RUNNING):
-            if job.attempts >= 2:
-                self._finish(job.id, JobStatus.FAILED, error=JobError(
-                    "The server restarted twice while this job was running.",
-                    "Submit it again; if it repeats, the model may crash the converter.",
-                ).to_dict())
+    # ------------------------------------------------------------ recovery
+    def _worker_gone(self, job: Job, now: float) -> bool:
+        host, _, rest = job.worker.partition(":")
+        pid = rest.split(":", 1)[0]
+        if host == _HOST and pid.isdigit() and not _pid_alive(int(pid)):
+            return True
+        beat = job.heartbeat_at or job.started_at or job.created_at
+        return now - beat > self.settings.lease_s
+
+    def _kill_orphan(self, job: Job) -> None:
+        """A dead consumer's TensorFlow process (its own process group) may
+        still run on this machine: stop it before the job runs again."""
+        if not job.pid or not job.worker.startswith(_HOST + ":"):
+            return
+        try:
+            cmdline = Path(f"/proc/{job.pid}/cmdline").read_bytes()
+        except OSError:
+            return
+        if b"core._worker" in cmdline:
+            try:
+                os.killpg(job.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def recover(self, me: str | None = None) -> list[str]:
+        """Re-queue running jobs whose worker is gone (once; a job whose worker
+        died ``MAX_ATTEMPTS`` times fails with the reason) and re-send queued
+        jobs missing from the queue. Safe to run from every consumer at once.
+        ``me`` is the calling consumer's id (its own jobs are alive). Returns
+        the ids touched."""
+        now = time.time()
+        touched: list[str] = []
+        for job in self.list(limit=100_000, status=JobStatus.RUNNING):
+            if job.worker == me or not self._worker_gone(job, now):
+                continue
+            self._kill_orphan(job)
+            if job.cancel_requested:
+                cols = ("status=?, finished_at=?, progress=?",
+                        (JobStatus.CANCELLED.value, now, "Cancelled"))
+            elif job.attempts >= MAX_ATTEMPTS:
+                cols = ("status=?, finished_at=?, progress=?, error=?",
+                        (JobStatus.FAILED.value, now, "Failed", json.dumps(JobError(
+                            f"The worker running this job stopped {job.attempts} times "
+                            "(server restart or crash) before it could finish.",
+                            "Submit it again; if it repeats, the model may crash the "
+                            "converter or need more memory than the server allows.",
+                        ).to_dict())))
             else:
-                self._update(job.id, status=JobStatus.QUEUED,
-                             progress="Re-queued after a server restart")
-                self.huey.enqueue(self._task(job.id))
-            touched.append(job.id)
-        pending = {t.args[0] for t in self.huey.pending() if t.args}
-        for job in self.list(limit=10_000, status=JobStatus.QUEUED):
-            if job.id not in pending and job.id not in touched:
-                self.huey.enqueue(self._task(job.id))
+                cols = ("status=?, progress=?, worker='', pid=NULL",
+                        (JobStatus.QUEUED.value, "Re-queued: its worker stopped"))
+            with self._db() as db:
+                n = db.execute(f"UPDATE jobs SET {cols[0]} WHERE id=? AND status=? AND worker=?",
+                               (*cols[1], job.id, JobStatus.RUNNING.value, job.worker)).rowcount
+            if n:
+                requeued = cols[1][0] == JobStatus.QUEUED.value
+                log.warning("job %s: worker %s is gone; %s", job.id, job.worker,
+                            "re-queued" if requeued else cols[1][0])
+                if requeued:
+                    self._enqueue(job.id)
                 touched.append(job.id)
+        queued = [j for j in self.list(limit=100_000, status=JobStatus.QUEUED)
+                  if j.id not in touched and now - j.created_at > 2]
+        if queued:
+            pending = {t.args[0] for t in self.huey.pending() if t.args}
+            for job in queued:
+                if job.id not in pending:
+                    self._enqueue(job.id)
+                    touched.append(job.id)
         return touched
+
+    # ------------------------------------------------------------ running
+    def _claim(self, job_id: str, worker: str) -> Job | None:
+        """queued -> running, atomically: one run per job however many
+        consumers got its message."""
+        now = time.time()
+        with self._db() as db:
+            n = db.execute(
+                "UPDATE jobs SET status=?, started_at=?, heartbeat_at=?, attempts=attempts+1, "
+                "progress=?, worker=?, pid=NULL, finished_at=NULL, error=NULL "
+                "WHERE id=? AND status=? AND cancel_requested=0",
+                (JobStatus.RUNNING.value, now, now, "Starting", worker, job_id,
+                 JobStatus.QUEUED.value),
+            ).rowcount
+        return self.get(job_id) if n else None
 
     def _finish(self, job_id: str, status: JobStatus, *, error: dict[str, Any] | None = None,
                 result: dict[str, Any] | None = None, progress: str | None = None) -> None:
@@ -391,47 +797,130 @@ class JobStore:
             cols["progress"] = progress
         self._update(job_id, **cols)
 
-    # -- running (inside a consumer)
-    def run(self, job_id: str, pool: Any = None) -> None:
-        job = self.get(job_id)
-        if job.status is not JobStatus.QUEUED:
-            return  # cancelled while queued, or already handled
-        self._update(job_id, status=JobStatus.RUNNING, started_at=time.time(),
-                     attempts=job.attempts + 1, progress="Starting")
-        ctx = JobContext(self, self.get(job_id), pool)
+    def _requeue_interrupted(self, job: Job) -> None:
+        """The consumer is stopping: this run does not count as an attempt."""
+        with self._db() as db:
+            db.execute(
+                "UPDATE jobs SET status=?, attempts=?, progress=?, worker='', pid=NULL, "
+                "started_at=NULL WHERE id=? AND status=?",
+                (JobStatus.QUEUED.value, job.attempts - 1,
+                 "Re-queued: the server stopped while it ran", job.id,
+                 JobStatus.RUNNING.value),
+            )
+        self._enqueue(job.id)
+
+    def run(self, job_id: str, pool: Any = None, *, worker: str = "",
+            stopping: threading.Event | None = None) -> None:
+        """Run one job (inside a consumer). Never raises for the job's sake."""
+        try:
+            job = self._claim(job_id, worker or f"{_HOST}:{os.getpid()}:inline")
+        except JobError:
+            return  # no such job (an old message)
+        if job is None:
+            return  # cancelled while queued, or another consumer has it
+        ctx = JobContext(self, job, pool, stopping)
         try:
             runner = RUNNERS[job.kind]
             result = runner(ctx)
         except StudioError as e:
-            status = JobStatus.CANCELLED if ctx.cancel.is_set() else JobStatus.FAILED
-            self._finish(job_id, status, error=None if status is JobStatus.CANCELLED
-                         else e.to_dict(), progress="Cancelled" if
-                         status is JobStatus.CANCELLED else "Failed")
+            if ctx.interrupted and not self.get(job_id).cancel_requested:
+                self._requeue_interrupted(job)
+            elif ctx.cancel.is_set():
+                self._finish(job_id, JobStatus.CANCELLED, progress="Cancelled")
+            else:
+                self._finish(job_id, JobStatus.FAILED, error=e.to_dict(), progress="Failed")
             return
         except Exception as e:  # noqa: BLE001  (a bug must fail one job, not the consumer)
+            log.exception("job %s failed", job_id)
             self._finish(job_id, JobStatus.FAILED, error=StudioError(
                 f"Unexpected error: {type(e).__name__}: {str(e)[:300]}",
                 "This is a bug in TFLite Studio; the server log has details.",
                 phase=Phase.JOB).to_dict(), progress="Failed")
-            import logging
-
-            logging.getLogger("tflite_studio").exception("job %s failed", job_id)
             return
         finally:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
         self._finish(job_id, JobStatus.DONE, result=result, progress="Done")
 
+    # ------------------------------------------------------------ retention
+    def cleanup(self, older_than_days: float | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Remove the artifacts of finished jobs older than the retention
+        period, keeping every artifact a newer or unfinished job still uses.
+        Records stay (marked purged) so History and links say what happened.
+        Also removes unreferenced artifacts, stale temporary files and worker
+        logs older than the period."""
+        days = self.settings.retention_days if older_than_days is None else older_than_days
+        now = time.time()
+        cutoff = now - float(days) * 86400
+        with self._db() as db:
+            rows = [_row_to_job(r) for r in db.execute("SELECT * FROM jobs").fetchall()]
+        expired = [j for j in rows if j.status.finished and j.purged_at is None
+                   and (j.finished_at or j.created_at) < cutoff]
+        expired_ids = {j.id for j in expired}
+        keep: set[str] = set()
+        for j in rows:
+            if j.id not in expired_ids and j.purged_at is None:
+                keep |= _job_shas(j)
+        candidates: set[str] = set()
+        for j in expired:
+            candidates |= _job_shas(j)
+        art = self.root / "artifacts"
+        orphans = set()
+        for sub in art.glob("[0-9a-f][0-9a-f]"):
+            for p in sub.iterdir():
+                if _HEX64.match(p.name) and p.name not in keep and p.name not in candidates:
+                    orphans.add(p.name)
+        removed, freed = [], 0
+        for sha in sorted((candidates - keep) | orphans):
+            p = self.artifact_path(sha)
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            if st.st_mtime >= cutoff and sha not in candidates:
+                continue  # a fresh orphan may belong to a submit in progress
+            if st.st_mtime > now - 60:
+                continue  # stored again this minute: a new job is about to use it
+            removed.append(sha)
+            freed += st.st_size
+            if not dry_run:
+                p.unlink(missing_ok=True)
+        stale = []
+        for folder, age in ((art / "tmp", 86400.0), (self.root / "worker-logs", now - cutoff)):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    try:
+                        if p.is_file() and now - p.stat().st_mtime > max(age, 3600):
+                            stale.append(p)
+                            freed += p.stat().st_size
+                    except OSError:
+                        continue
+        if not dry_run:
+            for p in stale:
+                p.unlink(missing_ok=True)
+            with self._db() as db:
+                for j in expired:
+                    db.execute("UPDATE jobs SET purged_at=? WHERE id=?", (now, j.id))
+            for j in expired:
+                shutil.rmtree(self.job_dir(j.id), ignore_errors=True)
+        return {"dry_run": dry_run, "older_than_days": days, "jobs": len(expired),
+                "job_ids": sorted(expired_ids), "artifacts": len(removed),
+                "other_files": len(stale), "bytes": freed}
+
 
 class _CancelFlag:
-    """Looks like threading.Event to ``run_isolated``; asks the database,
-    at most every half second, whether someone cancelled the job."""
+    """Looks like threading.Event to ``run_isolated``: set when someone
+    cancelled the job (the database is asked at most every half second) or
+    when the consumer is stopping."""
 
-    def __init__(self, store: JobStore, job_id: str) -> None:
-        self.store, self.job_id = store, job_id
+    def __init__(self, store: JobStore, job_id: str,
+                 stopping: threading.Event | None = None) -> None:
+        self.store, self.job_id, self.stopping = store, job_id, stopping
         self._set = False
         self._checked = 0.0
 
     def is_set(self) -> bool:
+        if self.stopping is not None and self.stopping.is_set():
+            return True
         now = time.monotonic()
         if not self._set and now - self._checked > 0.5:
             self._checked = now
@@ -440,15 +929,35 @@ class _CancelFlag:
 
 
 class JobContext:
-    """What a runner gets: the job, a work folder, progress, cancel, the pool."""
+    """What a runner gets: the job, a work folder, progress, cancel, the pool.
 
-    def __init__(self, store: JobStore, job: Job, pool: Any) -> None:
+    A runner that starts a worker process passes ``**ctx.isolated_kwargs()``
+    to ``run_isolated`` / ``convert_model``: the server's limits, the warm
+    pool, progress, cancel, and the pid record used to clean up after a crash.
+    """
+
+    def __init__(self, store: JobStore, job: Job, pool: Any,
+                 stopping: threading.Event | None = None) -> None:
         self.store = store
         self.job = job
         self.pool = pool
+        self.stopping = stopping
         self.workdir = store.job_dir(job.id) / "work"
+        shutil.rmtree(self.workdir, ignore_errors=True)  # left over from a dead run
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.cancel = _CancelFlag(store, job.id)
+        self.cancel = _CancelFlag(store, job.id, stopping)
+
+    @property
+    def interrupted(self) -> bool:
+        """The consumer is stopping (not the user's cancel, not the model's fault)."""
+        return self.stopping is not None and self.stopping.is_set()
+
+    @property
+    def limits(self) -> Any:
+        from core.worker import WorkerLimits
+
+        s = self.store.settings
+        return WorkerLimits(s.timeout_s, s.memory_mb << 20, s.file_mb << 20)
 
     @property
     def input_path(self) -> Path:
@@ -464,39 +973,51 @@ class JobContext:
         info = self.job.params.get("files", {}).get(key)
         if not info:
             return None
-        p = self.workdir / "files" / key / os.path.basename(info["name"])
+        p = self.workdir / "files" / key / safe_model_name(info["name"])
         if not p.exists():
             p.parent.mkdir(parents=True, exist_ok=True)
             os.symlink(self.store.artifact_path(info["sha"]), p)
         return p
 
     def progress(self, message: str) -> None:
-        self.store._update(self.job.id, progress=message)
+        self.store._update(self.job.id, progress=str(message)[:500])
+
+    def on_start(self, pid: int) -> None:
+        """Record the job's worker process (its own process group)."""
+        self.store._update(self.job.id, pid=int(pid))
+
+    def isolated_kwargs(self) -> dict[str, Any]:
+        return {"limits": self.limits, "pool": self.pool, "on_progress": self.progress,
+                "cancel": self.cancel, "on_start": self.on_start}
 
 
 def _run_convert(ctx: JobContext) -> dict[str, Any]:
     from core.convert import convert_model
     from core.options import ConversionOptions
-    from core.worker import WorkerLimits
 
     d = dict(ctx.job.params.get("options", {}))
     cal = ctx.file("calibration")
     if cal is not None:
         d["calibration_path"] = str(cal)
     options = ConversionOptions.from_dict(d)
-    out = ctx.workdir / "model.tflite"
-    s = ctx.store.settings
+    out = ctx.workdir / ctx.job.output_name  # the report names the file
     result = convert_model(
         ctx.input_path, out, options, workdir=ctx.workdir / "convert",
-        display_name=ctx.job.model_name,
-        limits=WorkerLimits(s.timeout_s, s.memory_mb << 20, 4 << 30),
-        pool=ctx.pool, on_progress=ctx.progress, cancel=ctx.cancel,
+        display_name=ctx.job.model_name, **ctx.isolated_kwargs(),
     )
     out_sha, out_size = ctx.store.put_artifact(out)
     ctx.progress("Building the report")
-    report_sha = _store_report(ctx, out, result.input_kind, result.input_size)
-    return {"conversion": result.to_dict(), "output_sha": out_sha, "output_size": out_size,
-            "report_sha": report_sha}
+    res: dict[str, Any] = {"conversion": result.to_dict(), "output_sha": out_sha,
+                           "output_size": out_size, "report_sha": None}
+    try:
+        res["report_sha"] = _store_report(ctx, out, result.input_kind, result.input_size)
+    except Exception as e:  # noqa: BLE001  (the .tflite is still good; say why there is no report)
+        log.exception("job %s: report failed", ctx.job.id)
+        res["report_error"] = (e.to_dict() if isinstance(e, StudioError) else
+                               {"message": f"The report could not be built: "
+                                           f"{type(e).__name__}: {str(e)[:200]}",
+                                "hint": "The .tflite file is fine; download it."})
+    return res
 
 
 def _store_report(ctx: JobContext, tflite: Path, kind: str | None, size: int | None) -> str | None:
@@ -528,11 +1049,14 @@ def _make_huey(st: JobStore) -> Any:
     if st.settings.redis_url:
         h = RedisHuey("tflite-studio", url=st.settings.redis_url, results=False)
     else:
-        h = SqliteHuey("tflite-studio", filename=str(st.root / "queue.db"), results=False)
+        h = SqliteHuey("tflite-studio", filename=str(st.root / "queue.db"), results=False,
+                       timeout=30)
 
     @h.task(name="tflite_studio.run_job")
     def run_job(job_id: str) -> None:
-        st.run(job_id, pool=getattr(h, "_tflite_pool", None))
+        c = st.consumer
+        st.run(job_id, pool=c.pool if c else None, worker=c.id if c else "",
+               stopping=c.stopping if c else None)
 
     h._tflite_studio_task = run_job
     return h
@@ -540,17 +1064,17 @@ def _make_huey(st: JobStore) -> Any:
 
 # ---------------------------------------------------------------- module-level API
 
-_stores: dict[Path, JobStore] = {}
+_stores: dict[Settings, JobStore] = {}
 _stores_lock = threading.Lock()
 
 
 def store(settings: Settings | None = None) -> JobStore:
-    """The process's JobStore for the configured data folder."""
+    """The process's JobStore for these settings (default: the environment's)."""
     s = settings or load_settings()
     with _stores_lock:
-        st = _stores.get(s.data_dir)
+        st = _stores.get(s)
         if st is None:
-            st = _stores[s.data_dir] = JobStore(s)
+            st = _stores[s] = JobStore(s)
         return st
 
 
@@ -562,12 +1086,13 @@ def get(job_id: str) -> Job:
     return store().get(job_id)
 
 
-def list_jobs(limit: int = 200, user: str | None = None) -> list[Job]:
-    return store().list(limit=limit, user=user)
+def list_jobs(limit: int = 200, user: str | None = None,
+              status: JobStatus | Iterable[JobStatus] | None = None) -> list[Job]:
+    return store().list(limit=limit, user=user, status=status)
 
 
-def cancel(job_id: str) -> Job:
-    return store().cancel(job_id)
+def cancel(job_id: str, by: str | None = None) -> Job:
+    return store().cancel(job_id, by=by)
 
 
 def wait(job_id: str, timeout: float = 600) -> Job:
@@ -582,50 +1107,90 @@ def put_artifact(source: Any) -> tuple[str, int]:
     return store().put_artifact(source)
 
 
-class _ThreadConsumer:
-    """A Huey consumer run from any thread (Huey's own installs signal
-    handlers, which only the main thread may do)."""
+class Consumer:
+    """Huey workers run from any thread of this process (Huey's own consumer
+    installs signal handlers, which only the main thread may do; the caller
+    handles signals). Each job's TensorFlow work runs in its own limited child
+    process. Also keeps the heartbeat of its running jobs and re-queues the
+    jobs of dead consumers (``JobStore.recover``)."""
 
     def __init__(self, st: JobStore, workers: int, warm: bool) -> None:
-        from huey.consumer import Consumer
+        from huey.consumer import Consumer as HueyConsumer
 
-        class _Consumer(Consumer):  # type: ignore[misc]
+        class _Consumer(HueyConsumer):  # type: ignore[misc]
             def _set_signal_handlers(self) -> None:
-                if threading.current_thread() is threading.main_thread():
-                    super()._set_signal_handlers()
+                pass
 
-        h = st.huey
+        self.store = st
+        self.id = f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+        self.pool: Any = None
+        s = st.settings
         if warm:
             from core.worker import WarmPool, WorkerLimits
 
-            s = st.settings
-            h._tflite_pool = WarmPool(
+            self.pool = WarmPool(
                 size=max(1, workers),
-                limits=WorkerLimits(s.timeout_s, s.memory_mb << 20, 4 << 30),
+                limits=WorkerLimits(s.timeout_s, s.memory_mb << 20, s.file_mb << 20),
                 log_dir=st.root / "worker-logs",
             )
-            threading.Thread(target=h._tflite_pool.fill, daemon=True).start()
-        self.consumer = _Consumer(h, workers=workers, worker_type="thread", periodic=False,
-                                  initial_delay=0.05, max_delay=0.5, backoff=1.1,
-                                  check_worker_health=False)
-        self.store = st
+        self.consumer = _Consumer(st.huey, workers=max(1, workers), worker_type="thread",
+                                  periodic=False, initial_delay=0.05, max_delay=0.5,
+                                  backoff=1.15, check_worker_health=False)
+        self._beat = threading.Thread(target=self._heartbeat, name="tflite-studio-heartbeat",
+                                      daemon=True)
+
+    def _heartbeat(self) -> None:
+        s = self.store.settings
+        beat = max(0.5, s.lease_s / 6)
+        next_reap = time.monotonic() + s.lease_s / 2
+        while not self.stopping.wait(beat):
+            try:
+                with self.store._db() as db:
+                    db.execute("UPDATE jobs SET heartbeat_at=? WHERE worker=? AND status=?",
+                               (time.time(), self.id, JobStatus.RUNNING.value))
+                if time.monotonic() >= next_reap:
+                    next_reap = time.monotonic() + s.lease_s / 2
+                    self.store.recover(me=self.id)
+            except Exception:  # noqa: BLE001  (a locked database must not end the heartbeat)
+                log.exception("heartbeat")
 
     def start(self) -> None:
-        self.store.recover()
+        if self.store.consumer is not None:
+            raise RuntimeError("A consumer is already running for this data folder "
+                               "in this process.")
+        self.store.consumer = self
+        if self.pool is not None:
+            threading.Thread(target=self.pool.fill, daemon=True).start()
+        self.store.recover(me=self.id)
         self.consumer.start()
+        self._beat.start()
+        log.info("consumer %s: %d workers on %s", self.id, self.consumer.workers,
+                 self.store.root)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop taking jobs; jobs running here are stopped and re-queued (they
+        run again on the next start, or on another machine's worker)."""
+        self.stopping.set()
         self.consumer.stop(graceful=False)
-        pool = getattr(self.store.huey, "_tflite_pool", None)
-        if pool is not None:
-            pool.close()
+        end = time.monotonic() + timeout
+        for _, t in self.consumer.worker_threads:
+            t.join(max(0.0, end - time.monotonic()))
+        self.consumer.scheduler.join(max(0.0, end - time.monotonic()))
+        if self.pool is not None:
+            self.pool.close()
+        if self.store.consumer is self:
+            self.store.consumer = None
+
+
+_ThreadConsumer = Consumer  # the name used before
 
 
 def start_consumer(settings: Settings | None = None, workers: int | None = None,
-                   warm: bool = True) -> _ThreadConsumer:
+                   warm: bool = True) -> Consumer:
     """Start Huey workers in this process (threads; each job's TensorFlow work
     runs in its own limited child process)."""
     st = store(settings)
-    c = _ThreadConsumer(st, workers if workers is not None else st.settings.workers, warm)
+    c = Consumer(st, workers if workers is not None else st.settings.workers, warm)
     c.start()
     return c

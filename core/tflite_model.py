@@ -46,6 +46,7 @@ __all__ = [
     "ConversionMetadata",
     "ModelInfo",
     "read_model",
+    "builtin_op_name",
     "FILE_IDENTIFIER",
 ]
 
@@ -293,24 +294,28 @@ def _vec_struct(fmt: str, n: int) -> struct.Struct:
     return struct.Struct(f"<{n}{fmt}")
 
 
+_HH = struct.Struct("<HH").unpack_from
+
+
 class _Buf:
     """Bounds-checked FlatBuffer access over a memoryview.
 
-    A table is read once into ``(pos, field_offsets)``; fields are then read by
-    slot number. Every position is checked against ``n`` before use.
+    ``table(pos)`` checks a table and its vtable once and returns the absolute
+    position of every field (0 when absent); fields are then read by slot
+    number. Every position is checked against ``n`` before it is read.
     """
 
-    __slots__ = ("mv", "n", "tables", "budget")
+    __slots__ = ("mv", "n", "tables", "budget", "vtables")
 
     def __init__(self, mv: memoryview, budget: int) -> None:
         self.mv = mv
         self.n = len(mv)
         self.tables = 0
         self.budget = budget  # bytes of strings/vectors we may still decode
+        self.vtables: dict[int, tuple[tuple[int, ...], int]] = {}  # writers share vtables
 
-    def _need(self, pos: int, size: int, what: str) -> None:
-        if pos < 0 or pos + size > self.n:
-            raise _Corrupt(f"{what} at byte {pos} runs past the end of the data ({self.n} bytes)")
+    def _past_end(self, what: str, pos: int) -> _Corrupt:
+        return _Corrupt(f"{what} at byte {pos} runs past the end of the data ({self.n} bytes)")
 
     def _spend(self, amount: int, what: str) -> None:
         self.budget -= amount
@@ -318,80 +323,98 @@ class _Buf:
             raise _Corrupt(f"{what}: the file refers to the same data far more often than a model can")
 
     def uoffset(self, pos: int, what: str) -> int:
-        self._need(pos, 4, what)
+        if pos < 0 or pos + 4 > self.n:
+            raise self._past_end(what, pos)
         target = pos + _U32(self.mv, pos)[0]
         if target >= self.n:
             raise _Corrupt(f"{what}: offset at byte {pos} points past the end of the data")
         return target
 
-    def table(self, pos: int, what: str) -> tuple[int, tuple[int, ...]]:
+    def table(self, pos: int, what: str) -> tuple[int, ...]:
+        n = self.n
         self.tables += 1
         if self.tables > _MAX_TABLES:
             raise _Corrupt(f"{what}: more than {_MAX_TABLES} tables")
-        self._need(pos, 4, what)
+        if pos < 0 or pos + 4 > n:
+            raise self._past_end(what, pos)
         vt = pos - _I32(self.mv, pos)[0]
-        self._need(vt, 4, f"{what} vtable")
-        vt_size, obj_size = struct.unpack_from("<HH", self.mv, vt)
-        if vt_size < 4 or vt_size & 1:
-            raise _Corrupt(f"{what}: vtable at byte {vt} has an invalid size {vt_size}")
-        self._need(vt, vt_size, f"{what} vtable")
-        self._need(pos, max(obj_size, 4), what)
-        nfields = (vt_size - 4) >> 1
-        fields = _vec_struct("H", nfields).unpack_from(self.mv, vt + 4) if nfields else ()
-        return pos, fields
+        hit = self.vtables.get(vt)
+        if hit is None:
+            if vt < 0 or vt + 4 > n:
+                raise self._past_end(f"{what} vtable", vt)
+            vt_size, obj_size = _HH(self.mv, vt)
+            if vt_size < 4 or vt_size & 1 or vt + vt_size > n:
+                raise _Corrupt(f"{what}: vtable at byte {vt} is invalid (size {vt_size})")
+            nf = (vt_size - 4) >> 1
+            hit = self.vtables[vt] = (_vec_struct("H", nf).unpack_from(self.mv, vt + 4) if nf else (), obj_size)
+        fields, obj_size = hit
+        if pos + obj_size > n:
+            raise _Corrupt(f"{what}: table at byte {pos} ({obj_size} bytes) runs past the end of the data")
+        return tuple([pos + f if f else 0 for f in fields])
 
-    @staticmethod
-    def slot(tab: tuple[int, tuple[int, ...]], i: int) -> int:
-        fields = tab[1]
-        if i < len(fields) and fields[i]:
-            return tab[0] + fields[i]
-        return 0
-
-    def scalar(self, tab, i: int, unpack, size: int, default, what: str):
-        p = self.slot(tab, i)
+    def scalar(self, fa: tuple[int, ...], i: int, unpack, size: int, default, what: str):
+        p = fa[i] if i < len(fa) else 0
         if not p:
             return default
-        self._need(p, size, what)
+        if p + size > self.n:
+            raise self._past_end(what, p)
         return unpack(self.mv, p)[0]
 
-    def vector(self, tab, i: int, elem_size: int, what: str) -> tuple[int, int] | None:
+    def vector(self, fa: tuple[int, ...], i: int, elem_size: int, what: str) -> tuple[int, int] | None:
         """(start, length) of a vector field, or None when absent."""
-        p = self.slot(tab, i)
+        p = fa[i] if i < len(fa) else 0
         if not p:
             return None
-        v = self.uoffset(p, what)
-        self._need(v, 4, what)
-        length = _U32(self.mv, v)[0]
-        if length * elem_size > self.n - v - 4:
-            raise _Corrupt(f"{what}: vector of {length} elements is longer than the file")
+        n, mv = self.n, self.mv
+        if p + 4 > n:
+            raise self._past_end(what, p)
+        v = p + _U32(mv, p)[0]
+        if v + 4 > n:
+            raise self._past_end(what, v)
+        length = _U32(mv, v)[0]
+        if length * elem_size > n - v - 4:
+            raise _Corrupt(f"{what}: vector of {length} elements at byte {v} is longer than the file")
         return v + 4, length
 
-    def ints(self, tab, i: int, fmt: str, size: int, what: str) -> tuple[int, ...] | None:
-        vec = self.vector(tab, i, size, what)
+    def ints(self, fa: tuple[int, ...], i: int, fmt: str, size: int, what: str) -> tuple[int, ...] | None:
+        vec = self.vector(fa, i, size, what)
         if vec is None:
             return None
         start, length = vec
         if not length:
             return ()
-        self._spend(length * size, what)
+        self.budget -= length * size
+        if self.budget < 0:
+            self._spend(0, what)
         return _vec_struct(fmt, length).unpack_from(self.mv, start)
 
-    def string(self, tab, i: int, what: str) -> str | None:
-        vec = self.vector(tab, i, 1, what)
+    def string(self, fa: tuple[int, ...], i: int, what: str) -> str | None:
+        vec = self.vector(fa, i, 1, what)
         if vec is None:
             return None
         start, length = vec
         length = min(length, _MAX_STRING)
         self._spend(length, what)
-        return bytes(self.mv[start : start + length]).decode("utf-8", "replace")
+        return str(self.mv[start : start + length], "utf-8", "replace")
 
-    def tables_of(self, tab, i: int, what: str) -> list[tuple[int, tuple[int, ...]]]:
-        vec = self.vector(tab, i, 4, what)
+    def tables_of(self, fa: tuple[int, ...], i: int, what: str) -> list[tuple[int, ...]]:
+        vec = self.vector(fa, i, 4, what)
         if vec is None:
             return []
         start, length = vec
         self._spend(length * 4, what)
-        return [self.table(self.uoffset(start + 4 * k, what), f"{what}[{k}]") for k in range(length)]
+        # Offsets are relative to their own slot; the slots lie inside the vector.
+        positions = [start + 4 * k + off for k, off in enumerate(_vec_struct("I", length).unpack_from(self.mv, start))]
+        if len(set(positions)) != length:
+            # Writers never share a table between entries; a crafted file would
+            # use it to turn a few bytes into millions of objects.
+            raise _Corrupt(f"{what}: several entries point to the same table")
+        table = self.table
+        return [table(p, what) for p in positions]
+
+
+def _slot(fa: tuple[int, ...], i: int) -> int:
+    return fa[i] if i < len(fa) else 0
 
 
 class _SafeTable(flatbuffers.table.Table):
@@ -426,17 +449,21 @@ class _SafeTable(flatbuffers.table.Table):
 
 @lru_cache(maxsize=None)
 def _option_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
-    """(snake_name, scalar_accessor, vector_accessor) for a generated options class."""
+    """(name, accessor, as_numpy) per field of a generated options class.
+
+    Scalars and strings have ``as_numpy is False``; vectors pass their
+    ``XLength`` accessor and ``XAsNumpy`` (None for vectors of tables).
+    """
     out = []
     members = vars(cls)
     for name, fn in members.items():
-        if name.startswith("_") or name == "Init" or not callable(fn) or isinstance(fn, classmethod):
-            continue
         code = getattr(fn, "__code__", None)
-        if code is None or name.endswith(("Length", "IsNone", "AsNumpy")):
+        if code is None or name.startswith("_") or name == "Init":
+            continue
+        if name.endswith(("Length", "IsNone", "AsNumpy")):
             continue
         if code.co_argcount == 1:
-            out.append((name, fn, None))
+            out.append((name, fn, False))
         elif code.co_argcount == 2 and f"{name}Length" in members:
             out.append((name, members[f"{name}Length"], members.get(f"{name}AsNumpy")))
     return tuple(out)
@@ -451,65 +478,157 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
-_SNAKE: dict[str, str] = {}
+_FLAG_FORMATS = {
+    "BoolFlags": ("?", 1),
+    "Int8Flags": ("b", 1),
+    "Uint8Flags": ("B", 1),
+    "Int16Flags": ("h", 2),
+    "Uint16Flags": ("H", 2),
+    "Int32Flags": ("i", 4),
+    "Uint32Flags": ("I", 4),
+    "Int64Flags": ("q", 8),
+    "Uint64Flags": ("Q", 8),
+    "Float32Flags": ("f", 4),
+    "Float64Flags": ("d", 8),
+}
+
+
+def _field_layout(fn, length_fn) -> tuple | None:
+    """(kind, slot, fmt, size, default) read off a generated accessor's code.
+
+    The generated accessors are uniform: ``self._tab.Offset(<voffset>)`` then a
+    typed ``Get``/``String``/``Vector``. Reading that once lets us decode options
+    with one vtable lookup instead of one per field. None means "unrecognised".
+    """
+    code = (length_fn or fn).__code__
+    ints = [c for c in code.co_consts if type(c) is int]
+    if not ints or ints[0] < 4 or ints[0] & 1:
+        return None
+    slot = (ints[0] - 4) >> 1
+    names = set(fn.__code__.co_names)
+    if "Indirect" in names or "Union" in names or "Init" in names:
+        return None  # nested tables: not part of the summary
+    flags = [n for n in names if n in _FLAG_FORMATS]
+    if length_fn is not None:
+        if len(flags) != 1:
+            return None
+        fmt, size = _FLAG_FORMATS[flags[0]]
+        return ("vector", slot, fmt, size, None)
+    if "String" in names:
+        return ("string", slot, "", 0, None)
+    if len(flags) != 1 or "Get" not in names:
+        return None
+    fmt, size = _FLAG_FORMATS[flags[0]]
+    consts = fn.__code__.co_consts
+    default = consts[3] if len(consts) > 3 else (False if fmt == "?" else 0)
+    return ("scalar", slot, fmt, size, default)
+
+
+@lru_cache(maxsize=None)
+def _option_layouts(cls: type) -> tuple[tuple, ...] | None:
+    out = []
+    for name, accessor, as_numpy in _option_fields(cls):
+        layout = _field_layout(accessor, None) if as_numpy is False else _field_layout(vars(cls)[name], accessor)
+        if layout is None:
+            return None  # fall back to the generated accessors for this class
+        kind, slot, fmt, size, default = layout
+        unpack = struct.Struct("<" + fmt).unpack_from if kind == "scalar" else None
+        out.append((_snake(name), kind, slot, fmt, size, default, unpack, _OPTION_ENUMS.get(name)))
+    return tuple(out)
 
 
 def _read_options(buf: _Buf, pos: int, cls: type) -> dict[str, Any]:
-    buf.table(pos, "operator options")  # checks the table and its vtable first
+    tab = buf.table(pos, "operator options")
+    layouts = _option_layouts(cls)
+    if layouts is None:
+        return _read_options_generated(buf, pos, cls)
+    result: dict[str, Any] = {}
+    nf, n, mv = len(tab), buf.n, buf.mv
+    for key, kind, slot, fmt, size, default, unpack, enum_names in layouts:
+        if kind == "scalar":
+            p = tab[slot] if slot < nf else 0
+            if not p:
+                value = default
+            elif p + size > n:
+                raise buf._past_end(key, p)
+            else:
+                value = unpack(mv, p)[0]
+            if enum_names is not None:
+                value = enum_names.get(value, value)
+        elif kind == "string":
+            value = buf.string(tab, slot, key)
+            if value is None:
+                continue
+        else:
+            vec = buf.vector(tab, slot, size, key)
+            if not vec or not vec[1]:
+                continue
+            if vec[1] > _MAX_OPTION_VECTOR:
+                value = f"[{vec[1]} values]"
+            else:
+                value = list(_vec_struct(fmt, vec[1]).unpack_from(buf.mv, vec[0]))
+        result[key] = value
+    return result
+
+
+def _read_options_generated(buf: _Buf, pos: int, cls: type) -> dict[str, Any]:
     obj = cls()
     obj._tab = _SafeTable(buf.mv, pos)
     result: dict[str, Any] = {}
-    for name, scalar, as_numpy in _option_fields(cls):
-        key = _SNAKE.get(name) or _SNAKE.setdefault(name, _snake(name))
-        if as_numpy is None:
-            value = scalar(obj)
+    for name, accessor, as_numpy in _option_fields(cls):
+        if as_numpy is False:
+            value = accessor(obj)
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             elif name in _OPTION_ENUMS and isinstance(value, int):
                 value = _OPTION_ENUMS[name].get(value, value)
-            elif not isinstance(value, (int, float, bool, str)):
-                continue  # nested tables/structs: not part of the summary
+            elif not isinstance(value, (int, float, str)):
+                continue  # nested tables/structs are not part of the summary
         else:
-            length = scalar(obj)
-            if length == 0:
+            length = accessor(obj)
+            if not length:
                 continue
             if length > _MAX_OPTION_VECTOR or as_numpy is None:
                 value = f"[{length} values]"
             else:
-                arr = as_numpy(obj)
-                value = arr.tolist() if hasattr(arr, "tolist") else arr
-        result[key] = value
+                value = as_numpy(obj).tolist()
+        result[_snake_name(name)] = value
     return result
+
+
+@lru_cache(maxsize=None)
+def _snake_name(name: str) -> str:
+    return _snake(name)
 
 
 # ------------------------------------------------------------------ model walk
 
 
-def _decode_quantization(buf: _Buf, tab, what: str) -> Quantization | None:
-    scales = buf.ints(tab, 2, "f", 4, f"{what} scales") or ()
-    zero_points = buf.ints(tab, 3, "q", 8, f"{what} zero points") or ()
-    qmin = buf.ints(tab, 0, "f", 4, f"{what} min") or ()
-    qmax = buf.ints(tab, 1, "f", 4, f"{what} max") or ()
-    details_type = buf.scalar(tab, 4, _U8, 1, 0, what)
-    qdim = buf.scalar(tab, 6, _I32, 4, 0, what)
+def _decode_quantization(buf: _Buf, tab) -> Quantization | None:
+    scales = buf.ints(tab, 2, "f", 4, "quantization scales") or ()
+    zero_points = buf.ints(tab, 3, "q", 8, "quantization zero points") or ()
+    qmin = buf.ints(tab, 0, "f", 4, "quantization min") or ()
+    qmax = buf.ints(tab, 1, "f", 4, "quantization max") or ()
+    details_type = buf.scalar(tab, 4, _U8, 1, 0, "quantization details")
+    qdim = buf.scalar(tab, 6, _I32, 4, 0, "quantized dimension")
     if not (scales or zero_points or qmin or qmax or details_type):
         return None  # the converter writes empty tables for float tensors
     return Quantization(
-        scales=tuple(scales),
-        zero_points=tuple(zero_points),
+        scales=scales,
+        zero_points=zero_points,
         quantized_dimension=qdim,
-        min=tuple(qmin),
-        max=tuple(qmax),
+        min=qmin,
+        max=qmax,
         details=_QUANT_DETAILS.get(details_type) if details_type else None,
     )
 
 
-def _decode_sparsity(buf: _Buf, tab, what: str) -> Sparsity:
-    order = buf.ints(tab, 0, "i", 4, f"{what} traversal order") or ()
-    block_map = buf.ints(tab, 1, "i", 4, f"{what} block map") or ()
+def _decode_sparsity(buf: _Buf, tab) -> Sparsity:
+    order = buf.ints(tab, 0, "i", 4, "sparsity traversal order") or ()
+    block_map = buf.ints(tab, 1, "i", 4, "sparsity block map") or ()
     formats = tuple(
-        _DIM_TYPES.get(buf.scalar(dim, 0, _I8, 1, 0, what), "UNKNOWN")
-        for dim in buf.tables_of(tab, 2, f"{what} dim metadata")
+        _DIM_TYPES.get(buf.scalar(dim, 0, _I8, 1, 0, "sparsity dim"), "UNKNOWN")
+        for dim in buf.tables_of(tab, 2, "sparsity dim metadata")
     )
     return Sparsity(tuple(order), tuple(block_map), formats)
 
@@ -573,95 +692,121 @@ def _op_codes(buf: _Buf, model) -> list[tuple[str, OpKind, int, int]]:
 
 
 def _check_indices(indices, limit: int, what: str) -> tuple[int, ...]:
-    for t in indices:
-        if t < -1 or t >= limit:
-            raise _Corrupt(f"{what} refers to tensor {t}, but the subgraph has {limit} tensors")
+    if indices and (min(indices) < -1 or max(indices) >= limit):
+        bad = next(t for t in indices if t < -1 or t >= limit)
+        raise _Corrupt(f"{what} refers to tensor {bad}, but the subgraph has {limit} tensors")
     return tuple(indices)
 
 
-def _subgraph(buf: _Buf, s: int, sg, codes, buffers, check_zero: bool) -> SubgraphInfo:
-    what = f"subgraph {s}"
+def _tensors(buf: _Buf, s: int, sg, buffers) -> list[TensorInfo]:
     mv = buf.mv
+    n_buffers = len(buffers)
+    scalar, ints, table, uoffset = buf.scalar, buf.ints, buf.table, buf.uoffset
     tensors: list[TensorInfo] = []
-    for k, t in enumerate(buf.tables_of(sg, 0, f"{what} tensors")):
-        tw = f"{what} tensor {k}"
-        shape = buf.ints(t, 0, "i", 4, f"{tw} shape")
-        dtype_code = buf.scalar(t, 1, _I8, 1, 0, tw)
-        dtype = _TENSOR_TYPES.get(dtype_code, f"UNKNOWN_TYPE_{dtype_code}")
-        b = buf.scalar(t, 2, _U32, 4, 0, tw)
-        if b and b >= len(buffers):
-            raise _Corrupt(f"{tw} refers to buffer {b}, but the model has {len(buffers)} buffers")
-        size, start, _external = buffers[b] if b < len(buffers) else (0, None, False)
-        qtab = buf.slot(t, 4)
-        quant = None
-        if qtab:
-            quant = _decode_quantization(buf, buf.table(buf.uoffset(qtab, tw), tw), f"{tw} quantization")
-        stab = buf.slot(t, 6)
-        sparsity = _decode_sparsity(buf, buf.table(buf.uoffset(stab, tw), tw), f"{tw} sparsity") if stab else None
-        sig = buf.ints(t, 7, "i", 4, f"{tw} shape signature")
-        tensors.append(
-            TensorInfo(
-                subgraph=s,
-                index=k,
-                name=buf.string(t, 3, tw) or "",
-                shape=tuple(shape or ()),
-                shape_signature=tuple(sig) if sig is not None else None,
-                dtype=dtype,
-                buffer=b,
-                bytes=size,
-                is_variable=bool(buf.scalar(t, 5, _U8, 1, 0, tw)),
-                quantization=quant,
-                sparsity=sparsity,
-                has_rank=bool(buf.scalar(t, 8, _U8, 1, 0, tw)) or shape is not None,
-                values=_preview(mv, dtype, start, size) if start is not None else None,
+    append = tensors.append
+    k = -1
+    try:
+        for k, t in enumerate(buf.tables_of(sg, 0, "tensor list")):
+            shape = ints(t, 0, "i", 4, "shape")
+            dtype_code = scalar(t, 1, _I8, 1, 0, "type")
+            dtype = _TENSOR_TYPES.get(dtype_code) or f"UNKNOWN_TYPE_{dtype_code}"
+            b = scalar(t, 2, _U32, 4, 0, "buffer index")
+            if b >= n_buffers:
+                if b:
+                    raise _Corrupt(f"refers to buffer {b}, but the model has {n_buffers} buffers")
+                size, start = 0, None
+            else:
+                size, start, _external = buffers[b]
+            nf = len(t)
+            qpos = t[4] if nf > 4 else 0
+            quant = _decode_quantization(buf, table(uoffset(qpos, "quantization"), "quantization")) if qpos else None
+            spos = t[6] if nf > 6 else 0
+            sparsity = _decode_sparsity(buf, table(uoffset(spos, "sparsity"), "sparsity")) if spos else None
+            sig = ints(t, 7, "i", 4, "shape signature")
+            append(
+                TensorInfo(
+                    subgraph=s,
+                    index=k,
+                    name=buf.string(t, 3, "name") or "",
+                    shape=shape or (),
+                    shape_signature=sig,
+                    dtype=dtype,
+                    buffer=b,
+                    bytes=size,
+                    is_variable=bool(scalar(t, 5, _U8, 1, 0, "is_variable")),
+                    quantization=quant,
+                    sparsity=sparsity,
+                    has_rank=shape is not None or bool(scalar(t, 8, _U8, 1, 0, "has_rank")),
+                    values=_preview(mv, dtype, start, size) if start is not None else None,
+                )
             )
-        )
-    n_tensors = len(tensors)
+    except _Corrupt as e:
+        raise _Corrupt(f"subgraph {s} tensor {k + 1 if k < 0 else k}: {e}") from None
+    return tensors
+
+
+def _operators(buf: _Buf, s: int, sg, codes, n_tensors: int) -> list[OperatorInfo]:
+    scalar, ints = buf.scalar, buf.ints
+    n_codes = len(codes)
     operators: list[OperatorInfo] = []
-    for k, o in enumerate(buf.tables_of(sg, 3, f"{what} operators")):
-        ow = f"{what} operator {k}"
-        idx = buf.scalar(o, 0, _U32, 4, 0, ow)
-        if idx >= len(codes):
-            raise _Corrupt(f"{ow} uses operator code {idx}, but the model has {len(codes)}")
-        name, kind, version, code = codes[idx]
-        inputs = _check_indices(buf.ints(o, 1, "i", 4, f"{ow} inputs") or (), n_tensors, ow)
-        outputs = _check_indices(buf.ints(o, 2, "i", 4, f"{ow} outputs") or (), n_tensors, ow)
-        options: dict[str, Any] = {}
-        options_type = None
-        for type_slot, table_slot, names in ((3, 4, _OPTIONS), (11, 12, _OPTIONS2)):
-            otype = buf.scalar(o, type_slot, _U8, 1, 0, ow)
-            opos = buf.slot(o, table_slot)
-            if otype and opos:
-                options_type = names.get(otype)
-                cls = getattr(_schema, options_type, None) if options_type else None
-                if cls is not None:
-                    options = _read_options(buf, buf.uoffset(opos, ow), cls)
-                break
-        custom = buf.vector(o, 5, 1, f"{ow} custom options")
-        custom_bytes = custom[1] if custom else buf.scalar(o, 10, _U64, 8, 0, ow)
-        act = options.get("fused_activation_function")
-        operators.append(
-            OperatorInfo(
-                subgraph=s,
-                index=k,
-                opcode_index=idx,
-                name=name,
-                kind=kind,
-                version=version,
-                builtin_code=code,
-                inputs=inputs,
-                outputs=outputs,
-                options_type=options_type,
-                options=options,
-                fused_activation=act if isinstance(act, str) else None,
-                custom_options_bytes=custom_bytes,
+    append = operators.append
+    k = -1
+    try:
+        for k, o in enumerate(buf.tables_of(sg, 3, "operator list")):
+            idx = scalar(o, 0, _U32, 4, 0, "opcode index")
+            if idx >= n_codes:
+                raise _Corrupt(f"uses operator code {idx}, but the model has {n_codes}")
+            name, kind, version, code = codes[idx]
+            inputs = _check_indices(ints(o, 1, "i", 4, "inputs") or (), n_tensors, "inputs")
+            outputs = _check_indices(ints(o, 2, "i", 4, "outputs") or (), n_tensors, "outputs")
+            options: dict[str, Any] = {}
+            options_type = None
+            for type_slot, table_slot, names in ((3, 4, _OPTIONS), (11, 12, _OPTIONS2)):
+                otype = scalar(o, type_slot, _U8, 1, 0, "options type")
+                opos = _slot(o, table_slot)
+                if otype and opos:
+                    options_type = names.get(otype)
+                    cls = getattr(_schema, options_type, None) if options_type else None
+                    if cls is not None:
+                        options = _read_options(buf, buf.uoffset(opos, "options"), cls)
+                    break
+            custom_bytes = 0
+            if kind is not OpKind.BUILTIN:
+                custom = buf.vector(o, 5, 1, "custom options")
+                custom_bytes = custom[1] if custom else scalar(o, 10, _U64, 8, 0, "custom options size")
+            act = options.get("fused_activation_function")
+            append(
+                OperatorInfo(
+                    subgraph=s,
+                    index=k,
+                    opcode_index=idx,
+                    name=name,
+                    kind=kind,
+                    version=version,
+                    builtin_code=code,
+                    inputs=inputs,
+                    outputs=outputs,
+                    options_type=options_type,
+                    options=options,
+                    fused_activation=act if isinstance(act, str) else None,
+                    custom_options_bytes=custom_bytes,
+                )
             )
-        )
+    except _Corrupt as e:
+        raise _Corrupt(f"subgraph {s} operator {max(k, 0)}: {e}") from None
+    return operators
+
+
+def _subgraph(buf: _Buf, s: int, sg, codes, buffers) -> SubgraphInfo:
+    what = f"subgraph {s}"
+    tensors = _tensors(buf, s, sg, buffers)
+    n_tensors = len(tensors)
+    operators = _operators(buf, s, sg, codes, n_tensors)
     return SubgraphInfo(
         index=s,
         name=buf.string(sg, 4, what) or "",
-        inputs=_check_indices(buf.ints(sg, 1, "i", 4, f"{what} inputs") or (), n_tensors, what),
-        outputs=_check_indices(buf.ints(sg, 2, "i", 4, f"{what} outputs") or (), n_tensors, what),
+        inputs=_check_indices(buf.ints(sg, 1, "i", 4, f"{what} inputs") or (), n_tensors, f"{what} inputs"),
+        outputs=_check_indices(buf.ints(sg, 2, "i", 4, f"{what} outputs") or (), n_tensors, f"{what} outputs"),
         tensors=tuple(tensors),
         operators=tuple(operators),
     )
@@ -671,7 +816,7 @@ def _conversion_metadata(mv: memoryview) -> ConversionMetadata | None:
     """Parse conversion_metadata.fbs by hand (its generated module ships only in TF)."""
     buf = _Buf(mv, budget=4 * len(mv) + 1024)
     root = buf.table(buf.uoffset(0, "conversion metadata"), "conversion metadata")
-    env_pos, opt_pos = buf.slot(root, 0), buf.slot(root, 1)
+    env_pos, opt_pos = _slot(root, 0), _slot(root, 1)
     version = None
     api_version = model_hash = 0
     model_type = "NONE"
@@ -714,7 +859,7 @@ def _parse(mv: memoryview, check_zeros: bool) -> ModelInfo:
     codes = _op_codes(buf, model)
     buffers = _buffer_views(buf, model)
     subgraphs = tuple(
-        _subgraph(buf, s, sg, codes, buffers, check_zeros)
+        _subgraph(buf, s, sg, codes, buffers)
         for s, sg in enumerate(buf.tables_of(model, 2, "subgraphs"))
     )
     metadata: list[MetadataEntry] = []
@@ -822,8 +967,8 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview, 
     try:
         return _parse_guarded(mv, label, check_zeros)
     finally:
-        mv.release()
         try:
+            mv.release()
             mm.close()
         except BufferError:
             pass  # a view survives in an exception frame; the GC unmaps it later

@@ -16,8 +16,8 @@ Models built (function -> files):
 
 - ``build_digits``          -> digits_classifier.zip, digits_classifier.keras,
                                digits_calibration.npz, digits_eval.npz
-- ``build_sequence_lstm``   -> sequence_lstm.zip, sequence_calibration.npz,
-                               sequence_eval.npz
+- ``build_sequence_lstm``   -> sequence_lstm.zip, sequence_lstm_keras3.zip,
+                               sequence_calibration.npz, sequence_eval.npz
 - ``build_select_tf_ops``   -> select_tf_ops.zip, select_tf_ops_calibration.npz
 - ``build_multi_signature`` -> multi_signature.zip, iris_calibration.npz
 """
@@ -53,12 +53,13 @@ EMBED = 8
 UNITS = 16
 MARKER_TOKEN = 7
 
-# Conversion settings checked for every SavedModel (name -> description).
+# Conversion settings checked for every SavedModel (name -> description); the
+# names are the preset values of core.options.Preset.
 SETTINGS = {
     "float32": "no optimization",
     "float16": "optimizations=[DEFAULT], supported_types=[float16]",
-    "dynamic_range": "optimizations=[DEFAULT]",
-    "int8_fallback": "optimizations=[DEFAULT] + representative_dataset (float fallback)",
+    "dynamic": "optimizations=[DEFAULT]",
+    "int8-float-io": "optimizations=[DEFAULT] + representative_dataset (float fallback)",
     "int8": (
         "optimizations=[DEFAULT] + representative_dataset, supported_ops=[TFLITE_BUILTINS_INT8], "
         "inference_input_type=inference_output_type=int8"
@@ -67,6 +68,19 @@ SETTINGS = {
         "optimizations=[DEFAULT] + representative_dataset, "
         "supported_ops=[EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]"
     ),
+}
+
+
+# Additional (setting, suffix) conversions for some files. "+select_tf_ops" adds
+# SELECT_TF_OPS to supported_ops; "+no_tensor_list_lowering" also sets
+# converter._experimental_lower_tensor_list_ops = False.
+EXTRA_VARIANTS = {
+    "select_tf_ops.zip": [(s, "+select_tf_ops") for s in SETTINGS],
+    "sequence_lstm_keras3.zip": [
+        ("float32", "+select_tf_ops"),
+        ("float32", "+select_tf_ops+no_tensor_list_lowering"),
+        ("dynamic", "+select_tf_ops+no_tensor_list_lowering"),
+    ],
 }
 
 
@@ -387,6 +401,12 @@ def build_sequence_lstm(out: Path, work: Path) -> list[dict[str, Any]]:
     tf.saved_model.save(module, str(sm), signatures={"serving_default": module.serve})
     _zip_dir(sm, out / "sequence_lstm.zip", "sequence_lstm")
 
+    # The same trained model as Keras 3 exports it: LSTM as a while loop over
+    # tensor lists, dynamic batch. Kept as the realistic "LSTM fails" case.
+    sm_keras = work / "sequence_lstm_keras3"
+    model.export(str(sm_keras), format="tf_saved_model", verbose=False)
+    _zip_dir(sm_keras, out / "sequence_lstm_keras3.zip", "sequence_lstm_keras3")
+
     calib = x_train[:200]
     calib_arrays = _save_npz(out / "sequence_calibration.npz", tokens=calib)
     eval_arrays = _save_npz(out / "sequence_eval.npz", tokens=x_test, labels=y_test)
@@ -411,6 +431,21 @@ def build_sequence_lstm(out: Path, work: Path) -> list[dict[str, Any]]:
             ),
             calibration="sequence_calibration.npz", eval="sequence_eval.npz",
             expected={"test_accuracy": round(accuracy, 4)}, origin=origin,
+        ),
+        _model_entry(
+            out, "sequence_lstm_keras3.zip", sm_keras,
+            title="Token sequence detector, as Keras 3 exports it",
+            description=(
+                "The same trained detector saved with Keras 3's model.export and its "
+                "flexible batch size. Keras 3 writes the LSTM as a loop over tensor lists, "
+                "which the built-in TFLite ops cannot express: plain conversion fails and "
+                "the error says which switches to turn on (Select TF ops, no tensor-list "
+                "lowering). Shows a real-world conversion failure and its fix."
+            ),
+            calibration="sequence_calibration.npz", eval="sequence_eval.npz",
+            expected={"test_accuracy": round(accuracy, 4)},
+            origin={**origin, "function": "build_sequence_lstm",
+                    "export": "keras.Model.export (Keras 3 default: dynamic batch)"},
         ),
         _file_entry(
             out, "sequence_calibration.npz", "npz",
@@ -551,6 +586,23 @@ def build_multi_signature(out: Path, work: Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- conversion checks
 
 
+def _strip_loc(msg: str) -> str:
+    """Drop a leading MLIR location ``loc(...):`` from a converter message."""
+    if not msg.startswith("loc("):
+        return msg
+    depth, quoted = 0, False
+    for i, ch in enumerate(msg):
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth == 0:
+                return msg[i + 1 :].lstrip(": ").strip()
+    return msg
+
+
 def _summarize_error(exc: BaseException) -> str:
     """Short, stable form of a converter error (full text is printed by the build)."""
     text = str(exc)
@@ -561,11 +613,11 @@ def _summarize_error(exc: BaseException) -> str:
     found: list[str] = []
     for ln in lines:
         if "error:" in ln:
-            msg = ln.rsplit("error: ", 1)[-1].strip()
+            msg = _strip_loc(ln.split("error: ", 1)[1].strip())
             if msg and msg not in found:
                 found.append(msg)
-    summary = "; ".join(found) if found else (lines[0] if lines else type(exc).__name__)
-    return f"{type(exc).__name__}: {summary}"[:600]
+    summary = "; ".join(found) if found else (lines[0] if lines else "")
+    return f"{type(exc).__name__}: {summary}"[:700]
 
 
 def _representative(sigs: dict[str, Any], calib: dict[str, np.ndarray]) -> Callable[[], Iterator]:
@@ -583,10 +635,10 @@ def _representative(sigs: dict[str, Any], calib: dict[str, np.ndarray]) -> Calla
 
 
 def _convert(tf: Any, sm_dir: Path, setting: str, sigs: dict[str, Any],
-             calib: dict[str, np.ndarray] | None, select_tf_ops: bool) -> bytes:
+             calib: dict[str, np.ndarray] | None, extra: str) -> bytes:
     conv = tf.lite.TFLiteConverter.from_saved_model(str(sm_dir))
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    needs_data = setting in ("int8_fallback", "int8", "int16x8")
+    needs_data = setting in ("int8-float-io", "int8", "int16x8")
     if needs_data and calib is None:
         raise ValueError("no representative data")
     if setting != "float32":
@@ -601,8 +653,10 @@ def _convert(tf: Any, sm_dir: Path, setting: str, sigs: dict[str, Any],
         conv.inference_output_type = tf.int8
     if setting == "int16x8":
         ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    if select_tf_ops:
+    if extra.startswith("+select_tf_ops"):
         ops = ops + [tf.lite.OpsSet.SELECT_TF_OPS]
+    if extra.endswith("+no_tensor_list_lowering"):
+        conv._experimental_lower_tensor_list_ops = False
     conv.target_spec.supported_ops = ops
     return conv.convert()
 
@@ -698,6 +752,15 @@ def _ops(model: bytes) -> list[str]:
         return []
 
 
+def _tflite_signature_keys(model: bytes) -> list[str] | None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        return sorted(Interpreter(model_content=model).get_signature_list())
+    except Exception:  # noqa: BLE001 - e.g. an invalid model; reported elsewhere
+        return None
+
+
 def _flex_ops(model: bytes) -> list[str]:
     """Names of Flex (Select TF) custom ops, read from the raw FlatBuffer bytes."""
     import re
@@ -719,34 +782,30 @@ def check_conversions(out: Path, entries: list[dict[str, Any]], work: Path) -> N
         calib = dict(np.load(out / entry["calibration"])) if entry.get("calibration") else None
         eval_data = dict(np.load(out / entry["eval"])) if entry.get("eval") else None
         data = eval_data or calib or {}
-        variants = [(s, False) for s in SETTINGS]
-        if entry["file"] == "select_tf_ops.zip":
-            variants += [(s, True) for s in SETTINGS]
-        # The converter may keep fewer signatures than the SavedModel has (for a
-        # Keras `model.export` artifact it keeps `serving_default`, drops `serve`):
-        # calibrate and run with the keys of the converted model.
+        variants = [(s, "") for s in SETTINGS]
+        variants += [(s, x) for s, x in EXTRA_VARIANTS.get(entry["file"], [])]
+        # The converter may keep fewer signatures than the SavedModel has: for a
+        # Keras `model.export` artifact (signatures `serve` and `serving_default`)
+        # TFLiteConverter.from_saved_model keeps only `serving_default`.
         sigs = entry["signatures"]
-        try:
-            float_model = _convert(tf, sm_dir, "float32", sigs, calib, False)
-        except Exception:  # noqa: BLE001 - reported by the matrix below
-            pass
-        else:
-            from ai_edge_litert.interpreter import Interpreter
-
-            keys = sorted(Interpreter(model_content=float_model).get_signature_list())
-            entry["tflite_signature_keys"] = keys
-            sigs = {k: v for k, v in sigs.items() if k in keys}
+        if {"serve", "serving_default"} <= set(sigs):
+            sigs = {"serving_default": sigs["serving_default"]}
         checks: dict[str, Any] = {}
-        for setting, select in variants:
-            label = setting + ("+select_tf_ops" if select else "")
+        for setting, extra in variants:
+            label = setting + extra
             print(f"--- {entry['file']}: {label}", flush=True)
             try:
-                model = _convert(tf, sm_dir, setting, sigs, calib, select)
+                model = _convert(tf, sm_dir, setting, sigs, calib, extra)
             except Exception as exc:  # noqa: BLE001 - the message is the result
                 print(f"FAILED: {exc}", flush=True)
                 checks[label] = {"converts": False, "error": _summarize_error(exc)}
                 continue
             check = {"converts": True, "size_bytes": len(model), "ops": _ops(model)}
+            keys = _tflite_signature_keys(model)
+            if keys is not None:
+                entry.setdefault("tflite_signature_keys", keys)
+                if set(keys) != set(sigs):
+                    raise AssertionError(f"{entry['file']}: converted keys {keys} != {list(sigs)}")
             flex = _flex_ops(model)
             if flex:
                 check["flex_ops"] = flex

@@ -1,0 +1,55 @@
+"""The Streamlit pages of TFLite Studio (``app.py`` serves this script).
+
+Page config, navigation over ``pages/`` and the one error handler: every page
+runs inside ``ui.errors.run_page``, so an uncaught exception shows a plain
+message (the traceback goes to the server log only). Compare and History are
+listed only when their page files exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from ui.branding import app_icon
+from ui.errors import run_page
+
+ROOT = Path(__file__).resolve().parent
+PAGES = ROOT / "pages"
+
+st.set_page_config(
+    page_title="TFLite Studio",
+    page_icon=app_icon(),
+    layout="wide",
+    menu_items={"About": "TFLite Studio: convert TensorFlow models to TensorFlow Lite, "
+                         "look inside them and download them with a report."},
+)
+
+
+def _page(file: str, title: str, icon: str, url_path: str, **kw: object) -> st.Page | None:
+    path = PAGES / file
+    if not path.is_file():
+        return None
+    return st.Page(str(path), title=title, icon=icon, url_path=url_path, **kw)  # type: ignore[arg-type]
+
+
+pages = [
+    p
+    for p in (
+        _page("convert.py", "Convert", ":material/upload_file:", "convert", default=True),
+        _page("inspect.py", "Inspect", ":material/query_stats:", "inspect"),
+        _page("compare.py", "Compare", ":material/compare_arrows:", "compare"),
+        _page("history.py", "History", ":material/history:", "history"),
+        _page("guide.py", "Guide", ":material/menu_book:", "guide"),
+    )
+    if p is not None
+]
+
+with st.sidebar:
+    st.markdown("### :material/memory: TFLite Studio")
+    st.caption("TensorFlow → TensorFlow Lite, in the browser. Conversions run on this "
+               "server in their own process; a job keeps running if you close the tab.")
+
+page = st.navigation(pages, position="sidebar")
+run_page(page)

@@ -1,0 +1,242 @@
+"""End to end in a real headless Chromium: the README's `make run`, a sample model
+uploaded through the file uploader, two presets, the report, the Netron graph,
+the downloads — and not one request leaving 127.0.0.1.
+
+Uses Debian's /usr/bin/chromium (no browser download). Screenshots of every
+page go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import ROOT, chromium_path, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+CHROMIUM = chromium_path()
+if CHROMIUM is None:
+    pytest.skip("no system Chromium (/usr/bin/chromium); .ci/run installs it",
+                allow_module_level=True)
+
+ARTIFACTS = ROOT / "test-artifacts"
+SAMPLE = ROOT / "sample_models" / "digits_classifier.zip"
+WAIT_JOB_MS = 120_000
+
+
+def _serve_command(port: int) -> list[str]:
+    """The README's command. ``TFLITE_STUDIO_TEST_APP`` points at another entry
+    script (a patched copy of app.py) when debugging the app's wiring."""
+    override = os.environ.get("TFLITE_STUDIO_TEST_APP")
+    if override:
+        return [sys.executable, "-m", "streamlit", "run", override, "--server.port", str(port),
+                "--server.address", "127.0.0.1"]
+    # `make run` installs first when pyproject.toml changed; when its stamp is stale
+    # (pytest run by hand, not via `make test`) run what it runs after installing.
+    stale = subprocess.run(["make", "-q", ".venv/.run-stamp"], cwd=ROOT,
+                           capture_output=True).returncode != 0
+    if stale:
+        return [str(ROOT / ".venv" / "bin" / "tflite-studio"), "serve", "--port", str(port)]
+    return ["make", "run", f"PORT={port}"]
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"the app exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"the app did not answer in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("browser")
+    port = free_port()
+    env = {**os.environ, "TFLITE_STUDIO_DATA_DIR": str(tmp / "data"),
+           "TFLITE_STUDIO_WORKERS": "1", "TFLITE_STUDIO_EMBEDDED_WORKERS": "1",
+           "TFLITE_STUDIO_PASSWORD": "", "PYTHONPATH": str(ROOT)}
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(_serve_command(port), cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, log, 90)
+        yield base
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "browser-server.log").write_bytes(log.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def browser_page(server: str) -> Iterator[tuple[object, list[str]]]:
+    with playwright_sync.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      accept_downloads=True)
+        context.set_default_timeout(30_000)
+        requests: list[str] = []
+        context.on("request", lambda r: requests.append(r.url))  # pages, frames, workers
+        page = context.new_page()
+        page.on("worker", lambda w: requests.append(w.url))
+        try:
+            yield page, requests
+        finally:
+            context.close()
+            browser.close()
+
+
+_CONTENT_HEIGHT_JS = """() => Math.max(document.body.scrollHeight, ...Array.from(
+    document.querySelectorAll('[data-testid="stMain"], section, div')).filter(
+    (e) => e.scrollHeight > e.clientHeight + 4
+        && /(auto|scroll)/.test(getComputedStyle(e).overflowY)).map((e) => e.scrollHeight))"""
+
+
+def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """The whole page: Streamlit scrolls inside its main block, so the window is
+    made as tall as the content for the picture, then restored."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = min(int(page.evaluate(_CONTENT_HEIGHT_JS)) + 60, 9000)
+    if height > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": height})
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def _app_text(page, text: str, timeout: int = 30_000):  # type: ignore[no-untyped-def]
+    loc = page.get_by_text(text, exact=False).first
+    playwright_sync.expect(loc).to_be_visible(timeout=timeout)
+    return loc
+
+
+def _pick_preset(page, title: str) -> None:  # type: ignore[no-untyped-def]
+    page.locator('[data-testid="stRadio"]').get_by_text(title, exact=True).click()
+    # the explanation card follows the choice
+    playwright_sync.expect(
+        page.locator('[data-testid="stMarkdownContainer"] strong', has_text=title).first
+    ).to_be_visible()
+
+
+def _convert_and_wait(page, preset_title: str) -> None:  # type: ignore[no-untyped-def]
+    _pick_preset(page, preset_title)
+    page.get_by_role("button", name="Convert", exact=True).click()
+    page.wait_for_url("**job=*")
+    _app_text(page, f"with {preset_title}", timeout=WAIT_JOB_MS)
+
+
+def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path):
+    page, requests = browser_page
+    expect = playwright_sync.expect
+    t0 = time.monotonic()
+
+    page.goto(server + "/")
+    _app_text(page, "Convert a model to TensorFlow Lite")
+    _shot(page, "01-convert-start")
+
+    # Upload a sample through the real file uploader.
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        str(SAMPLE))
+    _app_text(page, "digits_classifier.zip · SavedModel (zip)")
+    _shot(page, "02-convert-model-chosen")
+
+    # First preset: float16.
+    _convert_and_wait(page, "Float16 weights")
+    expect(page.get_by_test_id("stMetric").first).to_be_visible()
+    _shot(page, "03-convert-done-float16")
+
+    # Second preset on the same upload: integer only (the upload's calibration is
+    # random here: the warning says so).
+    _convert_and_wait(page, "Integer only (int8 in/out)")
+    job_url = page.url
+    _shot(page, "04-convert-done-int8")
+
+    # Download the .tflite and load it in LiteRT.
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="Download .tflite").first.click()
+    d = dl.value
+    assert d.suggested_filename == "digits_classifier-int8.tflite"
+    model = tmp_path / d.suggested_filename
+    d.save_as(model)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model))
+    interp.allocate_tensors()
+    assert interp.get_input_details()[0]["dtype"].__name__ == "int8"
+
+    # The report, with charts and the Netron graph.
+    page.get_by_text("See inside the model").click()
+    page.wait_for_url("**/inspect?job=*")
+    _app_text(page, "Where it runs")
+    expect(page.locator(".js-plotly-plot").nth(3)).to_be_visible(timeout=30_000)
+    frame_el = page.locator('iframe[title^="Graph of"]')
+    frame_el.scroll_into_view_if_needed()
+    frame = page.frame_locator('iframe[title^="Graph of"]')
+    expect(frame.locator("g.node").first).to_be_attached(timeout=60_000)
+    assert frame.locator("g.node").count() >= 5
+    src = frame_el.get_attribute("src") or ""
+    assert src.startswith("/netron/") and "digits_classifier-int8.tflite" in src
+    frame_el.scroll_into_view_if_needed()
+    page.wait_for_timeout(800)
+    _shot(page, "05-inspect-report")
+
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name="Report (HTML)").first.click()
+    assert dl.value.suggested_filename == "digits_classifier-int8-report.html"
+    html = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert "<html" in html.lower() and "digits_classifier-int8.tflite" in html
+
+    # The job link works in a fresh tab (anyone with the link).
+    other = page.context.new_page()
+    other.goto(job_url)
+    _app_text(other, "with Integer only (int8 in/out)", timeout=30_000)
+    other.close()
+
+    # Every other page renders without an error.
+    for path, marker, shot in (("/guide", "What quantization does", "06-guide"),
+                               ("/inspect", "Inspect a TFLite model", "07-inspect-empty")):
+        page.goto(server + path)
+        _app_text(page, marker)
+        _shot(page, shot)
+    for path, shot in (("/history", "08-history"), ("/compare", "09-compare")):
+        if (ROOT / "pages" / f"{path.strip('/')}.py").exists():
+            page.goto(server + path)
+            page.wait_for_timeout(2500)
+            _shot(page, shot)
+    for p in ("convert", "inspect", "guide"):
+        assert page.get_by_test_id("stException").count() == 0, p
+
+    # Nothing left the machine: pages, frames (Netron), workers, downloads.
+    outside = sorted({u for u in requests
+                      if urlsplit(u).scheme not in ("data", "blob")
+                      and urlsplit(u).hostname not in ("127.0.0.1",)})
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+    assert any("/netron/" in u for u in requests)
+    assert time.monotonic() - t0 < 200

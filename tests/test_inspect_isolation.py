@@ -1,0 +1,95 @@
+"""The inspector never imports TensorFlow, and the TFLite Micro probe is isolated."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import compat
+from core._micro_probe import failed_op_from_log
+from core.compat import MicroProbeResult, Target, Verdict, check_compatibility, probe_micro
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("module", ["core.tflite_model", "core.compat", "core.report"])
+def test_import_does_not_pull_tensorflow(module):
+    code = f"import {module}, sys; assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_failed_op_from_log():
+    assert failed_op_from_log("Didn't find op for builtin opcode 'DENSIFY'\r\nFailed to get registration") == "DENSIFY"
+    assert failed_op_from_log("Failed to get registration from op code CUSTOM\n") == "CUSTOM"
+    assert failed_op_from_log("all good") is None
+
+
+def _hand_model() -> bytes:
+    from tests.test_inspect_badfiles import MODEL
+
+    return MODEL
+
+
+class _Proc:
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def test_probe_crash_names_the_op(monkeypatch, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"x")
+    log = b"Didn't find op for builtin opcode 'CONV_2D'\r\n"
+    monkeypatch.setattr(compat.subprocess, "run", lambda *a, **k: _Proc(-6, b"", log))
+    result = probe_micro(path)
+    assert result.crashed and not result.ok and result.failed_op == "CONV_2D"
+    assert "code -6" in result.error
+
+
+def test_probe_timeout(monkeypatch, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"x")
+
+    def hang(cmd, **kwargs):
+        raise compat.subprocess.TimeoutExpired(cmd, kwargs["timeout"], stderr=b"slow")
+
+    monkeypatch.setattr(compat.subprocess, "run", hang)
+    result = probe_micro(path, timeout=0.5)
+    assert result.timed_out and not result.ok and result.log_tail == "slow"
+
+
+def test_probe_runs_in_a_subprocess_with_limits(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen.update(cmd=cmd, **kwargs)
+        return _Proc(0, b'{"ok": true, "arena_bytes": 1234, "invoked": true}\n', b"")
+
+    monkeypatch.setattr(compat.subprocess, "run", fake_run)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"x" * 10)
+    result = probe_micro(path, timeout=7)
+    assert result.ok and result.arena_bytes == 1234
+    assert seen["cmd"][:3] == [sys.executable, "-m", "core._micro_probe"]
+    assert "--memory-mb" in seen["cmd"] and seen["timeout"] == 7
+
+
+def test_crash_verdict_in_compatibility():
+    from core.tflite_model import read_model
+
+    info = read_model(_hand_model())
+    crash = MicroProbeResult(ok=False, crashed=True, failed_op="CUSTOM", error="exit -6")
+    micro = check_compatibility(info, targets=[Target.MICRO], micro_probe=crash)[Target.MICRO]
+    assert micro.verdict is Verdict.UNSUPPORTED
+    assert "crashed" in micro.model_reasons[-1].message and "MyOp" in micro.model_reasons[-1].message
+    assert micro.details["failed_op"] == "MyOp"
+
+
+def test_real_probe_on_hand_built_model(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_hand_model())
+    result = probe_micro(path, timeout=60)
+    assert not result.ok and result.failed_op in {"CUSTOM", "MyOp"}

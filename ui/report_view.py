@@ -1,0 +1,324 @@
+"""A finished job's report on a page: headline numbers, downloads, where the
+model runs, charts, the Netron graph, then the tables.
+
+The JSON report is a content-addressed artifact written by the job; Markdown and
+HTML are rendered from the ``.tflite`` by ``core.report`` only when someone
+clicks their download button.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core import jobs
+from ui import charts
+from ui.format import download_name, human_bytes
+from ui.netron import show_graph
+
+__all__ = [
+    "VERDICT_WORDS",
+    "load_report",
+    "show_downloads",
+    "show_verdict_strip",
+    "show_headline",
+    "show_compatibility",
+    "show_charts",
+    "show_tables",
+    "show_report",
+]
+
+VERDICT_WORDS = {"supported": "runs", "partial": "partly", "unsupported": "does not run"}
+_VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"),
+                  "partial": ("orange", ":material/error:"),
+                  "unsupported": ("red", ":material/cancel:")}
+_PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _read_report(sha: str) -> dict[str, Any]:
+    return json.loads(jobs.artifact_path(sha).read_text(encoding="utf-8"))
+
+
+def load_report(job: jobs.Job) -> dict[str, Any] | None:
+    """The job's JSON report (cached by its content id), or None."""
+    sha = job.report_sha
+    if not sha:
+        return None
+    try:
+        return _read_report(sha)
+    except (OSError, ValueError):
+        return None
+
+
+def _preset(job: jobs.Job) -> str | None:
+    return job.preset or None if job.kind is jobs.JobKind.CONVERT else None
+
+
+def _render(job: jobs.Job, fmt: str) -> str:
+    """Markdown / HTML report of the job's .tflite (on a download click)."""
+    from core.report import build_report, render
+
+    conv = (job.result or {}).get("conversion") or {}
+    name = download_name(job.model_name, _preset(job), "tflite")
+    d = Path(tempfile.mkdtemp(prefix="tflite-studio-report-"))
+    try:
+        p = d / name  # the report shows this file name, not the content id
+        os.symlink(jobs.artifact_path(str(job.output_sha)), p)
+        report = build_report(p, source_kind=conv.get("input_kind"),
+                              source_size=conv.get("input_size"))
+        return render(report, fmt)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def show_downloads(job: jobs.Job, *, key: str) -> None:
+    """The .tflite and the report as JSON, Markdown and HTML."""
+    if not job.output_sha:
+        return
+    preset = _preset(job)
+    tfl = jobs.artifact_path(job.output_sha)
+    c = st.columns(4)
+    c[0].download_button(
+        "Download .tflite", data=lambda: tfl.read_bytes(),
+        file_name=download_name(job.model_name, preset, "tflite"),
+        mime="application/octet-stream", type="primary", icon=":material/download:",
+        key=f"{key}.tflite.{job.id}", on_click="ignore", width="stretch",
+    )
+    if job.report_sha:
+        rep = jobs.artifact_path(job.report_sha)
+        c[1].download_button(
+            "Report (HTML)", data=lambda: _render(job, "html"),
+            file_name=download_name(job.model_name, preset, "html"), mime="text/html",
+            icon=":material/description:", key=f"{key}.html.{job.id}", on_click="ignore",
+            width="stretch", help="One self-contained page with charts; opens offline.",
+        )
+        c[2].download_button(
+            "Report (Markdown)", data=lambda: _render(job, "md"),
+            file_name=download_name(job.model_name, preset, "md"), mime="text/markdown",
+            icon=":material/article:", key=f"{key}.md.{job.id}", on_click="ignore",
+            width="stretch", help="For a pull request or an issue.",
+        )
+        c[3].download_button(
+            "Report (JSON)", data=lambda: rep.read_bytes(),
+            file_name=download_name(job.model_name, preset, "json"), mime="application/json",
+            icon=":material/data_object:", key=f"{key}.json.{job.id}", on_click="ignore",
+            width="stretch", help="Everything in the report, for scripts and CI.",
+        )
+
+
+def show_verdict_strip(job: jobs.Job) -> None:
+    """One coloured badge per target: where the converted model runs."""
+    report = load_report(job)
+    if not report:
+        return
+    compat = report.get("compatibility") or {}
+    if not compat:
+        return
+    badges = []
+    for t in compat.values():
+        color, icon = _VERDICT_STYLE.get(t.get("verdict"), ("gray", ":material/help:"))
+        words = VERDICT_WORDS.get(t.get("verdict"), "?")
+        badges.append(f":{color}-badge[{icon} {t.get('title')}: {words}]")
+    st.markdown("**Where it runs:** " + " ".join(badges))
+
+
+def _ratio_words(ratio: float) -> str:
+    return f"{1 / ratio:.1f}× smaller" if ratio <= 1 else f"{ratio:.1f}× larger"
+
+
+def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
+    """Size before/after, ratio, ops and weights: the first numbers to see."""
+    size = report.get("size") or {}
+    file_bytes = size.get("file_bytes") or (report.get("file") or {}).get("size_bytes")
+    src = size.get("source")
+    model = report.get("model") or {}
+    compat = report.get("compatibility") or {}
+    fully = sum(1 for t in compat.values() if t.get("verdict") == "supported")
+    cols = st.columns(5 if src else 4)
+    i = 0
+    if src:
+        cols[i].metric("Uploaded model", human_bytes(src.get("size_bytes")),
+                       help="The archive or Keras file that was converted.")
+        i += 1
+    delta = f"{src['ratio'] - 1:+.0%}" if src and src.get("ratio") else None
+    cols[i].metric("TFLite file", human_bytes(file_bytes), delta=delta, delta_color="inverse",
+                   help="Size of the .tflite file" + (" compared with the upload." if src else "."))
+    i += 1
+    if src and src.get("ratio"):
+        cols[i].metric("Size ratio", _ratio_words(float(src["ratio"])))
+        i += 1
+    weights = size.get("weights_bytes") or 0
+    share = f"{weights / file_bytes:.0%} of the file" if file_bytes else None
+    cols[i].metric("Weights", human_bytes(weights), delta=share, delta_color="off",
+                   delta_arrow="off",
+                   help="Learned numbers stored in the file; the rest is graph structure.")
+    i += 1
+    n_ops = model.get("num_operators") or len(report.get("operators") or [])
+    cols[i].metric("Operators", f"{n_ops}",
+                   delta=f"{len(report.get('op_counts') or {})} kinds, runs fully on "
+                         f"{fully} of {len(compat)} targets" if compat else None,
+                   delta_color="off", delta_arrow="off")
+
+
+def show_compatibility(report: dict[str, Any]) -> None:
+    """Per target: the verdict in colour, then the reasons by operator."""
+    compat = report.get("compatibility") or {}
+    if not compat:
+        st.info("No compatibility check in this report.")
+        return
+    for key, t in compat.items():
+        verdict = t.get("verdict", "?")
+        color, icon = _VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
+        counts = t.get("counts") or {}
+        total = sum(counts.values())
+        ok = counts.get("supported", 0)
+        title = (f"{icon} **{t.get('title', key)}** — :{color}[**{VERDICT_WORDS.get(verdict, verdict)}**]"
+                 f" · {ok} of {total} operators supported")
+        with st.expander(title, expanded=verdict != "supported"):
+            st.caption(t.get("summary") or "")
+            for r in t.get("model_reasons") or []:
+                _reason(r)
+            bad = {op: s for op, s in (t.get("by_op") or {}).items() if s.get("reasons")}
+            for op, s in sorted(bad.items(), key=lambda kv: _rank(kv[1].get("verdict"))):
+                c, _ = _VERDICT_STYLE.get(s.get("verdict"), ("gray", ""))
+                msgs = _unique(r.get("message", "") for r in s.get("reasons") or [])
+                hints = _unique(r.get("hint", "") for r in s.get("reasons") or [] if r.get("hint"))
+                st.markdown(
+                    f":{c}[**{op}**] ×{s.get('count', 1)}: " + "; ".join(msgs[:4])
+                    + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
+                    + ("".join(f"  \n  *Fix:* {h}" for h in hints[:2]))
+                )
+            details = t.get("details") or {}
+            if key == "micro" and details.get("arena_bytes"):
+                st.caption(f"Loaded and run once in the TFLite Micro interpreter; tensor arena "
+                           f"{human_bytes(details['arena_bytes'])}.")
+            if not bad and not t.get("model_reasons"):
+                st.markdown(":green[Every operator is supported here.]")
+            if t.get("source"):
+                st.caption(f"Rules from {t['source']}")
+
+
+def _rank(v: str | None) -> int:
+    return {"unsupported": 0, "partial": 1, "supported": 2}.get(v or "", 3)
+
+
+def _unique(items: Any) -> list[str]:
+    out: list[str] = []
+    for i in items:
+        if i and i not in out:
+            out.append(i)
+    return out
+
+
+def _reason(r: dict[str, Any]) -> None:
+    c, _ = _VERDICT_STYLE.get(r.get("severity"), ("gray", ""))
+    st.markdown(f":{c}[**Whole model:**] {r.get('message', '')}"
+                + (f"  \n*Fix:* {r['hint']}" if r.get("hint") else ""))
+
+
+def show_charts(report: dict[str, Any], *, key: str) -> None:
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.op_histogram(report), key=f"{key}.ops", config=_PLOTLY_CONFIG)
+    c2.plotly_chart(charts.quantization_coverage(report), key=f"{key}.quant",
+                    config=_PLOTLY_CONFIG)
+    c3, c4 = st.columns([2, 1])
+    c3.plotly_chart(charts.size_treemap(report), key=f"{key}.treemap", config=_PLOTLY_CONFIG)
+    c4.plotly_chart(charts.weights_by_dtype(report), key=f"{key}.dtype", config=_PLOTLY_CONFIG)
+
+
+def _shape(s: Any) -> str:
+    return "×".join(str(d) for d in s) if s else "scalar"
+
+
+def _quant(q: dict[str, Any] | None) -> str:
+    if not q or not q.get("scales"):
+        return ""
+    sc, zp = q["scales"], q.get("zero_points") or []
+    if len(sc) == 1:
+        return f"scale {float(sc[0]):.6g}, zero point {zp[0] if zp else 0}"
+    return f"per-channel ({len(sc)} scales, axis {q.get('quantized_dimension', 0)})"
+
+
+def _io_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"name": t.get("name"), "shape": _shape(t.get("shape")),
+             "shape (dynamic = -1)": _shape(t.get("shape_signature") or t.get("shape")),
+             "type": t.get("dtype"), "quantization": _quant(t.get("quantization"))}
+            for t in items]
+
+
+def show_tables(report: dict[str, Any], *, key: str) -> None:
+    tabs = st.tabs(["Inputs & outputs", "Signatures", "Tensors", "Operators", "Metadata"])
+    with tabs[0]:
+        st.markdown("**Inputs**")
+        st.dataframe(_io_rows(report.get("inputs") or []), hide_index=True, width="stretch",
+                     key=f"{key}.inputs")
+        st.markdown("**Outputs**")
+        st.dataframe(_io_rows(report.get("outputs") or []), hide_index=True, width="stretch",
+                     key=f"{key}.outputs")
+    with tabs[1]:
+        sigs = report.get("signatures") or []
+        if not sigs:
+            st.caption("This model has no signatures (older converters did not write them).")
+        st.dataframe([{"signature": s.get("key"), "subgraph": s.get("subgraph"),
+                       "inputs": ", ".join(s.get("inputs") or {}),
+                       "outputs": ", ".join(s.get("outputs") or {})} for s in sigs],
+                     hide_index=True, width="stretch", key=f"{key}.sigs")
+    with tabs[2]:
+        rows = [{"subgraph": t["subgraph"], "index": t["index"], "name": t.get("name"),
+                 "shape": _shape(t.get("shape")), "type": t.get("dtype"),
+                 "bytes": t.get("bytes") or 0, "constant": bool(t.get("constant")),
+                 "quantization": _quant(t.get("quantization")), "sparse": bool(t.get("sparse"))}
+                for t in report.get("tensors") or []]
+        st.dataframe(rows, hide_index=True, width="stretch", key=f"{key}.tensors",
+                     column_config={"bytes": st.column_config.NumberColumn(format="%d")})
+    with tabs[3]:
+        st.dataframe([{"subgraph": o["subgraph"], "index": o["index"], "operator": o["op"],
+                       "kind": o.get("kind"), "version": o.get("version"),
+                       "fused activation": o.get("fused_activation") or ""}
+                      for o in report.get("operators") or []],
+                     hide_index=True, width="stretch", key=f"{key}.operators")
+    with tabs[4]:
+        meta = report.get("metadata") or {}
+        conv = meta.get("conversion") or {}
+        rows = [{"field": "file", "value": (report.get("file") or {}).get("name", "")},
+                {"field": "sha256", "value": (report.get("file") or {}).get("sha256", "")},
+                {"field": "minimum runtime version", "value": meta.get("min_runtime_version") or ""},
+                {"field": "description", "value": (report.get("model") or {}).get("description") or ""}]
+        if conv:
+            rows += [{"field": "TensorFlow version", "value": conv.get("tensorflow_version") or ""},
+                     {"field": "optimizations",
+                      "value": ", ".join(conv.get("optimization_modes") or []) or "none"},
+                     {"field": "Select TF ops", "value": str(conv.get("enable_select_tf_ops"))},
+                     {"field": "custom ops allowed", "value": str(conv.get("allow_custom_ops"))}]
+        rows += [{"field": f"metadata: {e.get('name')}", "value": human_bytes(e.get("size_bytes"))}
+                 for e in meta.get("entries") or []]
+        st.dataframe(rows, hide_index=True, width="stretch", key=f"{key}.meta")
+
+
+def show_report(job: jobs.Job, *, key: str) -> None:
+    """The whole report of a finished job: numbers, downloads, verdicts, charts,
+    graph, tables — in that order."""
+    report = load_report(job)
+    if report is None:
+        st.warning("This job's report is missing; it may have been cleaned up.",
+                   icon=":material/warning:")
+        return
+    show_headline(job, report)
+    for w in ((job.result or {}).get("conversion") or {}).get("warnings") or []:
+        st.warning(w, icon=":material/warning:")
+    show_downloads(job, key=f"{key}.dl")
+    st.subheader("Where it runs")
+    show_compatibility(report)
+    st.subheader("What is inside")
+    show_charts(report, key=f"{key}.charts")
+    st.subheader("Graph")
+    show_graph(str(job.output_sha), download_name(job.model_name, _preset(job), "tflite"))
+    st.subheader("Details")
+    show_tables(report, key=f"{key}.tables")
