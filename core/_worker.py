@@ -17,6 +17,8 @@ from typing import Any
 
 from core.errors import Phase, StudioError, WorkerError, WorkerOutOfMemory
 
+READY_LINE = "tflite-studio-worker-ready"
+
 # task name -> "module:function"; the function takes (payload, workdir, progress)
 TASKS = {
     "convert": "core.convert:run_convert_task",
@@ -69,6 +71,8 @@ def _progress_writer(workdir: Path):
 def main() -> int:
     if "--warm" in sys.argv:
         import tensorflow  # noqa: F401  (warm: pay the import before the task arrives)
+
+        print(READY_LINE, flush=True)
     line = sys.stdin.readline()
     if not line:
         return 0

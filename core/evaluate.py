@@ -1652,11 +1652,13 @@ def render_sweep(report: SweepReport, fmt: str = "text") -> str:
     for f in report.flags:
         lines.append(f"{f.severity}: {f.message}")
     for le in report.layer_errors:
-        worst = le.get("worst") or []
+        by_name = {x["tensor"]: x for x in le.get("layers", [])}
+        metric = le.get("metric", "rmse_over_scale")
+        words = "rmse/scale" if metric == "rmse_over_scale" else "relative rmse"
+        worst = [by_name[w] for w in (le.get("worst") or [])[:3] if w in by_name]
         if worst:
-            lines.append(f"worst layers ({le.get('preset')}): " + "; ".join(
-                f"{w['tensor'][:60]} (rmse/scale {w['rmse_over_scale']:.2f})"
-                for w in le.get("layers", []) if w["tensor"] in worst[:3]))
+            lines.append(f"worst layers ({le.get('preset')}, {words}): " + "; ".join(
+                f"{w['tensor'][:60]} ({w[metric]:.3g})" for w in worst))
     return "\n".join(lines) + "\n"
 
 

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 SUSPECT_RMSE_OVER_SCALE = 0.7  # TensorFlow's quantization debugger guide
+SUSPECT_RELATIVE_RMSE = 0.05  # tensor_compare: error above 5% of the activation's RMS
 IDEAL_RMSE_OVER_SCALE = 1 / math.sqrt(12)
 DEFAULT_DEBUG_SAMPLES = 100
 WORST = 5
@@ -70,8 +71,9 @@ class LayerError:
     rmse: float
     scale: float
     zero_point: int
-    rmse_over_scale: float | None  # None when the scale is 0 or the error undefined
+    rmse_over_scale: float | None  # RMSE in quantization steps (None: scale 0)
     suspect: bool
+    relative_rmse: float | None = None  # RMSE / RMS of the float tensor (tensor_compare)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,12 +89,19 @@ class LayerErrorReport:
     keep_float_preset: str | None  # preset that can keep the worst layers in float
     note: str
     seconds: float = 0.0
-    threshold: float = SUSPECT_RMSE_OVER_SCALE
+    metric: str = "rmse_over_scale"  # what ranks the layers (and the chart's y axis)
+    threshold: float = SUSPECT_RMSE_OVER_SCALE  # above it a layer is a suspect
+
+    def score(self, layer: LayerError) -> float | None:
+        return getattr(layer, self.metric)
+
+    def ranked(self) -> list[LayerError]:
+        """Layers with a score, worst first."""
+        return sorted((x for x in self.layers if self.score(x) is not None),
+                      key=lambda x: -(self.score(x) or 0.0))
 
     def worst_n(self, n: int) -> tuple[str, ...]:
-        ranked = sorted((x for x in self.layers if x.rmse_over_scale is not None),
-                        key=lambda x: -(x.rmse_over_scale or 0.0))
-        return tuple(x.tensor for x in ranked[: max(0, n)])
+        return tuple(x.tensor for x in self.ranked()[: max(0, n)])
 
     @property
     def suspects(self) -> tuple[LayerError, ...]:
@@ -108,6 +117,7 @@ class LayerErrorReport:
             "keep_float_preset": self.keep_float_preset,
             "note": self.note,
             "seconds": self.seconds,
+            "metric": self.metric,
             "threshold": self.threshold,
         }
 
@@ -122,31 +132,42 @@ class LayerErrorReport:
             keep_float_preset=d.get("keep_float_preset"),
             note=d.get("note", ""),
             seconds=float(d.get("seconds", 0.0)),
+            metric=d.get("metric", "rmse_over_scale"),
             threshold=float(d.get("threshold", SUSPECT_RMSE_OVER_SCALE)),
         )
 
     def to_text(self, top: int = 10) -> str:
         lines = [f"Per-layer quantization error ({self.preset}, {self.method}, "
                  f"{self.samples} samples): {self.note}"]
-        ranked = sorted(self.layers, key=lambda x: -(x.rmse_over_scale or 0.0))[:top]
-        lines.append(f"{'rmse/scale':>10}  {'op':<18} tensor")
-        for x in ranked:
-            r = "–" if x.rmse_over_scale is None else f"{x.rmse_over_scale:.3f}"
+        label = "rmse/scale" if self.metric == "rmse_over_scale" else "rel. rmse"
+        lines.append(f"{label:>10}  {'op':<18} tensor")
+        for x in self.ranked()[:top]:
+            v = self.score(x)
+            r = "–" if v is None else f"{v:.3f}"
             mark = " !" if x.suspect else ""
             lines.append(f"{r:>10}  {x.op:<18} {x.tensor[:90]}{mark}")
         return "\n".join(lines)
 
 
 def _layer(index: int, op: str, tensor: str, tidx: int, n: int, mean: float, std: float,
-           maxabs: float, mse: float, scale: float, zp: int) -> LayerError:
+           maxabs: float, mse: float, scale: float, zp: int,
+           float_ms: float | None = None) -> LayerError:
     rmse = math.sqrt(mse) if mse >= 0 and math.isfinite(mse) else float("nan")
     ros = rmse / scale if scale and math.isfinite(rmse) else None
+    rel = None
+    if float_ms is not None:
+        rel = (rmse / math.sqrt(float_ms) if float_ms > 0 else (0.0 if rmse == 0 else None))
+    if rel is not None:
+        suspect = rel > SUSPECT_RELATIVE_RMSE
+    else:
+        suspect = ros is not None and ros > SUSPECT_RMSE_OVER_SCALE
     return LayerError(
         index=index, op=op, tensor=tensor, tensor_index=tidx, num_elements=n,
         mean_error=_f(mean), stddev=_f(std), max_abs_error=_f(maxabs),
         mean_squared_error=_f(mse), rmse=_f(rmse), scale=_f(scale), zero_point=int(zp),
         rmse_over_scale=None if ros is None else round(ros, 5),
-        suspect=ros is not None and ros > SUSPECT_RMSE_OVER_SCALE,
+        suspect=suspect,
+        relative_rmse=None if rel is None else round(rel, 6),
     )
 
 
@@ -157,27 +178,32 @@ def _f(v: float) -> float:
 
 def _finish(preset: str, method: str, samples: int, layers: list[LayerError],
             t0: float) -> LayerErrorReport:
-    ranked = sorted((x for x in layers if x.rmse_over_scale is not None),
-                    key=lambda x: -(x.rmse_over_scale or 0.0))
+    compare = method == "tensor_compare"
+    metric = "relative_rmse" if compare else "rmse_over_scale"
+    threshold = SUSPECT_RELATIVE_RMSE if compare else SUSPECT_RMSE_OVER_SCALE
+    ranked = sorted((x for x in layers if getattr(x, metric) is not None),
+                    key=lambda x: -(getattr(x, metric) or 0.0))
     worst = tuple(x.tensor for x in ranked[:WORST])
     sus = [x for x in layers if x.suspect]
+    top = getattr(ranked[0], metric) if ranked else 0.0
     if not layers:
         note = "No quantized layer was found to measure."
+    elif compare:
+        note = (f"Error of each layer's output against the float32 model, relative to the "
+                f"size of that output (worst {top:.1%}); errors add up along the network. ")
+        note += (f"{len(sus)} of {len(layers)} layers exceed {threshold:.0%}." if sus else
+                 f"Every layer stays under {threshold:.0%}.")
     elif sus:
         note = (f"{len(sus)} of {len(layers)} layers have an error above "
                 f"{SUSPECT_RMSE_OVER_SCALE} quantization steps (plain rounding gives about "
                 f"{IDEAL_RMSE_OVER_SCALE:.2f}); keeping them in float usually recovers accuracy.")
     else:
-        worst_v = ranked[0].rmse_over_scale if ranked else 0.0
         note = (f"Every layer stays within {SUSPECT_RMSE_OVER_SCALE} quantization steps "
-                f"(worst {worst_v:.2f}; plain rounding gives about {IDEAL_RMSE_OVER_SCALE:.2f}).")
-    if method == "tensor_compare":
-        note += (" Measured tensor by tensor against the float32 model, so errors add up "
-                 "along the network.")
+                f"(worst {top:.2f}; plain rounding gives about {IDEAL_RMSE_OVER_SCALE:.2f}).")
     keep = Preset.INT8_FLOAT_IO.value if preset in (Preset.INT8.value,
                                                     Preset.INT8_FLOAT_IO.value) else None
     return LayerErrorReport(preset, method, samples, tuple(layers), worst, keep, note,
-                            round(time.perf_counter() - t0, 3))
+                            round(time.perf_counter() - t0, 3), metric, threshold)
 
 
 # ---------------------------------------------------------------- caller side
@@ -432,7 +458,8 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
             if np.dtype(ftensors[d["name"]]["dtype"]).kind != "f":
                 continue
             layers_meta.append((op["op_name"], d, ftensors[d["name"]]))
-    acc = {d["name"]: [0, 0.0, 0.0, 0.0] for _, d, _ in layers_meta}  # n, sum, sumsq, max
+    # per tensor: count, sum of errors, sum of squared errors, max |error|, sum of float²
+    acc = {d["name"]: [0, 0.0, 0.0, 0.0, 0.0] for _, d, _ in layers_meta}
     with np.load(ref.npz_path, allow_pickle=False) as z:
         feeds = {k: z[f"in__{k}"][:n] for k in ref.inputs}
     progress(f"Comparing every tensor on {n} samples")
@@ -453,9 +480,10 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
             a[1] += float(e.sum())
             a[2] += float((e * e).sum())
             a[3] = max(a[3], float(np.abs(e).max()) if e.size else 0.0)
+            a[4] += float((f * f).sum())
     layers = []
     for k, (op, d, _) in enumerate(layers_meta):
-        cnt, s, ss, mx = acc[d["name"]]
+        cnt, s, ss, mx, fs = acc[d["name"]]
         if not cnt:
             continue
         mean = s / cnt
@@ -464,6 +492,6 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
         qp = d["quantization_parameters"]
         layers.append(_layer(len(layers), op, d["name"], int(d["index"]), int(cnt // max(n, 1)),
                              mean, std, mx, mse, float(qp["scales"][0]),
-                             int(qp["zero_points"][0])))
+                             int(qp["zero_points"][0]), fs / cnt))
     return _finish(str(payload.get("preset") or "quantized"), "tensor_compare", n, layers,
                    t0).to_dict()

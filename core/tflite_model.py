@@ -282,10 +282,8 @@ class _Corrupt(Exception):
 
 _I8 = struct.Struct("<b").unpack_from
 _U8 = struct.Struct("<B").unpack_from
-_U16 = struct.Struct("<H").unpack_from
 _I32 = struct.Struct("<i").unpack_from
 _U32 = struct.Struct("<I").unpack_from
-_I64 = struct.Struct("<q").unpack_from
 _U64 = struct.Struct("<Q").unpack_from
 
 
@@ -519,9 +517,11 @@ def _field_layout(fn, length_fn) -> tuple | None:
     if len(flags) != 1 or "Get" not in names:
         return None
     fmt, size = _FLAG_FORMATS[flags[0]]
-    consts = fn.__code__.co_consts
-    default = consts[3] if len(consts) > 3 else (False if fmt == "?" else 0)
-    return ("scalar", slot, fmt, size, default)
+    return ("scalar", slot, fmt, size, None)  # default: see _option_layouts
+
+
+# A table with no fields: every generated accessor returns its schema default.
+_EMPTY_TABLE = struct.pack("<HHi", 4, 4, 4)
 
 
 @lru_cache(maxsize=None)
@@ -532,7 +532,12 @@ def _option_layouts(cls: type) -> tuple[tuple, ...] | None:
         if layout is None:
             return None  # fall back to the generated accessors for this class
         kind, slot, fmt, size, default = layout
-        unpack = struct.Struct("<" + fmt).unpack_from if kind == "scalar" else None
+        unpack = None
+        if kind == "scalar":
+            unpack = struct.Struct("<" + fmt).unpack_from
+            obj = cls()
+            obj.Init(_EMPTY_TABLE, 4)
+            default = accessor(obj)
         out.append((_snake(name), kind, slot, fmt, size, default, unpack, _OPTION_ENUMS.get(name)))
     return tuple(out)
 

@@ -217,6 +217,17 @@ class WarmPool:
             while len(self._idle) < self.size:
                 self._start_one()
 
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Block until every idle worker has TensorFlow imported (benchmarks, tests)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self._lock:
+                logs = [log for _, log in self._idle]
+            if logs and all("tflite-studio-worker-ready" in _log_tail(log, 1 << 16) for log in logs):
+                return True
+            time.sleep(0.1)
+        return False
+
     def take(self) -> tuple[subprocess.Popen[bytes], Path] | None:
         with self._lock:
             while self._idle:

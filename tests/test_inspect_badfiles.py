@@ -4,6 +4,7 @@ crash, hang or huge allocation. Models are built with LiteRT's generated schema
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import struct
@@ -17,7 +18,9 @@ from ai_edge_litert import schema_py_generated as s
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.compat import check_compatibility
 from core.errors import TFLiteFormatError
+from core.report import FileInfo, Report, _size_breakdown
 from core.tflite_model import OpKind, read_model
 
 _EXTERNAL = np.arange(256, dtype=np.uint8).tobytes() * 4  # 1 KB stored after the FlatBuffer
@@ -245,5 +248,9 @@ def test_fuzz_mutated_files(flips, words, cut):
         info = read_model(bytes(data))
     except TFLiteFormatError as e:
         assert e.message
-    else:
-        assert info.file_size == len(data)
+        return
+    assert info.file_size == len(data)
+    # Whatever parses must also check and serialise (strict JSON: no NaN).
+    report = Report(1, FileInfo("fuzz", len(data), "0" * 64), info, _size_breakdown(info, None, None),
+                    check_compatibility(info))
+    json.dumps(report.to_dict(), allow_nan=False)

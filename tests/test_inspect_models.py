@@ -215,6 +215,16 @@ def test_metadata_and_conversion_options(models):
     assert list(sig.inputs.values()) == list(info.subgraphs[0].inputs)
 
 
+@pytest.mark.parametrize("name", _NAMES)
+def test_fast_options_decoder_matches_generated_accessors(models, name, monkeypatch):
+    from core import tflite_model
+
+    fast = [op.options for op in read_model(models[name]).operators]
+    monkeypatch.setattr(tflite_model, "_option_layouts", lambda cls: None)
+    slow = [op.options for op in read_model(models[name]).operators]
+    assert fast == slow
+
+
 def test_bytes_and_path_give_the_same_model(models):
     data = models["float"].read_bytes()
     assert read_model(data) == read_model(models["float"])

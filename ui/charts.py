@@ -34,8 +34,9 @@ _NUMERIC_COLORS = {"integer (quantized)": "#2E7D32", "hybrid / mixed": "#F9A825"
 
 
 def _layout(fig: go.Figure, height: int = 320) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=8, r=8, t=36, b=8),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_layout(height=height, margin=dict(l=8, r=8, t=40, b=8),
+                      title=dict(font=dict(size=15)),
+                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     return fig
 
 
@@ -56,7 +57,9 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
             name=_KIND_WORDS[kind], marker_color=_KIND_COLORS[kind],
             hovertemplate="%{y}: %{x} time(s)<extra>" + _KIND_WORDS[kind] + "</extra>",
         )
-    fig.update_layout(title="Operators used", xaxis_title="count", barmode="stack",
+    most = max(counts.values(), default=1)
+    fig.update_layout(title="Operators used", xaxis_title="times used", barmode="stack",
+                      xaxis=dict(dtick=1 if most <= 10 else None, rangemode="tozero"),
                       yaxis=dict(categoryorder="array", categoryarray=[n for n, _ in items]),
                       showlegend=len(fig.data) > 1)
     return _layout(fig, height=max(260, 28 * len(items) + 90))
@@ -167,10 +170,10 @@ def weights_by_dtype(report: dict[str, Any]) -> go.Figure:
         labels=[k for k, _ in items], values=[v for _, v in items], hole=0.55, sort=False,
         marker=dict(colors=[_DTYPE_COLORS.get(k, "#9E9E9E") for k, _ in items]),
         hovertemplate="%{label}: %{value:,} bytes (%{percent})<extra></extra>",
-        textinfo="label+percent",
+        textinfo="percent", textposition="inside",
     ))
     total = sum(v for _, v in items)
-    fig.update_layout(title="Weights by number type", showlegend=False, annotations=[dict(
+    fig.update_layout(title="Weights by number type", showlegend=True, annotations=[dict(
         text=f"{total / 1024:,.1f} KB" if total >= 1024 else f"{total} B", showarrow=False,
         font=dict(size=16))])
     return _layout(fig)

@@ -204,10 +204,11 @@ def show_conversion_headline(job: jobs.Job) -> None:
                 help="Size of the converted .tflite file.")
     if in_size and out_size:
         ratio = in_size / out_size
-        c[2].metric("Size ratio", f"{ratio:.1f}× smaller" if ratio >= 1
-                    else f"{1 / ratio:.1f}× larger")
+        c[2].metric("Smaller by" if ratio >= 1 else "Larger by",
+                    f"{ratio:.1f}×" if ratio >= 1 else f"{1 / ratio:.1f}×",
+                    help="Uploaded size divided by the .tflite size.")
     else:
-        c[2].metric("Size ratio", "–")
+        c[2].metric("Smaller by", "–")
     c[3].metric("Conversion time", human_seconds(conv.get("seconds")),
                 help="Loading and converting in the worker (queue time not included).")
     for w in conv.get("warnings") or []:

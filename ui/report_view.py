@@ -129,8 +129,9 @@ def show_verdict_strip(job: jobs.Job) -> None:
     st.markdown("**Where it runs:** " + " ".join(badges))
 
 
-def _ratio_words(ratio: float) -> str:
-    return f"{1 / ratio:.1f}× smaller" if ratio <= 1 else f"{ratio:.1f}× larger"
+def _ratio_metric(ratio: float) -> tuple[str, str]:
+    """(label, value) for a tflite/source size ratio."""
+    return ("Smaller by", f"{1 / ratio:.1f}×") if ratio <= 1 else ("Larger by", f"{ratio:.1f}×")
 
 
 def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
@@ -139,8 +140,6 @@ def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
     file_bytes = size.get("file_bytes") or (report.get("file") or {}).get("size_bytes")
     src = size.get("source")
     model = report.get("model") or {}
-    compat = report.get("compatibility") or {}
-    fully = sum(1 for t in compat.values() if t.get("verdict") == "supported")
     cols = st.columns(5 if src else 4)
     i = 0
     if src:
@@ -152,7 +151,8 @@ def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
                    help="Size of the .tflite file" + (" compared with the upload." if src else "."))
     i += 1
     if src and src.get("ratio"):
-        cols[i].metric("Size ratio", _ratio_words(float(src["ratio"])))
+        cols[i].metric(*_ratio_metric(float(src["ratio"])),
+                       help="Uploaded size divided by the .tflite size.")
         i += 1
     weights = size.get("weights_bytes") or 0
     share = f"{weights / file_bytes:.0%} of the file" if file_bytes else None
@@ -162,47 +162,55 @@ def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
     i += 1
     n_ops = model.get("num_operators") or len(report.get("operators") or [])
     cols[i].metric("Operators", f"{n_ops}",
-                   delta=f"{len(report.get('op_counts') or {})} kinds, runs fully on "
-                         f"{fully} of {len(compat)} targets" if compat else None,
+                   delta=f"{len(report.get('op_counts') or {})} kinds",
                    delta_color="off", delta_arrow="off")
 
 
-def show_compatibility(report: dict[str, Any]) -> None:
-    """Per target: the verdict in colour, then the reasons by operator."""
+def show_compatibility(report: dict[str, Any], *, key: str = "compat") -> None:
+    """Per target: a card with the verdict in colour, then the reasons by operator."""
     compat = report.get("compatibility") or {}
     if not compat:
         st.info("No compatibility check in this report.")
         return
-    for key, t in compat.items():
+    cols = st.columns(len(compat))
+    for col, (_k, t) in zip(cols, compat.items()):
         verdict = t.get("verdict", "?")
         color, icon = _VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
         counts = t.get("counts") or {}
-        total = sum(counts.values())
-        ok = counts.get("supported", 0)
-        title = (f"{icon} **{t.get('title', key)}** — :{color}[**{VERDICT_WORDS.get(verdict, verdict)}**]"
-                 f" · {ok} of {total} operators supported")
-        with st.expander(title, expanded=verdict != "supported"):
-            st.caption(t.get("summary") or "")
-            for r in t.get("model_reasons") or []:
-                _reason(r)
-            bad = {op: s for op, s in (t.get("by_op") or {}).items() if s.get("reasons")}
-            for op, s in sorted(bad.items(), key=lambda kv: _rank(kv[1].get("verdict"))):
-                c, _ = _VERDICT_STYLE.get(s.get("verdict"), ("gray", ""))
-                msgs = _unique(r.get("message", "") for r in s.get("reasons") or [])
-                hints = _unique(r.get("hint", "") for r in s.get("reasons") or [] if r.get("hint"))
-                st.markdown(
-                    f":{c}[**{op}**] ×{s.get('count', 1)}: " + "; ".join(msgs[:4])
-                    + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
-                    + ("".join(f"  \n  *Fix:* {h}" for h in hints[:2]))
-                )
-            details = t.get("details") or {}
-            if key == "micro" and details.get("arena_bytes"):
-                st.caption(f"Loaded and run once in the TFLite Micro interpreter; tensor arena "
-                           f"{human_bytes(details['arena_bytes'])}.")
-            if not bad and not t.get("model_reasons"):
-                st.markdown(":green[Every operator is supported here.]")
-            if t.get("source"):
-                st.caption(f"Rules from {t['source']}")
+        with col, st.container(border=True, height="stretch"):
+            st.markdown(f"**{t.get('title', _k)}**")
+            st.markdown(f"### :{color}[{icon} {VERDICT_WORDS.get(verdict, verdict).capitalize()}]")
+            st.caption(f"{counts.get('supported', 0)} of {sum(counts.values())} operators "
+                       "fully supported")
+    tabs = st.tabs([f"{_VERDICT_STYLE.get(t.get('verdict'), ('', ':material/help:'))[1]} "
+                    f"{t.get('title', k)}" for k, t in compat.items()], key=f"{key}.tabs")
+    for tab, (k, t) in zip(tabs, compat.items()):
+        with tab:
+            _target_reasons(k, t)
+
+
+def _target_reasons(key: str, t: dict[str, Any]) -> None:
+    st.caption(t.get("summary") or "")
+    for r in t.get("model_reasons") or []:
+        _reason(r)
+    bad = {op: s for op, s in (t.get("by_op") or {}).items() if s.get("reasons")}
+    for op, s in sorted(bad.items(), key=lambda kv: _rank(kv[1].get("verdict"))):
+        c, _ = _VERDICT_STYLE.get(s.get("verdict"), ("gray", ""))
+        msgs = _unique(r.get("message", "") for r in s.get("reasons") or [])
+        hints = _unique(r.get("hint", "") for r in s.get("reasons") or [] if r.get("hint"))
+        st.markdown(
+            f":{c}[**{op}**] ×{s.get('count', 1)}: " + "; ".join(msgs[:4])
+            + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
+            + "".join(f"  \n  *Fix:* {h}" for h in hints[:2])
+        )
+    details = t.get("details") or {}
+    if key == "micro" and details.get("arena_bytes"):
+        st.caption(f"Loaded and run once in the TFLite Micro interpreter; tensor arena "
+                   f"{human_bytes(details['arena_bytes'])}.")
+    if not bad and not t.get("model_reasons"):
+        st.markdown(":green[Every operator is supported here.]")
+    if t.get("source"):
+        st.caption(f"Rules from {t['source']}")
 
 
 def _rank(v: str | None) -> int:
@@ -315,7 +323,7 @@ def show_report(job: jobs.Job, *, key: str) -> None:
         st.warning(w, icon=":material/warning:")
     show_downloads(job, key=f"{key}.dl")
     st.subheader("Where it runs")
-    show_compatibility(report)
+    show_compatibility(report, key=f"{key}.compat")
     st.subheader("What is inside")
     show_charts(report, key=f"{key}.charts")
     st.subheader("Graph")
