@@ -31,7 +31,8 @@ def _page(file: str, title: str, icon: str, url_path: str, **kw: object) -> st.P
     path = PAGES / file
     if not path.is_file():
         return None
-    return st.Page(str(path), title=title, icon=icon, url_path=url_path, **kw)  # type: ignore[arg-type]
+    return st.Page(str(path), title=title, icon=icon, url_path=url_path,
+                   **kw)  # type: ignore[arg-type]
 
 
 pages = [

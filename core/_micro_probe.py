@@ -110,7 +110,8 @@ def _run(path: str, memory_mb: int) -> dict:
             interp.set_input(np.zeros(d["shape"], dtype=d["dtype"]), i)
         interp.invoke()
     except (RuntimeError, ValueError, TypeError) as e:
-        return {"ok": False, "arena_bytes": arena_bytes, "invoked": False, "error": f"invoke failed: {e}"}
+        error = f"invoke failed: {e}"
+        return {"ok": False, "arena_bytes": arena_bytes, "invoked": False, "error": error}
     return {"ok": True, "arena_bytes": arena_bytes, "invoked": True}
 
 

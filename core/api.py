@@ -108,6 +108,7 @@ def job_json(st: JobStore, job: Job) -> dict[str, Any]:
         "input_size": job.input_size,
         "output_size": job.output_size,
         "warnings": list(conv.get("warnings") or []),
+        "conversion": {k: v for k, v in conv.items() if k != "output_path"} or None,
         "report_error": result.get("report_error"),
         "purged": job.purged_at is not None,
         "links": _links(job),

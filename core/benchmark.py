@@ -198,7 +198,7 @@ def benchmark(
     from core.evaluate import runtime_blocker
     from core.worker import run_isolated
 
-    path = Path(tflite_path).resolve()
+    path = Path(os.path.abspath(tflite_path))
     if not path.is_file():
         raise EvaluateError(f"{path.name} was not found.", "Check the path.")
     if runs < 1 or warmup < 0:

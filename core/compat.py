@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable, Iterable
 
+from core._micro_probe import failed_op_from_log
 from core.errors import TFLiteFormatError
-from core.tflite_model import ModelInfo, OperatorInfo, OpKind, TensorInfo
+from core.tflite_model import ModelInfo, OperatorInfo, OpKind, TensorInfo, _gc_paused
 
 __all__ = [
     "Verdict",
@@ -137,7 +138,11 @@ class _Ctx:
     __slots__ = ("model", "op", "ins", "outs", "allow", "quasi_static")
 
     def __init__(
-        self, model: ModelInfo, op: OperatorInfo, tensors: tuple[TensorInfo, ...], quasi_static: frozenset[int]
+        self,
+        model: ModelInfo,
+        op: OperatorInfo,
+        tensors: tuple[TensorInfo, ...],
+        quasi_static: frozenset[int],
     ) -> None:
         self.model = model
         self.op = op
@@ -181,7 +186,9 @@ def _tensor_desc(t: TensorInfo) -> str:
 
 
 def _c_max_version(c: _Ctx, r) -> str | None:
-    return None if c.op.version <= r["max"] else f"op version {c.op.version} is newer than the supported {r['max']}"
+    if c.op.version <= r["max"]:
+        return None
+    return f"op version {c.op.version} is newer than the supported {r['max']}"
 
 
 def _c_version_not(c: _Ctx, r) -> str | None:
@@ -209,7 +216,9 @@ def _c_option_not_in(c: _Ctx, r) -> str | None:
 
 def _c_options_equal(c: _Ctx, r) -> str | None:
     values = [c.op.options.get(n) for n in r["names"]]
-    return None if len(set(map(repr, values))) <= 1 else f"{' and '.join(r['names'])} differ ({values})"
+    if len(set(map(repr, values))) <= 1:
+        return None
+    return f"{' and '.join(r['names'])} differ ({values})"
 
 
 def _c_num_inputs(c: _Ctx, r) -> str | None:
@@ -218,7 +227,9 @@ def _c_num_inputs(c: _Ctx, r) -> str | None:
 
 def _c_num_inputs_in(c: _Ctx, r) -> str | None:
     n = sum(1 for t in c.ins if t is not None)
-    return None if n in r["values"] else f"has {n} inputs, needs {' or '.join(map(str, r['values']))}"
+    if n in r["values"]:
+        return None
+    return f"has {n} inputs, needs {' or '.join(map(str, r['values']))}"
 
 
 def _c_num_outputs(c: _Ctx, r) -> str | None:
@@ -291,7 +302,8 @@ def _c_input_shape(c: _Ctx, r) -> str | None:
     if t is None:
         return f"input {r['index']} is missing"
     dims = r["dims"]
-    if len(t.shape) != len(dims) or any(allowed and d not in allowed for d, allowed in zip(t.shape, dims)):
+    mismatch = any(allowed and d not in allowed for d, allowed in zip(t.shape, dims))
+    if len(t.shape) != len(dims) or mismatch:
         return f"input {r['index']} has shape {list(t.shape)}"
     return None
 
@@ -340,7 +352,8 @@ def _c_tensors_innermost(c: _Ctx, r) -> str | None:
     keep = r["max"]
     for side, pos, t in _scoped(c, {"scope": "nonconst"}):
         if len(t.shape) > keep and any(d != 1 for d in t.shape[: len(t.shape) - keep]):
-            return f"{side[:-1]} {pos} ({_tensor_desc(t)}) has more than {keep} dimensions larger than 1"
+            desc = _tensor_desc(t)
+            return f"{side[:-1]} {pos} ({desc}) has more than {keep} dimensions larger than 1"
     return None
 
 
@@ -349,7 +362,9 @@ def _c_nontrivial_rank(c: _Ctx, r) -> str | None:
     if t is None:
         return None
     n = sum(1 for d in t.shape if d != 1)
-    return None if n <= r["max"] else f"input {r['index']} {list(t.shape)} has {n} dimensions larger than 1"
+    if n <= r["max"]:
+        return None
+    return f"input {r['index']} {list(t.shape)} has {n} dimensions larger than 1"
 
 
 def _c_input_elements(c: _Ctx, r) -> str | None:
@@ -476,7 +491,11 @@ def _reason_from(rule: dict[str, Any], detail: str, unknown: bool, default_sourc
 
 
 def _evaluate_op(
-    model: ModelInfo, target: dict[str, Any], op: OperatorInfo, tensors, quasi_static: frozenset[int]
+    model: ModelInfo,
+    target: dict[str, Any],
+    op: OperatorInfo,
+    tensors: tuple[TensorInfo, ...],
+    quasi_static: frozenset[int],
 ) -> tuple[Verdict, list[Reason]]:
     src = target["source"]
     name = op.name
@@ -488,13 +507,9 @@ def _evaluate_op(
     else:
         entry = target["custom_ops"].get(name)
         if entry is None:
-            kind_rule = target["kinds"][op.kind.value]
-            verdict = Verdict(kind_rule["verdict"])
-            return verdict, [Reason(kind_rule["reason"].format(**fmt), kind_rule.get("source", src), verdict, kind_rule.get("hint"))]
+            return _whole_op(target["kinds"][op.kind.value], fmt, src)
     if entry is None:
-        rule = target["unknown_op"]
-        verdict = Verdict(rule["verdict"])
-        return verdict, [Reason(rule["reason"].format(**fmt), rule.get("source", src), verdict, rule.get("hint"))]
+        return _whole_op(target["unknown_op"], fmt, src)
     ctx = _Ctx(model, op, tensors, quasi_static)
     allow = entry.get("allow_types")
     if allow:
@@ -513,6 +528,13 @@ def _evaluate_op(
     return verdict, reasons
 
 
+def _whole_op(rule: dict[str, Any], fmt: dict[str, str], default_source: str):
+    """Verdict for an op decided by its kind or absence from the list alone."""
+    verdict = Verdict(rule["verdict"])
+    text = rule["reason"].format(**fmt)
+    return verdict, [Reason(text, rule.get("source", default_source), verdict, rule.get("hint"))]
+
+
 def _quasi_static(operators, tensors) -> frozenset[int]:
     """Tensors computed once from constants (sparse or fp16 weights being unpacked)."""
     out = set()
@@ -523,18 +545,25 @@ def _quasi_static(operators, tensors) -> frozenset[int]:
     return frozenset(out)
 
 
-def _model_rule(model: ModelInfo, rule: dict[str, Any]) -> str | None:
-    check = rule["check"]
-    if check == "static_shapes":
-        dyn = [t for t in model.tensors if t.is_dynamic]
-        if dyn:
-            t = dyn[0]
-            return f"{len(dyn)} tensors have dynamic dimensions, e.g. {t.name!r} {list(t.shape_signature or ())}"
+def _m_static_shapes(model: ModelInfo) -> str | None:
+    dyn = [t for t in model.tensors if t.is_dynamic]
+    if not dyn:
         return None
-    if check == "fully_quantized":
-        q8 = any(t.dtype in ("INT8", "UINT8") and not t.is_constant for t in model.tensors)
-        return None if q8 else "no 8-bit activations: the model is float or dynamic-range quantized"
-    raise KeyError(f"unknown model rule {check!r}")
+    t = dyn[0]
+    sig = list(t.shape_signature or ())
+    return f"{len(dyn)} tensors have dynamic dimensions, e.g. {t.name!r} {sig}"
+
+
+def _m_fully_quantized(model: ModelInfo) -> str | None:
+    if any(t.dtype in ("INT8", "UINT8") and not t.is_constant for t in model.tensors):
+        return None
+    return "no 8-bit activations: the model is float or dynamic-range quantized"
+
+
+_MODEL_CHECKS: dict[str, Callable[[ModelInfo], str | None]] = {
+    "static_shapes": _m_static_shapes,
+    "fully_quantized": _m_fully_quantized,
+}
 
 
 class _Signatures:
@@ -553,15 +582,18 @@ class _Signatures:
             quasi = _quasi_static(sg.operators, sg.tensors)
             self.quasi.append(quasi)
             tids = [
-                intern((t.dtype, t.shape, t.is_constant, t.values, t.index in quasi, t.buffer in zero), len(interned))
+                intern(
+                    (t.dtype, t.shape, t.is_constant, t.values, t.index in quasi, t.buffer in zero),
+                    len(interned),
+                )
                 for t in sg.tensors
             ]
             keys = []
             for op in sg.operators:
-                opts = intern(
-                    ("options", tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in op.options.items())),
-                    len(interned),
+                items = tuple(
+                    (k, tuple(v) if isinstance(v, list) else v) for k, v in op.options.items()
                 )
+                opts = intern(("options", items), len(interned))
                 key = (
                     op.opcode_index,
                     opts,
@@ -577,7 +609,9 @@ class _Signatures:
             self.keys.append(keys)
 
 
-def _evaluate_target(model: ModelInfo, key: str, target: dict[str, Any], sigs: _Signatures) -> TargetVerdict:
+def _evaluate_target(
+    model: ModelInfo, key: str, target: dict[str, Any], sigs: _Signatures
+) -> TargetVerdict:
     src = target["source"]
     results: dict[tuple, tuple[Verdict, tuple[Reason, ...]]] = {}
     for k, ops in sigs.groups.items():
@@ -591,7 +625,9 @@ def _evaluate_target(model: ModelInfo, key: str, target: dict[str, Any], sigs: _
         # The Edge TPU compiler maps one leading segment; the rest runs on the CPU.
         sg0 = model.subgraphs[0]
         keys0 = sigs.keys[0]
-        first = next((op for op in sg0.operators if results[keys0[op.index]][0] is Verdict.UNSUPPORTED), None)
+        first = next(
+            (op for op in sg0.operators if results[keys0[op.index]][0] is Verdict.UNSUPPORTED), None
+        )
         if first is not None:
             why = Reason(
                 target["partition_reason"].format(first=f"{first.name} #{first.index}"),
@@ -623,7 +659,7 @@ def _evaluate_target(model: ModelInfo, key: str, target: dict[str, Any], sigs: _
         entry[0][verdict] += len(ops)
         if reasons:
             entry[1][id(reasons)] = reasons
-            listed.extend([OpVerdict(op.subgraph, op.index, op.name, verdict, reasons) for op in ops])
+            listed.extend(OpVerdict(op.subgraph, op.index, op.name, verdict, reasons) for op in ops)
     listed.sort(key=lambda o: (o.subgraph, o.index))
     by_op = {}
     for name in sorted(per_name):
@@ -634,12 +670,12 @@ def _evaluate_target(model: ModelInfo, key: str, target: dict[str, Any], sigs: _
                 if r not in unique and len(unique) < 8:
                     unique.append(r)
         worst = max(vcounts, key=_RANK.__getitem__)
-        by_op[name] = OpSummary(
-            name, sum(vcounts.values()), worst, {v.value: n for v, n in vcounts.items()}, tuple(unique)
-        )
+        counts_by_verdict = {v.value: n for v, n in vcounts.items()}
+        total = sum(vcounts.values())
+        by_op[name] = OpSummary(name, total, worst, counts_by_verdict, tuple(unique))
     model_reasons = []
     for rule in target.get("model_rules", []):
-        detail = _model_rule(model, rule)
+        detail = _MODEL_CHECKS[rule["check"]](model)
         if detail is not None:
             model_reasons.append(_reason_from(rule, detail, False, src))
     verdict = _aggregate(target, counts, model_reasons)
@@ -676,7 +712,9 @@ def _aggregate(target: dict[str, Any], counts: Counter, model_reasons: list[Reas
     return verdict
 
 
-def _apply_micro_probe(model: ModelInfo, tv: TargetVerdict, probe: MicroProbeResult) -> TargetVerdict:
+def _apply_micro_probe(
+    model: ModelInfo, tv: TargetVerdict, probe: MicroProbeResult
+) -> TargetVerdict:
     source = "https://github.com/tensorflow/tflite-micro/tree/main/python/tflite_micro"
     details: dict[str, Any] = {
         "probe": "tflite_micro interpreter",
@@ -688,23 +726,30 @@ def _apply_micro_probe(model: ModelInfo, tv: TargetVerdict, probe: MicroProbeRes
     if probe.ok:
         if tv.verdict is Verdict.UNSUPPORTED:
             # The real interpreter wins over the static op list.
-            note = Reason("the TFLite Micro interpreter loaded and ran the model", source, Verdict.SUPPORTED)
-            return _replace(tv, verdict=Verdict.PARTIAL, model_reasons=(*tv.model_reasons, note), details=details)
+            note = Reason(
+                "the TFLite Micro interpreter loaded and ran the model", source, Verdict.SUPPORTED
+            )
+            reasons = (*tv.model_reasons, note)
+            return _replace(tv, verdict=Verdict.PARTIAL, model_reasons=reasons, details=details)
         return _replace(tv, details=details)
     failed = probe.failed_op
     if failed == "CUSTOM":
         # TFLM only says "CUSTOM"; name the first custom op it has no kernel for.
         known = rules()["targets"]["micro"]["custom_ops"]
-        failed = next(
-            (op.name for op in model.operators if op.kind is not OpKind.BUILTIN and op.name not in known), failed
+        unknown = (
+            op.name
+            for op in model.operators
+            if op.kind is not OpKind.BUILTIN and op.name not in known
         )
+        failed = next(unknown, failed)
     at = f" (at {failed})" if failed else ""
     if probe.timed_out:
         text = "the TFLite Micro interpreter did not finish in time"
     elif probe.crashed:
         text = f"the TFLite Micro interpreter crashed while loading the model{at}"
     else:
-        text = f"the TFLite Micro interpreter rejected the model{at}: {probe.error or 'unknown error'}"
+        error = probe.error or "unknown error"
+        text = f"the TFLite Micro interpreter rejected the model{at}: {error}"
     details.update(error=probe.error, failed_op=failed, log_tail=probe.log_tail)
     reason = Reason(text, source, Verdict.UNSUPPORTED)
     ops = list(tv.ops)
@@ -713,10 +758,14 @@ def _apply_micro_probe(model: ModelInfo, tv: TargetVerdict, probe: MicroProbeRes
         marked = {(o.subgraph, o.index) for o in ops}
         for op in model.operators:
             if op.name == failed and (op.subgraph, op.index) not in marked:
-                ops.append(OpVerdict(op.subgraph, op.index, op.name, Verdict.UNSUPPORTED, (reason,)))
+                ops.append(
+                    OpVerdict(op.subgraph, op.index, op.name, Verdict.UNSUPPORTED, (reason,))
+                )
         if failed in by_op:
             s = by_op[failed]
-            by_op[failed] = OpSummary(s.op, s.count, Verdict.UNSUPPORTED, s.counts, (*s.reasons, reason))
+            by_op[failed] = OpSummary(
+                s.op, s.count, Verdict.UNSUPPORTED, s.counts, (*s.reasons, reason)
+            )
         ops.sort(key=lambda o: (o.subgraph, o.index))
     return _replace(
         tv,
@@ -744,9 +793,11 @@ def check_compatibility(
     tables = rules()["targets"]
     wanted = [Target(t) for t in targets] if targets is not None else list(Target)
     out: dict[Target, TargetVerdict] = {}
-    sigs = _Signatures(model)
+    with _gc_paused():
+        sigs = _Signatures(model)
+        evaluated = {t: _evaluate_target(model, t.value, tables[t.value], sigs) for t in wanted}
     for t in wanted:
-        tv = _evaluate_target(model, t.value, tables[t.value], sigs)
+        tv = evaluated[t]
         if t is Target.MICRO:
             if micro_probe is not None:
                 tv = _apply_micro_probe(model, tv, micro_probe)
@@ -773,16 +824,21 @@ def probe_micro(
     """
     tmp = None
     if isinstance(source, (bytes, bytearray, memoryview)):
-        fd, tmp = tempfile.mkstemp(suffix=".tflite")
-        with os.fdopen(fd, "wb") as f:
-            f.write(source)
+        try:
+            fd, tmp = tempfile.mkstemp(suffix=".tflite")
+            with os.fdopen(fd, "wb") as f:
+                f.write(source)
+        except OSError as e:
+            return MicroProbeResult(ok=False, error=f"could not write a temporary model file: {e}")
         path = tmp
     else:
         path = os.fspath(source)
     try:
         size = os.path.getsize(path)
     except OSError as e:
-        raise TFLiteFormatError(f"Cannot read {path}: {e.strerror or e}.", "Check the path.") from None
+        raise TFLiteFormatError(
+            f"Cannot read {path}: {e.strerror or e}.", "Check the path."
+        ) from None
     if memory_mb is None:
         # Default arena is 10x the model; leave room for Python and numpy.
         memory_mb = max(1024, 12 * size // (1 << 20) + 768)
@@ -792,10 +848,20 @@ def probe_micro(
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     start = time.monotonic()
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired as e:
         log = (e.stderr or b"").decode("utf-8", "replace")
-        return MicroProbeResult(ok=False, timed_out=True, error=f"timed out after {timeout:.0f} s", log_tail=log[-2000:], seconds=time.monotonic() - start)
+        return MicroProbeResult(
+            ok=False,
+            timed_out=True,
+            error=f"timed out after {timeout:g} s",
+            log_tail=log[-2000:],
+            seconds=time.monotonic() - start,
+        )
+    except OSError as e:  # could not start the interpreter process at all
+        return MicroProbeResult(ok=False, crashed=True, error=f"could not start the probe: {e}")
     finally:
         if tmp:
             os.unlink(tmp)
@@ -806,8 +872,6 @@ def probe_micro(
     except (ValueError, IndexError):
         data = None
     if proc.returncode != 0 or not isinstance(data, dict):
-        from core._micro_probe import failed_op_from_log
-
         return MicroProbeResult(
             ok=False,
             crashed=True,

@@ -507,9 +507,13 @@ def runtime_blocker(tflite: str | os.PathLike[str] | bytes) -> EvaluateError | N
     ``ai_edge_litert`` ships no Flex delegate (and TensorFlow 2.21's own
     interpreter links none either), so Select TF ops cannot run here; custom
     ops need their implementation registered. The error says so plainly."""
+    from core.errors import TFLiteFormatError
     from core.tflite_model import OpKind, read_model
 
-    info = read_model(tflite, check_zeros=False)
+    try:
+        info = read_model(tflite, check_zeros=False)
+    except TFLiteFormatError:
+        return None  # let the runtime itself judge the file (it says what is wrong)
     flex = sorted({op.name for op in info.operators if op.kind is OpKind.SELECT_TF})
     custom = sorted({op.name for op in info.operators if op.kind is OpKind.CUSTOM})
     if flex:
@@ -945,7 +949,7 @@ def _tflite_task(payload: dict[str, Any], workdir: Path,
 
 
 def _resolved(p: str | os.PathLike[str] | None) -> str | None:
-    return str(Path(p).resolve()) if p else None
+    return os.path.abspath(p) if p else None  # keep the name (links are not followed)
 
 
 def _base_options(
@@ -993,7 +997,7 @@ def compute_reference(
     opts = _base_options(options, calibration_data)
     payload = {
         "mode": "reference",
-        "model_path": str(Path(model_path).resolve()),
+        "model_path": os.path.abspath(model_path),
         "display_name": display_name or Path(model_path).name,
         "options": opts.to_dict(),
         "eval_path": _resolved(eval_data),
@@ -1023,7 +1027,7 @@ def evaluate_tflite(
     run here (``details["cannot_run_here"]``)."""
     from core.worker import run_isolated
 
-    path = Path(tflite_path).resolve()
+    path = Path(os.path.abspath(tflite_path))
     blocker = runtime_blocker(path)
     if blocker is not None:
         raise blocker
@@ -1337,11 +1341,17 @@ def _acc_words(m: dict[str, Any]) -> str:
     return f"cosine {m.get('cosine', 0):.4f}, SNR {_snr_words(snr)}"
 
 
-def _label(options: ConversionOptions) -> str:
+def _label(options: ConversionOptions, base: ConversionOptions | None = None) -> str:
+    """The row's name: the preset, plus what a variant changes."""
+    parts = [options.preset.value]
     if options.keep_float_ops:
         n = len(options.keep_float_ops)
-        return f"{options.preset.value}, {n} layer{'s' if n != 1 else ''} in float"
-    return options.preset.value
+        parts.append(f"{n} layer{'s' if n != 1 else ''} in float")
+    if base is not None and options.select_tf_ops != base.select_tf_ops:
+        parts.append("Select TF ops" if options.select_tf_ops else "no Select TF ops")
+    if base is not None and options.signature_key != base.signature_key:
+        parts.append(f"signature {options.signature_key}")
+    return ", ".join(parts)
 
 
 def _check_cancel(cancel: Any) -> None:
@@ -1385,7 +1395,7 @@ def sweep(
     """Convert with each preset (each in its own worker), evaluate and time
     each, and recommend one. See the module doc.
 
-    ``presets``: preset ids (default: all). ``variants``: extra
+    ``presets``: preset ids (None: all; empty: only the variants). ``variants``: extra
     ``ConversionOptions`` to try (e.g. int8-float-io with layers kept in
     float). ``options``: base converter options (select TF ops, signature,
     input shapes...). ``keep_dir``: where the ``.tflite`` files are kept
@@ -1397,10 +1407,10 @@ def sweep(
     t0 = time.perf_counter()
     th = thresholds or Thresholds()
     say = on_progress or (lambda m: None)
-    model = Path(model_path).resolve()
+    model = Path(os.path.abspath(model_path))
     name = display_name or model.name
     base = _base_options(options, calibration_data)
-    ids = list(presets) if presets else list(PRESET_ORDER)
+    ids = list(PRESET_ORDER) if presets is None else list(presets)
     for p in ids:
         try:
             Preset(p)
@@ -1420,6 +1430,12 @@ def sweep(
                                                   "calibration_path": base.calibration_path,
                                                   "calibration_source":
                                                       base.calibration_source.value}))
+    labels = []
+    for opts in plans:
+        lab = _label(opts, base)
+        while lab in labels:
+            lab += " (again)"
+        labels.append(lab)
     own_wd = workdir is None
     wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-sweep-")).resolve()
     wd.mkdir(parents=True, exist_ok=True)
@@ -1427,7 +1443,8 @@ def sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     own_pool = pool is None
     if own_pool:
-        pool = WarmPool(size=1, limits=limits, log_dir=wd / "logs")
+        # two warm workers: the next conversion's TensorFlow import overlaps this one
+        pool = WarmPool(size=min(2, os.cpu_count() or 1), limits=limits, log_dir=wd / "logs")
         pool.fill()
     rows: dict[str, SweepRow] = {}
     flags: list[Flag] = []
@@ -1445,7 +1462,7 @@ def sweep(
         paths: dict[str, Path] = {}
         for k, opts in enumerate(plans, 1):
             _check_cancel(cancel)
-            label = _label(opts)
+            label = labels[k - 1]
             say(f"Converting with {label} ({k}/{len(plans)})")
             out = out_dir / f"{Path(name).stem}-{label.replace(', ', '-').replace(' ', '_')}.tflite"
             try:
@@ -1506,7 +1523,7 @@ def sweep(
     finally:
         if own_pool:
             pool.close()
-    ordered = [rows[_label(p)] for p in plans if _label(p) in rows]
+    ordered = [rows[lab] for lab in labels if lab in rows]
     front = pareto_front(ordered)
     ordered = [replace(r, pareto=r.label in front) for r in ordered]
     synthetic = ref is not None and ref.data_source is DataSource.SYNTHETIC

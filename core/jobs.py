@@ -820,8 +820,7 @@ class JobStore:
             return  # cancelled while queued, or another consumer has it
         ctx = JobContext(self, job, pool, stopping)
         try:
-            runner = RUNNERS[job.kind]
-            result = runner(ctx)
+            result = _runner_for(job.kind)(ctx)
         except StudioError as e:
             if ctx.interrupted and not self.get(job_id).cancel_requested:
                 self._requeue_interrupted(job)
@@ -842,7 +841,8 @@ class JobStore:
         self._finish(job_id, JobStatus.DONE, result=result, progress="Done")
 
     # ------------------------------------------------------------ retention
-    def cleanup(self, older_than_days: float | None = None, dry_run: bool = False) -> dict[str, Any]:
+    def cleanup(self, older_than_days: float | None = None,
+                dry_run: bool = False) -> dict[str, Any]:
         """Remove the artifacts of finished jobs older than the retention
         period, keeping every artifact a newer or unfinished job still uses.
         Records stay (marked purged) so History and links say what happened.
@@ -1041,6 +1041,29 @@ RUNNERS: dict[JobKind, Callable[[JobContext], dict[str, Any]]] = {
     JobKind.CONVERT: _run_convert,
     JobKind.INSPECT: _run_inspect,
 }
+
+
+# Modules that add runners to RUNNERS (on import, or by their ``register_runners()``):
+# a worker loads them the first time it meets such a job (``tflite-studio worker``
+# starts with only the built-in ones).
+_RUNNER_MODULES = {JobKind.EVALUATE: "core.evaluate", JobKind.SWEEP: "core.evaluate"}
+
+
+def _runner_for(kind: JobKind) -> Callable[[JobContext], dict[str, Any]]:
+    if kind not in RUNNERS and kind in _RUNNER_MODULES:
+        import importlib
+
+        try:
+            mod = importlib.import_module(_RUNNER_MODULES[kind])
+        except ImportError:
+            mod = None
+        register = getattr(mod, "register_runners", None)
+        if kind not in RUNNERS and callable(register):
+            register()
+    if kind not in RUNNERS:
+        raise JobError(f"This server's workers cannot run {kind.value} jobs.",
+                       "Update TFLite Studio on every worker machine to the same version.")
+    return RUNNERS[kind]
 
 
 def _make_huey(st: JobStore) -> Any:

@@ -233,7 +233,7 @@ def debug_layers(
 
     d = options.to_dict() if isinstance(options, ConversionOptions) else dict(options)
     if d.get("calibration_path"):
-        d["calibration_path"] = str(Path(d["calibration_path"]).resolve())
+        d["calibration_path"] = os.path.abspath(d["calibration_path"])
     d["keep_float_ops"] = []
     opts = ConversionOptions.from_dict(d)
     if opts.preset not in (Preset.INT8, Preset.INT8_FLOAT_IO):
@@ -246,11 +246,11 @@ def debug_layers(
     wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-layers-")).resolve()
     try:
         payload = {
-            "model_path": str(Path(model_path).resolve()),
+            "model_path": os.path.abspath(model_path),
             "display_name": display_name or Path(model_path).name,
             "options": opts.to_dict(),
             "debug_npz": str(Path(debug_npz).resolve()) if debug_npz else None,
-            "debug_path": str(Path(debug_data).resolve()) if debug_data else None,
+            "debug_path": os.path.abspath(debug_data) if debug_data else None,
             "max_samples": int(max_samples),
         }
         out = run_isolated("quant_debug", payload, workdir=wd, limits=limits,
@@ -288,8 +288,8 @@ def compare_layers(
     try:
         payload = {
             "mode": "layers",
-            "float_path": str(Path(float_tflite).resolve()),
-            "quant_path": str(Path(quant_tflite).resolve()),
+            "float_path": os.path.abspath(float_tflite),
+            "quant_path": os.path.abspath(quant_tflite),
             "reference": reference.to_dict(),
             "preset": preset,
             "max_samples": int(max_samples),

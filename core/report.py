@@ -28,7 +28,7 @@ from core.compat import (
     probe_micro,
 )
 from core.errors import OptionsError, TFLiteFormatError
-from core.tflite_model import ModelInfo, OperatorInfo, TensorInfo, read_model
+from core.tflite_model import ModelInfo, OperatorInfo, TensorInfo, _gc_paused, read_model
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -45,7 +45,9 @@ __all__ = [
 REPORT_SCHEMA_VERSION = 1
 FORMATS = ("json", "md", "html")
 _TOP_TENSORS = 20
-_MD_MAX_OPS = 200  # Markdown lists at most this many per-op reasons per target
+_MD_MAX_OPS = 200  # Markdown/HTML list at most this many per-op reasons per target
+_HTML_MAX_JSON = 10_000_000  # bytes of report JSON embedded in the HTML page
+_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +103,8 @@ class Report:
     micro_probe: MicroProbeResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        with _gc_paused():
+            return _to_dict(self)
 
 
 # ----------------------------------------------------------------- building
@@ -119,12 +122,14 @@ def _sha256(source: str | os.PathLike[str] | bytes) -> str:
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                 return hashlib.sha256(mm).hexdigest()
     except (OSError, ValueError) as e:
-        raise TFLiteFormatError(
-            f"Cannot read {source}: {getattr(e, 'strerror', None) or e}.", "Check the path and permissions."
-        ) from None
+        why = getattr(e, "strerror", None) or e
+        hint = "Check the path and permissions."
+        raise TFLiteFormatError(f"Cannot read {source}: {why}.", hint) from None
 
 
-def _size_breakdown(model: ModelInfo, source_kind: str | None, source_size: int | None) -> SizeBreakdown:
+def _size_breakdown(
+    model: ModelInfo, source_kind: str | None, source_size: int | None
+) -> SizeBreakdown:
     buffers = model.buffers
     meta_buffers = {m.buffer for m in model.metadata}
     # Attribute each weight buffer to the first op that reads it (execution order).
@@ -153,18 +158,11 @@ def _size_breakdown(model: ModelInfo, source_kind: str | None, source_size: int 
     overhead = max(model.file_size - weights - metadata, 0)
     zero = [b for b in buffers if b.all_zero and b.index in seen]
     consts.sort(key=lambda t: t.bytes, reverse=True)
-    top = tuple(
-        TensorSize(
-            t.subgraph,
-            t.index,
-            t.name,
-            t.dtype,
-            t.shape,
-            t.bytes,
-            first_reader[(t.subgraph, t.index)].name if (t.subgraph, t.index) in first_reader else None,
-        )
-        for t in consts[:_TOP_TENSORS]
-    )
+    top = []
+    for t in consts[:_TOP_TENSORS]:
+        reader = first_reader.get((t.subgraph, t.index))
+        op_name = reader.name if reader else None
+        top.append(TensorSize(t.subgraph, t.index, t.name, t.dtype, t.shape, t.bytes, op_name))
     source = None
     if source_size:
         source = SourceComparison(
@@ -185,7 +183,7 @@ def _size_breakdown(model: ModelInfo, source_kind: str | None, source_size: int 
         external_bytes=model.external_buffer_bytes,
         by_dtype=dict(by_dtype.most_common()),
         by_op=dict(by_op.most_common()),
-        top_tensors=top,
+        top_tensors=tuple(top),
         source=source,
     )
 
@@ -203,9 +201,13 @@ def build_report(
     the before/after numbers); ``micro`` loads it in TFLite Micro in a subprocess.
     """
     if source_size is not None and (not isinstance(source_size, int) or source_size < 0):
-        raise OptionsError(f"source_size must be a byte count, got {source_size!r}.", "Pass the size in bytes or None.")
+        raise OptionsError(
+            f"source_size must be a byte count, got {source_size!r}.",
+            "Pass the size in bytes or None.",
+        )
     model = read_model(path)  # first: bad files fail before the probe process starts
-    name = "<bytes>" if isinstance(path, (bytes, bytearray, memoryview)) else os.path.basename(os.fspath(path))
+    in_memory = isinstance(path, (bytes, bytearray, memoryview))
+    name = "<bytes>" if in_memory else os.path.basename(os.fspath(path))
     file = FileInfo(name=name, size_bytes=model.file_size, sha256=_sha256(path))
     probe = probe_micro(path) if micro else None
     compat = check_compatibility(model, micro_probe=probe)
@@ -244,13 +246,17 @@ def _quant_dict(t: TensorInfo) -> dict[str, Any] | None:
     return d
 
 
+def _sig(t: TensorInfo) -> list[int] | None:
+    return list(t.shape_signature) if t.shape_signature is not None else None
+
+
 def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
     return {
         "subgraph": t.subgraph,
         "index": t.index,
         "name": t.name,
         "shape": list(t.shape),
-        "shape_signature": list(t.shape_signature) if t.shape_signature is not None else None,
+        "shape_signature": _sig(t),
         "dtype": t.dtype,
         "bytes": t.bytes,
         "buffer": t.buffer,
@@ -345,7 +351,7 @@ def _io(model: ModelInfo, which: str) -> list[dict[str, Any]]:
                 "name": t.name,
                 "index": t.index,
                 "shape": list(t.shape),
-                "shape_signature": list(t.shape_signature) if t.shape_signature is not None else None,
+                "shape_signature": _sig(t),
                 "dtype": t.dtype,
                 "quantization": _quant_dict(t),
             }
@@ -390,6 +396,7 @@ def _size_dict(s: SizeBreakdown) -> dict[str, Any]:
 
 def _to_dict(r: Report) -> dict[str, Any]:
     m = r.model
+    ops = [op for sg in m.subgraphs for op in sg.operators]
     cm = m.conversion_metadata
     return {
         "schema_version": r.schema_version,
@@ -399,7 +406,7 @@ def _to_dict(r: Report) -> dict[str, Any]:
             "schema_version": m.schema_version,
             "description": m.description,
             "num_subgraphs": len(m.subgraphs),
-            "num_operators": sum(len(sg.operators) for sg in m.subgraphs),
+            "num_operators": len(ops),
             "num_tensors": sum(len(sg.tensors) for sg in m.subgraphs),
             "num_buffers": len(m.buffers),
         },
@@ -417,15 +424,22 @@ def _to_dict(r: Report) -> dict[str, Any]:
         "inputs": _io(m, "inputs"),
         "outputs": _io(m, "outputs"),
         "signatures": [
-            {"key": s.key, "subgraph": s.subgraph, "inputs": dict(s.inputs), "outputs": dict(s.outputs)}
+            {
+                "key": s.key,
+                "subgraph": s.subgraph,
+                "inputs": dict(s.inputs),
+                "outputs": dict(s.outputs),
+            }
             for s in m.signatures
         ],
-        "op_counts": dict(Counter(op.name for sg in m.subgraphs for op in sg.operators).most_common()),
-        "operators": [_op_dict(op) for sg in m.subgraphs for op in sg.operators],
+        "op_counts": dict(Counter(op.name for op in ops).most_common()),
+        "operators": [_op_dict(op) for op in ops],
         "tensors": [_tensor_dict(t) for sg in m.subgraphs for t in sg.tensors],
         "size": _size_dict(r.size),
         "metadata": {
-            "entries": [{"name": e.name, "buffer": e.buffer, "size_bytes": e.size} for e in m.metadata],
+            "entries": [
+                {"name": e.name, "buffer": e.buffer, "size_bytes": e.size} for e in m.metadata
+            ],
             "min_runtime_version": m.min_runtime_version,
             "conversion": None
             if cm is None
@@ -468,7 +482,7 @@ def _env(autoescape: bool):
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")),
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
         autoescape=autoescape,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -492,13 +506,20 @@ def _view(report: Report) -> dict[str, Any]:
         kinds[op.name] = op.kind.value
     counts = Counter(op.name for op in ops)
     op_rows = [
-        {"op": name, "kind": kinds[name], "count": n, "versions": ", ".join(map(str, sorted(versions[name])))}
+        {
+            "op": name,
+            "kind": kinds[name],
+            "count": n,
+            "versions": ", ".join(map(str, sorted(versions[name]))),
+        }
         for name, n in counts.most_common()
     ]
     dtypes = Counter(t.dtype for t in m.tensors if not t.is_constant)
     compat_rows = []
     for t, tv in report.compatibility.items():
-        top = Counter(r.message for o in tv.ops for r in o.reasons if r.severity is not Verdict.SUPPORTED)
+        top = Counter(
+            r.message for o in tv.ops for r in o.reasons if r.severity is not Verdict.SUPPORTED
+        )
         compat_rows.append(
             {
                 "key": t.value,
@@ -531,15 +552,17 @@ def _charts(report: Report, view: dict[str, Any]) -> dict[str, str]:
     import plotly.graph_objects as go
 
     layout = {
-        "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
-        "height": 360,
+        "margin": {"l": 40, "r": 10, "t": 40, "b": 80},
+        "autosize": True,
         "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"},
     }
     rows = view["op_rows"][:40]
+    ops_title = "Operators by type" + (" (top 40)" if len(view["op_rows"]) > 40 else "")
+    by_dtype = report.size.by_dtype
     figs = {
         "ops": go.Figure(
             go.Bar(x=[r["op"] for r in rows], y=[r["count"] for r in rows], marker_color="#3b6ea5"),
-            {**layout, "title": "Operators by type" + (" (top 40)" if len(view["op_rows"]) > 40 else "")},
+            {**layout, "title": ops_title},
         ),
         "size_by_op": go.Figure(
             go.Bar(
@@ -550,13 +573,20 @@ def _charts(report: Report, view: dict[str, Any]) -> dict[str, str]:
             {**layout, "title": "Weights by op type (KB)"},
         ),
         "by_dtype": go.Figure(
-            go.Pie(labels=list(report.size.by_dtype), values=list(report.size.by_dtype.values()), hole=0.4),
+            go.Pie(labels=list(by_dtype), values=list(by_dtype.values()), hole=0.4),
             {**layout, "title": "Weights by dtype"},
         ),
     }
-    config = {"displaylogo": False, "responsive": True}
+    config = {"displaylogo": False, "displayModeBar": False, "responsive": True}
     return {
-        k: fig.to_html(full_html=False, include_plotlyjs=False, include_mathjax=False, config=config)
+        k: fig.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            include_mathjax=False,
+            config=config,
+            default_width="100%",
+            default_height="360px",
+        )
         for k, fig in figs.items()
     }
 
@@ -577,10 +607,13 @@ def render(report: Report, fmt: str) -> str:
         return _env(False).get_template("report.md.j2").render(**_view(report))
     if fmt == "html":
         view = _view(report)
+        data = json.dumps(report.to_dict(), ensure_ascii=True, allow_nan=False)
+        data = data.replace("</", "<\\/")  # keep "</script>" out of the inline JSON
         return _env(True).get_template("report.html.j2").render(
             **view,
             charts=_charts(report, view),
             plotly_js=_plotly_js(),
-            report_json=json.dumps(report.to_dict(), ensure_ascii=True, allow_nan=False).replace("</", "<\\/"),
+            # Huge graphs would make the page unwieldy; the JSON format has it all.
+            report_json=data if len(data) <= _HTML_MAX_JSON else None,
         )
     raise OptionsError(f"Unknown report format {fmt!r}.", f"Use one of: {', '.join(FORMATS)}.")

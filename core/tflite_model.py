@@ -19,13 +19,15 @@ importing no TensorFlow). Slot numbers below follow ``schema.fbs`` field order.
 from __future__ import annotations
 
 import enum
+import gc
 import mmap
 import os
 import struct
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
 import flatbuffers.table
 import numpy as np
@@ -293,6 +295,7 @@ def _vec_struct(fmt: str, n: int) -> struct.Struct:
 
 
 _HH = struct.Struct("<HH").unpack_from
+_Fields = tuple[int, ...]  # absolute position of each table field, 0 when absent
 
 
 class _Buf:
@@ -318,7 +321,7 @@ class _Buf:
     def _spend(self, amount: int, what: str) -> None:
         self.budget -= amount
         if self.budget < 0:
-            raise _Corrupt(f"{what}: the file refers to the same data far more often than a model can")
+            raise _Corrupt(f"{what}: the file reuses the same data far more often than a model can")
 
     def uoffset(self, pos: int, what: str) -> int:
         if pos < 0 or pos + 4 > self.n:
@@ -328,7 +331,7 @@ class _Buf:
             raise _Corrupt(f"{what}: offset at byte {pos} points past the end of the data")
         return target
 
-    def table(self, pos: int, what: str) -> tuple[int, ...]:
+    def table(self, pos: int, what: str) -> _Fields:
         n = self.n
         self.tables += 1
         if self.tables > _MAX_TABLES:
@@ -344,13 +347,14 @@ class _Buf:
             if vt_size < 4 or vt_size & 1 or vt + vt_size > n:
                 raise _Corrupt(f"{what}: vtable at byte {vt} is invalid (size {vt_size})")
             nf = (vt_size - 4) >> 1
-            hit = self.vtables[vt] = (_vec_struct("H", nf).unpack_from(self.mv, vt + 4) if nf else (), obj_size)
+            fields = _vec_struct("H", nf).unpack_from(self.mv, vt + 4) if nf else ()
+            hit = self.vtables[vt] = (fields, obj_size)
         fields, obj_size = hit
         if pos + obj_size > n:
-            raise _Corrupt(f"{what}: table at byte {pos} ({obj_size} bytes) runs past the end of the data")
+            raise _Corrupt(f"{what}: table at byte {pos} ({obj_size} bytes) runs past the end")
         return tuple([pos + f if f else 0 for f in fields])
 
-    def scalar(self, fa: tuple[int, ...], i: int, unpack, size: int, default, what: str):
+    def scalar(self, fa: _Fields, i: int, unpack, size: int, default, what: str):
         p = fa[i] if i < len(fa) else 0
         if not p:
             return default
@@ -358,7 +362,7 @@ class _Buf:
             raise self._past_end(what, p)
         return unpack(self.mv, p)[0]
 
-    def vector(self, fa: tuple[int, ...], i: int, elem_size: int, what: str) -> tuple[int, int] | None:
+    def vector(self, fa: _Fields, i: int, elem_size: int, what: str) -> tuple[int, int] | None:
         """(start, length) of a vector field, or None when absent."""
         p = fa[i] if i < len(fa) else 0
         if not p:
@@ -371,10 +375,10 @@ class _Buf:
             raise self._past_end(what, v)
         length = _U32(mv, v)[0]
         if length * elem_size > n - v - 4:
-            raise _Corrupt(f"{what}: vector of {length} elements at byte {v} is longer than the file")
+            raise _Corrupt(f"{what}: vector of {length} elements at byte {v} exceeds the file")
         return v + 4, length
 
-    def ints(self, fa: tuple[int, ...], i: int, fmt: str, size: int, what: str) -> tuple[int, ...] | None:
+    def ints(self, fa: _Fields, i: int, fmt: str, size: int, what: str) -> tuple[int, ...] | None:
         vec = self.vector(fa, i, size, what)
         if vec is None:
             return None
@@ -386,7 +390,7 @@ class _Buf:
             self._spend(0, what)
         return _vec_struct(fmt, length).unpack_from(self.mv, start)
 
-    def string(self, fa: tuple[int, ...], i: int, what: str) -> str | None:
+    def string(self, fa: _Fields, i: int, what: str) -> str | None:
         vec = self.vector(fa, i, 1, what)
         if vec is None:
             return None
@@ -395,14 +399,15 @@ class _Buf:
         self._spend(length, what)
         return str(self.mv[start : start + length], "utf-8", "replace")
 
-    def tables_of(self, fa: tuple[int, ...], i: int, what: str) -> list[tuple[int, ...]]:
+    def tables_of(self, fa: _Fields, i: int, what: str) -> list[_Fields]:
         vec = self.vector(fa, i, 4, what)
         if vec is None:
             return []
         start, length = vec
         self._spend(length * 4, what)
         # Offsets are relative to their own slot; the slots lie inside the vector.
-        positions = [start + 4 * k + off for k, off in enumerate(_vec_struct("I", length).unpack_from(self.mv, start))]
+        offsets = _vec_struct("I", length).unpack_from(self.mv, start)
+        positions = [start + 4 * k + off for k, off in enumerate(offsets)]
         if len(set(positions)) != length:
             # Writers never share a table between entries; a crafted file would
             # use it to turn a few bytes into millions of objects.
@@ -411,7 +416,7 @@ class _Buf:
         return [table(p, what) for p in positions]
 
 
-def _slot(fa: tuple[int, ...], i: int) -> int:
+def _slot(fa: _Fields, i: int) -> int:
     return fa[i] if i < len(fa) else 0
 
 
@@ -470,7 +475,8 @@ def _option_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
+        boundary = not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())
+        if ch.isupper() and i and boundary:
             out.append("_")
         out.append(ch.lower())
     return "".join(out)
@@ -528,7 +534,10 @@ _EMPTY_TABLE = struct.pack("<HHi", 4, 4, 4)
 def _option_layouts(cls: type) -> tuple[tuple, ...] | None:
     out = []
     for name, accessor, as_numpy in _option_fields(cls):
-        layout = _field_layout(accessor, None) if as_numpy is False else _field_layout(vars(cls)[name], accessor)
+        if as_numpy is False:
+            layout = _field_layout(accessor, None)
+        else:
+            layout = _field_layout(vars(cls)[name], accessor)
         if layout is None:
             return None  # fall back to the generated accessors for this class
         kind, slot, fmt, size, default = layout
@@ -724,9 +733,13 @@ def _tensors(buf: _Buf, s: int, sg, buffers) -> list[TensorInfo]:
                 size, start, _external = buffers[b]
             nf = len(t)
             qpos = t[4] if nf > 4 else 0
-            quant = _decode_quantization(buf, table(uoffset(qpos, "quantization"), "quantization")) if qpos else None
+            quant = None
+            if qpos:
+                quant = _decode_quantization(buf, table(uoffset(qpos, "quant"), "quantization"))
             spos = t[6] if nf > 6 else 0
-            sparsity = _decode_sparsity(buf, table(uoffset(spos, "sparsity"), "sparsity")) if spos else None
+            sparsity = None
+            if spos:
+                sparsity = _decode_sparsity(buf, table(uoffset(spos, "sparsity"), "sparsity"))
             sig = ints(t, 7, "i", 4, "shape signature")
             append(
                 TensorInfo(
@@ -778,7 +791,8 @@ def _operators(buf: _Buf, s: int, sg, codes, n_tensors: int) -> list[OperatorInf
             custom_bytes = 0
             if kind is not OpKind.BUILTIN:
                 custom = buf.vector(o, 5, 1, "custom options")
-                custom_bytes = custom[1] if custom else scalar(o, 10, _U64, 8, 0, "custom options size")
+                # Large custom options live outside the FlatBuffer (offset/size).
+                custom_bytes = custom[1] if custom else scalar(o, 10, _U64, 8, 0, "custom size")
             act = options.get("fused_activation_function")
             append(
                 OperatorInfo(
@@ -807,11 +821,13 @@ def _subgraph(buf: _Buf, s: int, sg, codes, buffers) -> SubgraphInfo:
     tensors = _tensors(buf, s, sg, buffers)
     n_tensors = len(tensors)
     operators = _operators(buf, s, sg, codes, n_tensors)
+    inputs = buf.ints(sg, 1, "i", 4, f"{what} inputs") or ()
+    outputs = buf.ints(sg, 2, "i", 4, f"{what} outputs") or ()
     return SubgraphInfo(
         index=s,
         name=buf.string(sg, 4, what) or "",
-        inputs=_check_indices(buf.ints(sg, 1, "i", 4, f"{what} inputs") or (), n_tensors, f"{what} inputs"),
-        outputs=_check_indices(buf.ints(sg, 2, "i", 4, f"{what} outputs") or (), n_tensors, f"{what} outputs"),
+        inputs=_check_indices(inputs, n_tensors, f"{what} inputs"),
+        outputs=_check_indices(outputs, n_tensors, f"{what} outputs"),
         tensors=tuple(tensors),
         operators=tuple(operators),
     )
@@ -874,13 +890,14 @@ def _parse(mv: memoryview, check_zeros: bool) -> ModelInfo:
         name = buf.string(m, 0, f"metadata {k}") or ""
         b = buf.scalar(m, 1, _U32, 4, 0, f"metadata {k}")
         if b >= len(buffers):
-            raise _Corrupt(f"metadata {name!r} refers to buffer {b}, but the model has {len(buffers)}")
+            raise _Corrupt(f"metadata {name!r} refers to buffer {b} of {len(buffers)}")
         size, start, _ = buffers[b]
         metadata.append(MetadataEntry(name, b, size))
         if start is None:
             continue
         if name == "min_runtime_version":
-            min_runtime = bytes(mv[start : start + min(size, 64)]).split(b"\0", 1)[0].decode("ascii", "replace")
+            raw = bytes(mv[start : start + min(size, 64)])
+            min_runtime = raw.split(b"\0", 1)[0].decode("ascii", "replace")
         elif name == "CONVERSION_METADATA":
             try:
                 conv_meta = _conversion_metadata(mv[start : start + size])
@@ -932,22 +949,39 @@ def _check_header(mv: memoryview, label: str) -> None:
     if len(mv) < 8 or bytes(mv[4:8]) != FILE_IDENTIFIER:
         found = bytes(mv[4:8]) if len(mv) >= 8 else b""
         raise TFLiteFormatError(
-            f"{label} is not a TensorFlow Lite FlatBuffer: bytes 4-8 are {found!r}, expected {FILE_IDENTIFIER!r}.",
+            f"{label} is not a TensorFlow Lite FlatBuffer: bytes 4-8 are {found!r}, "
+            f"expected {FILE_IDENTIFIER!r}.",
             "Check that you picked the .tflite file (not a SavedModel, .keras or .h5 file). "
             "Convert other formats with tf.lite.TFLiteConverter first.",
         )
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Parsing allocates many small acyclic objects; the cyclic GC would rescan
+    the growing heap over and over (superlinear on 50k-op graphs)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _parse_guarded(mv: memoryview, label: str, check_zeros: bool) -> ModelInfo:
     _check_header(mv, label)
     try:
-        return _parse(mv, check_zeros)
+        with _gc_paused():
+            return _parse(mv, check_zeros)
     except (_Corrupt, struct.error, ValueError, IndexError, OverflowError, UnicodeDecodeError) as e:
         # Generated accessors raise struct.error/ValueError on out-of-range reads.
         raise TFLiteFormatError(f"{label} is corrupt or cut short: {e}", _HINT_CORRUPT) from None
 
 
-def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview, *, check_zeros: bool = True) -> ModelInfo:
+def read_model(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview, *, check_zeros: bool = True
+) -> ModelInfo:
     """Read a .tflite file (path) or its bytes. Raises only ``TFLiteFormatError``.
 
     ``check_zeros`` scans each buffer once to flag all-zero weights; turn it off to
@@ -964,10 +998,14 @@ def read_model(source: str | os.PathLike[str] | bytes | bytearray | memoryview, 
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if size == 0:
-                raise TFLiteFormatError(f"{label} is empty (0 bytes).", "Upload the complete .tflite file.")
+                raise TFLiteFormatError(
+                    f"{label} is empty (0 bytes).", "Upload the complete .tflite file."
+                )
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as e:
-        raise TFLiteFormatError(f"Cannot read {path}: {e.strerror or e}.", "Check the path and permissions.") from None
+        raise TFLiteFormatError(
+            f"Cannot read {path}: {e.strerror or e}.", "Check the path and permissions."
+        ) from None
     mv = memoryview(mm)
     try:
         return _parse_guarded(mv, label, check_zeros)

@@ -1,12 +1,216 @@
-"""Compare: which preset should I ship? (first version; the full page follows.)"""
+"""Compare: which preset should I ship?
+
+Pick a model (sample or upload) and its data → run a sweep as a job → the
+recommendation in words, the table, the Pareto chart, the per-layer error with
+a "re-convert keeping the worst layers in float" button, and a diff of two
+results. The URL carries the sweep (``?job=<id>``) and a re-conversion
+(``&reconvert=<id>``); session state holds only widget values.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import streamlit as st
 
-st.title("Compare presets")
+from core import jobs
+from core.errors import StudioError
+from core.options import PRESETS, Preset
+from ui import compare_view as view
+from ui import job_view
+from ui.errors import show_error
+from ui.format import human_bytes
+from ui.samples import SAMPLES_DIR, load_samples
+from ui.uploads import store_file, store_model
+
+K = "compare."
+RECONVERT = "reconvert"
+MODEL_TYPES = ["zip", "gz", "tgz", "tar", "keras", "h5"]
+DATA_TYPES = ["npz", "npy", "zip"]
+PRESET_IDS = [p.value for p in Preset]
+
+
+def _sample_eval(file: str) -> Path | None:
+    """The sample's evaluation data, from the manifest's ``eval`` field."""
+    try:
+        entries = json.loads((SAMPLES_DIR / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for e in entries if isinstance(entries, list) else []:
+        if isinstance(e, dict) and e.get("file") == file and e.get("eval"):
+            p = SAMPLES_DIR / str(e["eval"])
+            return p if p.is_file() and "/" not in str(e["eval"]) else None
+    return None
+
+
+def _form() -> None:
+    samples = [s for s in load_samples() if s.kind != "tflite"]
+    src = st.radio("Model", ["A sample model", "My own model"], horizontal=True,
+                   key=K + "source", index=0 if samples else 1)
+    files: dict[str, tuple[str, str]] = {}
+    cal_path = eval_path = None
+    model_path = model_name = None
+    upload = None
+    if src == "A sample model" and samples:
+        titles = [f"{s.title} ({s.file})" for s in samples]
+        pick = st.selectbox("Sample", titles, key=K + "sample")
+        sample = samples[titles.index(pick)]
+        st.caption(sample.description)
+        model_path, model_name = sample.path, sample.file
+        cal_path = sample.calibration_path
+        eval_path = _sample_eval(sample.file)
+        bits = []
+        if cal_path:
+            bits.append(f"calibration `{cal_path.name}`")
+        if eval_path:
+            bits.append(f"evaluation `{eval_path.name}`")
+        if bits:
+            st.caption("Uses the sample's " + " and ".join(bits) + " unless you upload others.")
+    else:
+        upload = st.file_uploader(
+            "SavedModel (zipped or .tar.gz) or Keras file (.keras, .h5)", type=MODEL_TYPES,
+            key=K + "upload", help="The original model: every preset is converted from it.")
+    c1, c2 = st.columns(2)
+    cal_up = c1.file_uploader(
+        "Calibration data (for the int8 and 16x8 presets)", type=DATA_TYPES, key=K + "cal",
+        help="A .npz with one array per input (keyed by input name), a .npy for one input, "
+             "or a .zip of images. Without it the integer presets calibrate on random data.")
+    eval_up = c2.file_uploader(
+        "Evaluation data (held-out samples)", type=DATA_TYPES, key=K + "eval",
+        help="Same format as the calibration data; add a `labels` array to the .npz to get "
+             "accuracy. Without it the calibration data is used, else random inputs.")
+    presets = st.multiselect(
+        "Presets to compare", PRESET_IDS, default=PRESET_IDS, key=K + "presets",
+        format_func=lambda p: f"{p} — {PRESETS[Preset(p)].title}")
+    with st.expander("Advanced options"):
+        a1, a2, a3 = st.columns(3)
+        threads = a1.select_slider("Threads for the latency", options=[1, 2, 4, 8], value=1,
+                                   key=K + "threads",
+                                   help="The table shows the latency at this thread count.")
+        runs = a2.number_input("Timed runs per model", 10, 1000, 50, step=10, key=K + "runs")
+        task = a3.selectbox("Outputs are", ["auto", "classification", "regression"],
+                            key=K + "task",
+                            help="auto: a classifier when outputs are probabilities or the "
+                                 "evaluation data has labels.")
+        b1, b2 = st.columns(2)
+        select_tf = b1.checkbox("Allow Select TF ops", key=K + "select_tf_ops",
+                                help="For models with TensorFlow ops that have no TFLite "
+                                     "builtin; such models cannot be timed on this server.")
+        layers = b2.checkbox("Per-layer quantization error", value=True, key=K + "layers")
+        signature = st.text_input("Signature (empty: serving_default)", key=K + "signature")
+    if not st.button("Compare presets", type="primary", icon=":material/compare_arrows:",
+                     key=K + "go"):
+        return
+    if not presets:
+        st.info("Pick at least one preset.", icon=":material/info:")
+        st.stop()
+    if model_path is None and upload is None:
+        st.info("Upload a model or pick a sample first.", icon=":material/info:")
+        st.stop()
+    try:
+        with st.spinner("Storing the files"):
+            if upload is not None:
+                ref = store_model(upload)
+                if ref.is_tflite:
+                    st.warning("A .tflite is already converted; Compare needs the original "
+                               "SavedModel or Keras file. Open the .tflite in Inspect.",
+                               icon=":material/warning:")
+                    st.stop()
+                model_path, model_name = jobs.artifact_path(ref.sha), ref.name
+            for key, up, default in (("calibration", cal_up, cal_path),
+                                     ("eval", eval_up, eval_path)):
+                if up is not None:
+                    f = store_file(up)
+                    files[key] = (f.sha, f.name)
+                elif default is not None:
+                    f = store_file(default)
+                    files[key] = (f.sha, f.name)
+            options = {"select_tf_ops": bool(select_tf),
+                       "signature_key": signature.strip() or None}
+            job = view.submit_sweep(
+                Path(model_path), str(model_name), files=files,
+                params={"presets": presets, "options": options, "threads": [int(threads)],
+                        "runs": int(runs), "task": task, "layer_errors": bool(layers)})
+    except StudioError as e:
+        show_error(e)
+        st.stop()
+    job_view.open_job(job.id)
+
+
+def _reconvert(job: jobs.Job, report: dict) -> None:
+    rid = st.query_params.get(RECONVERT)
+    if not rid:
+        return
+    ej = job_view.load_job(str(rid))
+    if ej is None:
+        return
+    st.subheader("Re-converted with layers kept in float")
+    if not ej.status.finished:
+        job_view.show_progress(ej.id, key=K + "reconvert.progress")
+    elif ej.status is jobs.JobStatus.FAILED:
+        job_view.show_failure(ej, key=K + "reconvert.failure")
+    elif ej.status is jobs.JobStatus.CANCELLED:
+        st.info("The re-conversion was cancelled.")
+    else:
+        view.show_reconvert_result(ej, report)
+
+
+def _results(job: jobs.Job) -> None:
+    report = (job.result or {}).get("sweep")
+    if not report:
+        st.warning("This job has no sweep results.")
+        return
+    st.success(f"Compared **{len(report.get('rows') or [])} presets** of **{job.model_name}** "
+               f"({human_bytes(job.input_size)}).", icon=":material/check_circle:")
+    view.show_recommendation(report)
+    st.subheader("Every preset")
+    view.show_table(report, key=K + "rows")
+    view.show_pareto(report, key=K + "rows")
+    view.show_downloads(job, report, key=K + "dl")
+    st.subheader("Which layers lose the most when quantized")
+    new = view.show_layers(job, report, key=K + "layers")
+    if new:
+        st.query_params[RECONVERT] = new
+        st.rerun()
+    _reconvert(job, report)
+    st.subheader("What changed between two results")
+    extra = []
+    rid = st.query_params.get(RECONVERT)
+    if rid:
+        try:
+            ej = jobs.get(str(rid))
+            row = (ej.result or {}).get("row")
+            if row and row.get("artifact_sha"):
+                extra.append(row)
+        except StudioError:
+            pass
+    view.show_diff(report, key=K + "diff", extra=extra)
+
+
+st.title("Which preset should I ship?")
 st.caption(
-    "Convert one model with every preset, measure what each one costs (accuracy against "
-    "the original, speed on this server, size) and get a recommendation."
+    "Convert one model with every preset, then see what each one costs: accuracy against "
+    "the original on the same inputs, speed on this server's CPU, file size — and one "
+    "recommendation in plain words."
 )
-st.info("This page is being built.", icon=":material/construction:")
+
+job_id = job_view.job_id_from_url()
+job = job_view.load_job(job_id) if job_id else None
+if job is not None and job.kind is not jobs.JobKind.SWEEP:
+    st.info("That link points at a job that is not a comparison.", icon=":material/info:")
+    job = None
+if job is None:
+    _form()
+else:
+    if not job.status.finished:
+        job_view.show_progress(job.id, key=K + "progress")
+    elif job.status is jobs.JobStatus.FAILED:
+        job_view.show_failure(job, key=K + "failure")
+    elif job.status is jobs.JobStatus.CANCELLED:
+        st.info(f"The comparison of {job.model_name} was cancelled.", icon=":material/cancel:")
+    else:
+        _results(job)
+    if st.button("Start another comparison", key=K + "new", icon=":material/add:"):
+        st.query_params.clear()
+        st.rerun()

@@ -43,8 +43,11 @@ st.title("Convert a model to TensorFlow Lite")
 job_id = job_view.job_id_from_url()
 job = job_view.load_job(job_id) if job_id else None
 if job is not None:
-    if _model() is None:  # a shared link: offer to convert the same model again
-        _set_model(model_from_job(job))
+    current = _model()
+    if st.session_state.get(K + "seen_job") != job.id:  # a new link: its model is the one
+        st.session_state[K + "seen_job"] = job.id
+        if current is None or current.sha != job.input_sha:
+            _set_model(model_from_job(job))
     if not job.status.finished:
         job_view.show_progress(job.id, key=K + "progress")
     elif job.status.value == "failed":
@@ -115,7 +118,7 @@ c1, c2 = st.columns([4, 1], vertical_alignment="center")
 c1.markdown(f":material/deployed_code: **{model.name}** · {model.kind_words} · "
             f"{human_bytes(model.size)}"
             + (f" · calibration: {model.calibration.name}" if model.calibration else ""))
-if c2.button("Choose another model", key=K + "change", icon=":material/swap_horiz:"):
+if c2.button("Change model", key=K + "change", icon=":material/swap_horiz:"):
     _set_model(None)
     st.query_params.clear()
     st.rerun()

@@ -44,7 +44,7 @@ rows = [
      "Suits": i.devices, "Needs calibration data": "yes" if i.needs_calibration else "no"}
     for p, i in PRESETS.items()
 ]
-st.dataframe(rows, hide_index=True, width="stretch")
+st.table(rows)
 st.markdown(
     """
 **Not sure?** Start with **dynamic** (no data needed, 4× smaller). For a GPU, use

@@ -149,6 +149,12 @@ def _convert_and_wait(page, preset_title: str) -> None:  # type: ignore[no-untyp
     _pick_preset(page, preset_title)
     page.get_by_role("button", name="Convert", exact=True).click()
     page.wait_for_url("**job=*")
+    try:  # the live progress, when the job is not already done
+        page.get_by_text("Working on").or_(page.get_by_text("Waiting in the queue")).first \
+            .wait_for(timeout=5_000)
+        _shot(page, f"0x-convert-running-{preset_title.split()[0].lower()}")
+    except playwright_sync.TimeoutError:
+        pass
     _app_text(page, f"with {preset_title}", timeout=WAIT_JOB_MS)
 
 

@@ -93,3 +93,31 @@ def test_real_probe_on_hand_built_model(tmp_path):
     path.write_bytes(_hand_model())
     result = probe_micro(path, timeout=60)
     assert not result.ok and result.failed_op in {"CUSTOM", "MyOp"}
+
+
+def _walk_rules(rules_list):
+    for rule in rules_list:
+        if "any" in rule:
+            for group in rule["any"]:
+                yield from _walk_rules(group)
+        else:
+            yield rule
+
+
+def test_rule_tables_are_well_formed():
+    """Op knowledge is data: every rule uses a known check and every entry names a source."""
+    tables = compat.rules()["targets"]
+    assert set(tables) == {t.value for t in Target}
+    for key, target in tables.items():
+        assert target["source"].startswith("https://"), key
+        for kind in ("select_tf", "custom"):
+            assert Verdict(target["kinds"][kind]["verdict"]) and target["kinds"][kind]["source"].startswith("https://")
+        entries = {**target["ops"], **target["custom_ops"]}
+        for name, entry in entries.items():
+            assert entry.get("source", target["source"]).startswith("https://"), (key, name)
+            for rule in [*_walk_rules(entry["rules"]), *_walk_rules(target["all_ops"])]:
+                assert rule["check"] in compat._CHECKS, (key, name, rule)
+                assert Verdict(rule.get("severity", "unsupported"))
+        for rule in target.get("model_rules", []):
+            assert rule["check"] in compat._MODEL_CHECKS
+            assert rule["source"].startswith("https://") and rule["reason"]

@@ -252,3 +252,32 @@ def test_server_restart_mid_queue_loses_no_job(tmp_path):
                 requests.get(srv.url(f"/api/jobs/{i}"), timeout=5).json()),
                 timeout=180, every=0.5, what=f"job {i}")
             assert job["status"] == "done", job
+
+
+@pytest.mark.slow
+def test_worker_command_runs_jobs_and_stops_cleanly(tmp_path):
+    """``tflite-studio worker``: a standalone consumer on the same data folder,
+    as on an extra machine; SIGTERM stops it."""
+    import signal
+
+    from server_helpers import tiny_model
+
+    s = _settings(tmp_path)
+    st = jobs.JobStore(s)
+    model = tiny_model(tmp_path)
+    job = st.submit_model(model, model_name=model.name, options={"preset": "float32"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFLITE_STUDIO_DATA_DIR": str(s.data_dir),
+           "TFLITE_STUDIO_PASSWORD": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from core.cli_server import worker_cmd; worker_cmd()",
+         "--workers", "1", "--no-warm"],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        done = st.wait(job.id, timeout=180)
+        assert done.status is JobStatus.DONE, done.error
+        assert done.worker.split(":")[1] == str(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, out
+    assert "1 at once" in out and "stopped" in out

@@ -45,7 +45,8 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
     kinds: dict[str, str] = {}
     for op in report.get("operators") or []:
         kinds.setdefault(op["op"], op.get("kind", "builtin"))
-    counts = report.get("op_counts") or dict(Counter(o["op"] for o in report.get("operators") or []))
+    counts = report.get("op_counts") or dict(
+        Counter(o["op"] for o in report.get("operators") or []))
     items = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))
     fig = go.Figure()
     for kind in ("builtin", "select_tf", "custom"):

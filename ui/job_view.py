@@ -106,25 +106,28 @@ def show_progress(job_id: str, *, key: str, every: float = 1.0) -> None:
             st.rerun(scope="app")
         queued = job.status is jobs.JobStatus.QUEUED
         label = ("Waiting in the queue: " if queued else "Working on ") + job_title(job)
-        with st.status(label, state="running", expanded=True):
-            if queued:
-                ahead = _queue_ahead(job)
-                st.write(
-                    f"{ahead} job{'s' if ahead != 1 else ''} ahead of this one."
-                    if ahead else "Starting as soon as a worker is free."
-                )
-            else:
-                steps = _steps(job)
-                for s in steps[:-1]:
-                    st.markdown(f":material/check_circle: {s}")
-                if steps:
-                    st.markdown(f":material/progress_activity: **{steps[-1]}…**")
-                if job.started_at:
-                    st.caption(f"Running for {human_seconds(time.time() - job.started_at)}.")
-            st.caption(
-                "You can close this tab: the job keeps running, and this page's link "
-                "brings you back to it."
+        # not a `with` block: leaving one marks the status "complete"
+        box = st.status(label, state="running", expanded=True)
+        if queued:
+            ahead = _queue_ahead(job)
+            box.markdown(
+                f"{ahead} job{'s' if ahead != 1 else ''} ahead of this one."
+                if ahead else "Starting as soon as a worker is free."
             )
+        else:
+            steps = _steps(job)
+            for s in steps[:-1]:
+                box.markdown(f":material/check_circle: {s}")
+            if steps:
+                box.markdown(f":material/progress_activity: **{steps[-1]}…**")
+            if job.started_at:
+                elapsed = time.time() - job.started_at
+                box.caption("Just started." if elapsed < 1
+                            else f"Running for {human_seconds(elapsed)}.")
+        box.caption(
+            "You can close this tab: the job keeps running, and this page's link "
+            "brings you back to it."
+        )
         if st.button("Cancel this job", key=f"{key}.cancel.{job_id}", icon=":material/cancel:"):
             jobs.cancel(job_id)
             st.rerun(scope="app")

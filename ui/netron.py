@@ -61,7 +61,8 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
     # The blocking "Please update to the newest version." dialog.
     ("browser.js", "        await age();\n", "        /* tflite-studio: no update dialog */\n"),
     # The cookie-consent dialog and its ipinfo.io lookup.
-    ("browser.js", "        await consent();\n", "        /* tflite-studio: no consent dialog */\n"),
+    ("browser.js", "        await consent();\n",
+     "        /* tflite-studio: no consent dialog */\n"),
     # Google Analytics (page views, errors, events).
     ("browser.js", "        await telemetry();\n", "        /* tflite-studio: no telemetry */\n"),
     # Belt and braces: telemetry never starts a session, and never sends a beacon.

@@ -297,8 +297,10 @@ def show_tables(report: dict[str, Any], *, key: str) -> None:
         conv = meta.get("conversion") or {}
         rows = [{"field": "file", "value": (report.get("file") or {}).get("name", "")},
                 {"field": "sha256", "value": (report.get("file") or {}).get("sha256", "")},
-                {"field": "minimum runtime version", "value": meta.get("min_runtime_version") or ""},
-                {"field": "description", "value": (report.get("model") or {}).get("description") or ""}]
+                {"field": "minimum runtime version",
+                 "value": meta.get("min_runtime_version") or ""},
+                {"field": "description",
+                 "value": (report.get("model") or {}).get("description") or ""}]
         if conv:
             rows += [{"field": "TensorFlow version", "value": conv.get("tensorflow_version") or ""},
                      {"field": "optimizations",
