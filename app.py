@@ -4,6 +4,9 @@ One server and one port for everything: the Streamlit pages (``studio.py``),
 the HTTP API, artifact downloads and the embedded Netron viewer. Login is
 enforced for all of them in one middleware. The lifespan starts the job
 workers, so the app's own start command runs its queue.
+
+``streamlit run`` finds the app by reading this file for a literal
+module-level ``app = st.App(...)``: keep that line as it is.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ from typing import Any
 
 import streamlit as st
 
+from core.api import api_routes
+from core.auth import auth_middleware, login_routes
+from core.server_tuning import enable_tcp_nodelay
 from core.settings import load_settings
+from ui.netron import netron_routes
+
+enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
+settings = load_settings()
 
 
 @asynccontextmanager
 async def lifespan(app: Any):  # type: ignore[no-untyped-def]
-    settings = load_settings()
     consumer = None
     if settings.embedded_workers:
         from core.jobs import start_consumer
@@ -28,21 +37,12 @@ async def lifespan(app: Any):  # type: ignore[no-untyped-def]
         yield {"settings": settings}
     finally:
         if consumer is not None:
-            consumer.stop()
+            consumer.stop()  # running jobs go back to the queue
 
 
-def _build() -> st.App:
-    from core.api import api_routes
-    from core.auth import auth_middleware, login_routes
-    from ui.netron import netron_routes
-
-    settings = load_settings()
-    return st.App(
-        "studio.py",
-        routes=[*login_routes(settings), *api_routes(settings), *netron_routes(settings)],
-        middleware=auth_middleware(settings),
-        lifespan=lifespan,
-    )
-
-
-app = _build()
+app = st.App(
+    "studio.py",
+    routes=[*login_routes(settings), *api_routes(settings), *netron_routes(settings)],
+    middleware=auth_middleware(settings),
+    lifespan=lifespan,
+)

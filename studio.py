@@ -47,10 +47,28 @@ pages = [
     if p is not None
 ]
 
+def _queue_line() -> str:
+    """How busy the shared server is, in one line (empty if the store is unreadable)."""
+    try:
+        from core import jobs
+
+        s = jobs.store()
+        running = s.count((jobs.JobStatus.RUNNING,))
+        waiting = s.count((jobs.JobStatus.QUEUED,))
+    except Exception:  # noqa: BLE001  (a hint only; never block a page on it)
+        return ""
+    if not running and not waiting:
+        return "Server: idle."
+    return f"Server: {running} job{'s' if running != 1 else ''} running, {waiting} waiting."
+
+
 with st.sidebar:
     st.markdown("### :material/memory: TFLite Studio")
     st.caption("TensorFlow → TensorFlow Lite, in the browser. Conversions run on this "
                "server in their own process; a job keeps running if you close the tab.")
+    line = _queue_line()
+    if line:
+        st.caption(line)
 
 page = st.navigation(pages, position="sidebar")
 run_page(page)

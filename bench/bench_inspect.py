@@ -57,7 +57,8 @@ def real_model() -> Path:
     if not path.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         print("converting MobileNetV2 once (TensorFlow, subprocess)...", flush=True)
-        subprocess.run([sys.executable, "-c", _MOBILENET, str(path)], check=True, capture_output=True)
+        cmd = [sys.executable, "-c", _MOBILENET, str(path)]
+        subprocess.run(cmd, check=True, capture_output=True)
     return path
 
 
@@ -149,21 +150,24 @@ def main() -> None:
     n_ops = r.to_dict()["model"]["num_operators"]
     print(f"model: {path.name}, {mb(size)}, {n_ops} ops")
     print(f"LiteRT analyzer text dump     {analyzer * 1e3:9.1f} ms")
-    print(f"build_report(micro=False)     {report * 1e3:9.1f} ms   ratio {report / analyzer:5.2f}x  (goal <= 10x)")
-    print(f"build_report(micro=True)      {with_micro * 1e3:9.1f} ms   ratio {with_micro / analyzer:5.2f}x  (TFLM in a subprocess)")
+    def line(label: str, t: float, note: str = "") -> None:
+        print(f"{label:<30}{t * 1e3:9.1f} ms   ratio {t / analyzer:6.2f}x  {note}")
+
+    line("build_report(micro=False)", report, "(goal <= 10x)")
+    line("build_report(micro=True)", with_micro, "(TFLM in a subprocess)")
     sha = best_of(lambda: _sha256(path), repeat)
     parse = best_of(lambda: read_model(path), repeat)
     info = read_model(path)
     compat = best_of(lambda: check_compatibility(info), repeat)
-    print(f"  of which sha256 of the file {sha * 1e3:9.1f} ms   (the analyzer does not hash)")
-    print(f"  of which read_model         {parse * 1e3:9.1f} ms   ratio {parse / analyzer:5.2f}x")
-    print(f"  of which compatibility      {compat * 1e3:9.1f} ms")
-    print(f"report without the hash       {(report - sha) * 1e3:9.1f} ms   ratio {(report - sha) / analyzer:5.2f}x")
+    line("  sha256 of the file", sha, "(the analyzer does not hash)")
+    line("  read_model", parse)
+    line("  check_compatibility", compat)
+    line("  read + compat (no hash)", parse + compat)
     print(f"render(json)                  {json_time * 1e3:9.1f} ms")
 
     print("\n== 2. time against number of ops (synthetic, micro=False)")
     sizes = [1_000, 5_000, 10_000] if args.quick else [1_000, 5_000, 10_000, 25_000, 50_000]
-    print(f"{'ops':>7} {'file':>9} {'report':>9} {'us/op':>7} {'analyzer':>9} {'us/op':>7} {'ratio':>6}")
+    print(f"{'ops':>7} {'file':>9} {'report':>9} {'us/op':>7} {'analyzer':>9} {'us/op':>7} ratio")
     per_op = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -173,7 +177,10 @@ def main() -> None:
             t = best_of(lambda: build_report(p, micro=False), reps)
             a = best_of(lambda: _analyzer.ModelAnalyzer(str(p), True, False), reps)
             per_op.append(t / n * 1e6)
-            print(f"{n:>7} {mb(p.stat().st_size):>9} {t * 1e3:7.0f}ms {t / n * 1e6:7.1f} {a * 1e3:7.0f}ms {a / n * 1e6:7.2f} {t / a:5.1f}x")
+            print(
+                f"{n:>7} {mb(p.stat().st_size):>9} {t * 1e3:7.0f}ms {t / n * 1e6:7.1f}"
+                f" {a * 1e3:7.0f}ms {a / n * 1e6:7.2f} {t / a:5.1f}x"
+            )
         spread = max(per_op) / min(per_op)
         print(f"per-op time spread (max/min) {spread:.2f}  (1.0 = perfectly linear)")
 
@@ -182,7 +189,8 @@ def main() -> None:
         print(f"{path.name}: file {mb(size)}, peak {mb(peak)} ({peak / size:.2f}x file)")
         big = Path(tmp) / f"syn{sizes[-1]}.tflite"
         peak = peak_memory(lambda: build_report(big, micro=False))
-        print(f"{big.name}: file {mb(big.stat().st_size)}, peak {mb(peak)} ({peak / big.stat().st_size:.2f}x file)")
+        big_size = big.stat().st_size
+        print(f"{big.name}: file {mb(big_size)}, peak {mb(peak)} ({peak / big_size:.2f}x file)")
         print("(weights are never copied; the op-heavy synthetic file is nearly all structure,")
         print(" which becomes Python objects, so its peak is a multiple of the file)")
     print(f"\nmedian per-op time: {statistics.median(per_op):.1f} us")

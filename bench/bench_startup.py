@@ -14,7 +14,10 @@ folders (the entry copied, everything else linked), so only that line differs.
 
     python bench/bench_startup.py [--runs 3]
 
-Prints one line per run and the ratios (goal: page time ratio <= 0.5).
+Prints one line per run and the ratios (goal <= 0.5). ``script`` is the mark that
+holds in every launch mode: when ``streamlit run`` serves ``app.py`` as an
+``st.App`` the entry is imported before the server answers, so ``page`` includes
+it; as a plain script the entry (and its imports) run at the first page view.
 """
 
 from __future__ import annotations
@@ -131,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     for k in ("health", "page", "script"):
         ratio = med["studio"][k] / med["with_tf"][k]
         print(f"{k:<10}{med['studio'][k]:>9.2f}s{med['with_tf'][k]:>9.2f}s{ratio:>8.2f}")
-    ratio = med["studio"]["page"] / med["with_tf"]["page"]
-    verdict = "meets" if ratio <= GOAL else "misses"
-    print(f"\nfirst page: {ratio:.2f} of the TensorFlow peer ({verdict} the goal <= {GOAL})")
+    for k, words in (("page", "first page served (/ and health 200)"),
+                     ("script", "first page rendered (studio.py ran)")):
+        ratio = med["studio"][k] / med["with_tf"][k]
+        verdict = "meets" if ratio <= GOAL else "misses"
+        print(f"{words}: {ratio:.2f} of the TensorFlow peer ({verdict} the goal <= {GOAL})")
     return 0
 
 

@@ -11,12 +11,10 @@ from typing import Any
 import click
 
 from core.errors import OptionsError, StudioError
-from core.options import PRESETS, ConversionOptions, Preset, parse_input_shape
+from core.cli_options import _options, convert_options
+from core.options import PRESETS
 
 __all__ = ["main", "cli"]
-
-PRESET_IDS = [p.value for p in Preset]
-
 
 def _write_text(text: str, out: str | None) -> None:
     if out:
@@ -38,62 +36,6 @@ def presets_cmd() -> None:
     for p, info in PRESETS.items():
         cal = " (needs calibration data)" if info.needs_calibration else ""
         click.echo(f"{p.value:<14} {info.title}{cal}\n{'':<14} {info.summary}")
-
-
-def _options(
-    preset: str,
-    select_tf_ops: bool,
-    allow_custom_ops: bool,
-    signature: str | None,
-    input_shape: tuple[str, ...],
-    calibration_data: str | None,
-    calibration_samples: int,
-    image_range: str,
-) -> ConversionOptions:
-    try:
-        lo, hi = (float(v) for v in image_range.split(","))
-    except ValueError:
-        raise OptionsError(
-            f"Cannot read --image-range {image_range!r}.", "Write it as LOW,HIGH, e.g. 0,1."
-        ) from None
-    if calibration_data and not Path(calibration_data).exists():
-        raise OptionsError(
-            f"Calibration data {calibration_data} was not found.", "Check the path."
-        )
-    return ConversionOptions(
-        preset=Preset(preset),
-        select_tf_ops=select_tf_ops,
-        allow_custom_ops=allow_custom_ops,
-        signature_key=signature,
-        input_shapes=tuple(parse_input_shape(s) for s in input_shape),
-        calibration_path=calibration_data,
-        calibration_samples=calibration_samples,
-        image_range=(lo, hi),
-    )
-
-
-def convert_options(f: Any) -> Any:
-    """The converter options, shared by every command that converts."""
-    decorators = [
-        click.option("--preset", type=click.Choice(PRESET_IDS), default="float32",
-                     show_default=True, help="Quantization preset."),
-        click.option("--select-tf-ops", is_flag=True,
-                     help="Let TensorFlow ops without a builtin run via the Flex delegate."),
-        click.option("--allow-custom-ops", is_flag=True,
-                     help="Keep unknown ops as custom ops (you implement them)."),
-        click.option("--signature", metavar="KEY", default=None,
-                     help="Signature to convert (default: serving_default or the only one)."),
-        click.option("--input-shape", metavar="NAME=D1,D2,...", multiple=True,
-                     help="Fix an input's dynamic dimensions; repeat per input."),
-        click.option("--calibration-data", metavar="FILE", default=None,
-                     help=".npz/.npy (keys = input names) or a folder/zip of images."),
-        click.option("--calibration-samples", type=int, default=100, show_default=True),
-        click.option("--image-range", default="0,1", show_default=True,
-                     help="Scale calibration images to LOW,HIGH."),
-    ]
-    for d in reversed(decorators):
-        f = d(f)
-    return f
 
 
 @cli.command("convert")
@@ -188,7 +130,7 @@ def serve_cmd(port: int, host: str | None) -> None:
 
     settings = load_settings()
     root = Path(__file__).resolve().parent.parent
-    has_login = bool(settings.password) or (root / ".streamlit" / "secrets.toml").exists()
+    has_login = settings.login_required
     if host is None:
         host = "0.0.0.0" if has_login else "127.0.0.1"
     if not has_login and host not in ("127.0.0.1", "localhost", "::1"):
@@ -207,6 +149,12 @@ def serve_cmd(port: int, host: str | None) -> None:
             "--server.port", str(port), "--server.address", host]
     os.chdir(root)
     os.execv(sys.executable, args)
+
+
+from core.cli_server import COMMANDS as _SERVER_COMMANDS  # noqa: E402
+
+for _cmd in _SERVER_COMMANDS:
+    cli.add_command(_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

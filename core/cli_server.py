@@ -303,7 +303,7 @@ def _convert_fields(kw: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _submit_command() -> click.Command:
-    from core.cli import convert_options
+    from core.cli_options import convert_options
 
     @click.command("submit")
     @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))

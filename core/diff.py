@@ -269,7 +269,8 @@ def _out_name(op: OperatorInfo, ts: tuple[TensorInfo, ...]) -> str:
 # ---------------------------------------------------------------- the diff
 
 
-def _align(a: tuple[OperatorInfo, ...], b: tuple[OperatorInfo, ...]) -> list[tuple[str, int, int, int, int]]:
+def _align(a: tuple[OperatorInfo, ...],
+           b: tuple[OperatorInfo, ...]) -> list[tuple[str, int, int, int, int]]:
     na, nb = [o.name for o in a], [o.name for o in b]
     if len(na) > _MAX_SEQUENCE or len(nb) > _MAX_SEQUENCE:
         n = min(len(na), len(nb))
@@ -320,7 +321,8 @@ def diff_models(
                     oa, ob = sa.operators[i], sb.operators[j]
                     det = _op_details(oa, ob, ta, tb)
                     if det:
-                        changed.append(OpChange("changed", ob.name, s, i, j, _out_name(ob, tb), det))
+                        changed.append(
+                            OpChange("changed", ob.name, s, i, j, _out_name(ob, tb), det))
                     pairs.extend(zip(oa.inputs, ob.inputs))
                     pairs.extend(zip(oa.outputs, ob.outputs))
                 continue

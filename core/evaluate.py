@@ -46,7 +46,7 @@ from core.errors import (
     Phase,
     StudioError,
 )
-from core.options import PRESETS, CalibrationSource, ConversionOptions, Preset
+from core.options import CalibrationSource, ConversionOptions, Preset
 
 __all__ = [
     "DataSource",
@@ -126,8 +126,10 @@ class OutputMetrics:
     max_abs_error: float
     mean_abs_error: float
     rmse: float
-    cosine: float  # mean over samples of the cosine similarity
-    snr_db: float | None  # None: no error at all
+    # cosine similarity of each sample's output vector, averaged over the samples
+    # (outputs of one value per sample: of the vector over the samples)
+    cosine: float
+    snr_db: float | None  # 10·log10(Σ ref² / Σ error²); None: no error at all
     top1_agreement: float | None = None
     accuracy_original: float | None = None
     accuracy_tflite: float | None = None
@@ -360,9 +362,12 @@ def compare_outputs(
     max_abs = float(np.nanmax(abs_err)) if abs_err.size else 0.0
     mean_abs = float(np.nanmean(abs_err)) if abs_err.size else 0.0
     rmse = float(math.sqrt(np.nanmean(err**2))) if err.size else 0.0
-    nr = np.linalg.norm(rf, axis=1)
-    ng = np.linalg.norm(gf, axis=1)
-    dot = np.sum(rf * gf, axis=1)
+    # per sample, averaged; one value per sample: over the samples (a cosine of
+    # single numbers is only their sign)
+    cr, cg = (rf, gf) if rf.shape[1] > 1 else (rf.reshape(1, -1), gf.reshape(1, -1))
+    nr = np.linalg.norm(np.nan_to_num(cr), axis=1)
+    ng = np.linalg.norm(np.nan_to_num(cg), axis=1)
+    dot = np.sum(np.nan_to_num(cr) * np.nan_to_num(cg), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(
             (nr == 0) & (ng == 0), 1.0, np.where((nr == 0) | (ng == 0), 0.0, dot / (nr * ng))
@@ -565,8 +570,9 @@ def _load_eval_arrays(
                                      calibration_source=CalibrationSource.IMAGES,
                                      calibration_samples=min(max_samples, 10_000),
                                      image_range=image_range)
-            arrays = {inputs[0].name: _load_images(path, inputs[0], _concrete(shapes[inputs[0].name]),
-                                                   opts, workdir)}
+            first = inputs[0]
+            arrays = {first.name: _load_images(path, first, _concrete(shapes[first.name]),
+                                               opts, workdir)}
         else:
             arrays = _load_arrays(path, inputs)
             if path.suffix.lower() == ".npz":
@@ -899,6 +905,8 @@ def _tflite_task(payload: dict[str, Any], workdir: Path,
                 if c:
                     clipped[name] = clipped.get(name, 0.0) + c
                 kw[tname] = q
+            if i:  # recurrent state (LSTM variables) must not leak between samples
+                interp.reset_all_variables()
             res = runner(**kw)
             for name, tname in out_map.items():
                 got[name].append(dequantize_output(res[tname], out_details[tname]))
@@ -1287,6 +1295,12 @@ def recommend(rows: Sequence[SweepRow], thresholds: Thresholds | None = None,
     parts = [f"Ship **{pick.label}**: {_size_words(pick, rows)}, "
              f"{_latency_words(pick, rows)}, {_acc_words(pick.metrics)}."]
     parts.append(f"Rule: {rule_words}; ties go to the faster one.")
+    timed = [r for r in passing if r.latency_ms]
+    fastest = min(timed, key=lambda r: r.latency_ms) if timed else None
+    if (fastest is not None and fastest is not pick and pick.latency_ms
+            and pick.latency_ms > 1.2 * fastest.latency_ms):
+        parts.append(f"If speed matters more than size, {fastest.label} is the fastest within "
+                     f"the rule ({_ms_words(fastest.latency_ms)}, {_size_words(fastest, rows)}).")
     others = [r.label for r in passing if r.label != pick.label]
     if others:
         parts.append("Also within the rule: " + ", ".join(others) + ".")
@@ -1319,7 +1333,7 @@ def _size_words(r: SweepRow, rows: Sequence[SweepRow]) -> str:
 def _latency_words(r: SweepRow, rows: Sequence[SweepRow]) -> str:
     if r.latency_ms is None:
         return "latency not measured"
-    s = f"{r.latency_ms:.3g} ms median"
+    s = f"{_ms_words(r.latency_ms)} median"
     base = next((x for x in rows if x.preset == Preset.FLOAT32.value and x.latency_ms), None)
     if base and base is not r and r.latency_ms > 0:
         ratio = base.latency_ms / r.latency_ms
@@ -1329,13 +1343,22 @@ def _latency_words(r: SweepRow, rows: Sequence[SweepRow]) -> str:
     return s
 
 
+def _ms_words(ms: float) -> str:
+    """0.00129 -> "1.3 µs"; 12.3456 -> "12.3 ms"."""
+    if ms < 0.1:
+        return f"{ms * 1000:.3g} µs"
+    return f"{ms:.3g} ms"
+
+
 def _acc_words(m: dict[str, Any]) -> str:
     if m.get("top1_agreement") is not None:
         s = f"top-1 agreement {m['top1_agreement']:.1%}"
         if m.get("accuracy") is not None:
             s += f", accuracy {m['accuracy']:.1%}"
-            if m.get("accuracy_drop") is not None:
-                s += f" ({-m['accuracy_drop'] * 100:+.1f} points)"
+            drop = m.get("accuracy_drop")
+            if drop is not None:
+                s += (" (unchanged)" if abs(drop) < 0.0005
+                      else f" ({-drop * 100:+.1f} points)")
         return s
     snr = m.get("snr_db")
     return f"cosine {m.get('cosine', 0):.4f}, SNR {_snr_words(snr)}"
@@ -1582,7 +1605,8 @@ def _safe(label: str) -> str:
 def _layer_reports(model: Path, name: str, plans: Sequence[ConversionOptions],
                    rows: dict[str, SweepRow], paths: dict[str, Path], ref: Reference,
                    eval_data: Any, base: ConversionOptions, wd: Path, limits: Any, pool: Any,
-                   say: Callable[[str], None], cancel: Any, flags: list[Flag]) -> list[dict[str, Any]]:
+                   say: Callable[[str], None], cancel: Any,
+                   flags: list[Flag]) -> list[dict[str, Any]]:
     """int8 (the debugger; also stands for int8-float-io) and int16x8 (tensor
     by tensor against float32)."""
     from core.quant_debug import compare_layers, debug_layers

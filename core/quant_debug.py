@@ -464,6 +464,9 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
         feeds = {k: z[f"in__{k}"][:n] for k in ref.inputs}
     progress(f"Comparing every tensor on {n} samples")
     for i in range(n):
+        if i:  # recurrent state must not leak between samples
+            fi.reset_all_variables()
+            qi.reset_all_variables()
         fr(**{k: quantize_input(feeds[k][i:i + 1], fin[k])[0] for k in fin})
         qr(**{k: quantize_input(feeds[k][i:i + 1], qin[k])[0] for k in qin})
         for _, d, fd in layers_meta:

@@ -34,6 +34,7 @@ def _set_model(m: ModelRef | None) -> None:
     # a fresh uploader widget: Streamlit drops its in-memory copy of the old file
     st.session_state[K + "uploader_gen"] = st.session_state.get(K + "uploader_gen", 0) + 1
     st.session_state.pop(K + "calibration", None)
+    st.session_state.pop(K + "calibration_id", None)  # a file still in the widget counts again
 
 
 # ---------------------------------------------------------------- the job in the URL
@@ -120,6 +121,7 @@ c1.markdown(f":material/deployed_code: **{model.name}** · {model.kind_words} ·
             + (f" · calibration: {model.calibration.name}" if model.calibration else ""))
 if c2.button("Change model", key=K + "change", icon=":material/swap_horiz:"):
     _set_model(None)
+    st.session_state.pop(K + "seen_job", None)
     st.query_params.clear()
     st.rerun()
 
@@ -156,6 +158,13 @@ with right, st.container(border=True):
     st.write(info.summary)
     st.markdown(f":material/straighten: **Size:** {info.size_effect}  \n"
                 f":material/devices: **Suits:** {info.devices}")
+
+# A calibration file uploaded under Advanced options (the widget's value is in
+# session state before the widget is drawn): stored once per uploaded file.
+_cal_up = st.session_state.get(K + "calibration_upload")
+if _cal_up is not None and st.session_state.get(K + "calibration_id") != _cal_up.file_id:
+    st.session_state[K + "calibration"] = store_file(_cal_up, _cal_up.name).__dict__
+    st.session_state[K + "calibration_id"] = _cal_up.file_id
 
 calibration: FileRef | None = None
 if info.needs_calibration:
@@ -199,16 +208,10 @@ with st.expander("Advanced options", icon=":material/tune:"):
             help="Fix dynamic dimensions, one input per line as NAME=D1,D2,... "
                  "Edge TPU, GPU and microcontrollers need fixed shapes.")
     with a2:
-        cal_up = st.file_uploader(
+        st.file_uploader(
             "Calibration data", type=["npz", "npy", "zip"], key=K + "calibration_upload",
             help=".npz with one array per input (named like the input), .npy for one input, "
-                 "or a .zip of images.")
-        if cal_up is not None and st.session_state.get(K + "calibration_id") != cal_up.file_id:
-            ref = store_file(cal_up, cal_up.name)  # once per uploaded file
-            st.session_state[K + "calibration"] = ref.__dict__
-            st.session_state[K + "calibration_id"] = cal_up.file_id
-            if info.needs_calibration:
-                calibration = ref
+                 "or a .zip of images. Used by the presets that need calibration.")
         samples_n = st.number_input("Calibration samples", 1, 10_000, 100, step=50,
                                     key=K + "calibration_samples",
                                     help="How many inputs to calibrate on; 100–500 is typical.")

@@ -80,6 +80,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log, 90)
+        with urllib.request.urlopen(base + "/netron/index.html", timeout=10) as r:
+            assert "Content-Security-Policy" in r.headers, (
+                "the app's own routes are not served: `streamlit run app.py` must find "
+                "`app = st.App(...)` (an assignment it can see) to serve the st.App")
         yield base
     finally:
         try:
@@ -116,6 +120,16 @@ _CONTENT_HEIGHT_JS = """() => Math.max(document.body.scrollHeight, ...Array.from
     document.querySelectorAll('[data-testid="stMain"], section, div')).filter(
     (e) => e.scrollHeight > e.clientHeight + 4
         && /(auto|scroll)/.test(getComputedStyle(e).overflowY)).map((e) => e.scrollHeight))"""
+
+
+_CLOCK_PLUS_400_DAYS = """(() => {
+  const shift = 400 * 24 * 3600 * 1000, Real = Date;
+  class Later extends Real {
+    constructor(...a) { if (a.length) { super(...a); } else { super(Real.now() + shift); } }
+    static now() { return Real.now() + shift; }
+  }
+  window.Date = Later;
+})();"""
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -218,6 +232,16 @@ def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path
     assert dl.value.suggested_filename == "digits_classifier-int8-report.html"
     html = Path(dl.value.path()).read_text(encoding="utf-8")
     assert "<html" in html.lower() and "digits_classifier-int8.tflite" in html
+
+    # The viewer alone, a year after Netron's build date: no "please update" dialog,
+    # no cookie-consent dialog, the graph still renders.
+    viewer = page.context.new_page()
+    viewer.add_init_script(_CLOCK_PLUS_400_DAYS)  # Playwright's clock needs eval(); Netron bans it
+    viewer.goto(server + src)
+    expect(viewer.locator("g.node").first).to_be_attached(timeout=60_000)
+    body = viewer.locator("body").inner_text()
+    assert "update" not in body.lower() and "cookies" not in body.lower()
+    viewer.close()
 
     # The job link works in a fresh tab (anyone with the link).
     other = page.context.new_page()

@@ -98,3 +98,18 @@ def test_select_tf_ops_model_says_plainly_it_cannot_run_here():
     assert report.recommendation.preset is None
     assert "could be measured" in report.recommendation.text
     assert "can't run here" in render_sweep(report, "text")
+
+
+def test_recurrent_state_does_not_leak_between_samples():
+    """An LSTM's state tensors persist across invocations in LiteRT; each
+    evaluation sample must start from zero, like the original's call."""
+    from core.evaluate import sweep
+
+    model, cal, ev = (SAMPLES / f for f in ("sequence_lstm.zip", "sequence_calibration.npz",
+                                            "sequence_eval.npz"))
+    wait_for_samples(model, cal, ev)
+    report = sweep(model, presets=["float32"], calibration_data=cal, eval_data=ev, runs=10,
+                   layer_errors=False)
+    m = report.rows[0].metrics
+    assert m["kind"] == "binary" and m["top1_agreement"] == 1.0
+    assert m["accuracy"] == pytest.approx(0.996, abs=0.01)

@@ -211,3 +211,17 @@ def test_layer_report_ranks_and_flags_suspects():
     rep = _finish("int16x8", "tensor_compare", 4, rel, 0.0)
     assert rep.metric == "relative_rmse" and rep.layers[0].suspect
     assert rep.keep_float_preset is None
+
+
+def test_recommendation_names_a_much_faster_alternative():
+    rows = [_row("dynamic", 300, 0.01, 1.0), _row("int8", 250, 0.07, 1.0)]
+    rec = recommend(rows)
+    assert rec.preset == "int8"
+    assert "If speed matters more than size, dynamic" in rec.text and "10 µs" in rec.text
+
+
+def test_cosine_of_one_value_per_sample_is_taken_over_the_samples():
+    ref = np.array([[0.9], [0.1], [0.8], [0.2]])
+    flipped = 1.0 - ref  # same signs, opposite answers
+    m = compare_outputs("p", ref, flipped, kind="binary")
+    assert m.cosine < 0.8 and m.top1_agreement == 0.0

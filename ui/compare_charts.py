@@ -11,9 +11,6 @@ import plotly.graph_objects as go
 __all__ = ["accuracy_of", "accuracy_label", "pareto_chart", "layer_error_chart",
            "short_layer_name"]
 
-_VERDICT_COLORS = {"good": "#2E7D32", "check": "#EF6C00", "bad": "#C62828"}
-
-
 def accuracy_of(metrics: dict[str, Any]) -> float | None:
     """The accuracy axis: top-1 agreement for classifiers, else cosine similarity."""
     if not metrics:
@@ -55,6 +52,12 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
     has_lat = any(v is not None for v in lat)
     y = [v if v is not None else 0.0 for v in lat]
     texts = [r["label"] for r in rows]
+    # neighbours (similar size and latency) get their labels on alternating sides
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["size_bytes"], y[i]))
+    sides = ["top center", "bottom center", "middle right", "middle left"]
+    positions = [""] * len(rows)
+    for k, i in enumerate(order):
+        positions[i] = sides[k % len(sides)]
     hover = []
     for r, a in zip(rows, accs):
         m = r["metrics"]
@@ -70,7 +73,7 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
     lo = min(accs)
     fig.add_trace(go.Scatter(
         x=[r["size_bytes"] / 1024 for r in rows], y=y, mode="markers+text",
-        text=texts, textposition="top center", hovertext=hover, hoverinfo="text",
+        text=texts, textposition=positions, hovertext=hover, hoverinfo="text",
         marker=dict(
             size=[22 if r["label"] == rec else 15 for r in rows],
             symbol=["star" if r["label"] == rec else "circle" for r in rows],
@@ -91,8 +94,13 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
             hoverinfo="skip", name="Pareto front", showlegend=True,
         ))
     fig.update_xaxes(title="File size (KB)", rangemode="tozero")
-    fig.update_yaxes(title="Median latency (ms)" if has_lat else "latency not measured",
-                     rangemode="tozero")
+    measured = [v for v in lat if v]
+    spread = max(measured) / min(measured) if measured else 1.0
+    if spread > 8:  # one slow preset (int16x8 reference kernels) would flatten the rest
+        fig.update_yaxes(type="log", title="Median latency (ms, log scale)")
+    else:
+        fig.update_yaxes(title="Median latency (ms)" if has_lat else "latency not measured",
+                         rangemode="tozero")
     return _layout(fig, "Size, speed and accuracy (ringed: no other preset is smaller, "
                         "faster and more accurate at once)", height=420)
 
@@ -103,7 +111,6 @@ def layer_error_chart(layers: dict[str, Any], *, highlight: int = 0) -> go.Figur
     metric = layers.get("metric", "rmse_over_scale")
     thr = float(layers.get("threshold", 0.7))
     items = [x for x in layers.get("layers", []) if x.get(metric) is not None]
-    worst = set((layers.get("worst") or [])[:0])
     ranked = sorted(items, key=lambda x: -x[metric])
     worst = {x["tensor"] for x in ranked[:highlight]}
     fig = go.Figure()

@@ -233,7 +233,8 @@ def show_layers(job: jobs.Job, report: dict[str, Any], *, key: str) -> str | Non
                    "converts.")
         return None
     names = [r["preset"] for r in reports]
-    tabs = st.tabs([f"{n} ({'debugger' if r['method'] == 'quantization_debugger' else 'vs float32'})"
+    how = {"quantization_debugger": "TensorFlow's debugger", "tensor_compare": "vs float32"}
+    tabs = st.tabs([f"{n} ({how.get(r['method'], r['method'])})"
                     for n, r in zip(names, reports)])
     submitted = None
     for tab, le in zip(tabs, reports):

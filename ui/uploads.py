@@ -1,15 +1,16 @@
 """From a browser upload (or a sample file) to stored artifacts and jobs.
 
-An upload is copied to disk in 1 MiB chunks (never ``getvalue()``), named as the
-person named it so format detection and messages use that name, checked with
-``core.archive.detect_kind`` and stored once by its SHA-256. Session state then
-holds only a small ``ModelRef`` dict (ids and names), never the bytes.
+An upload is streamed into the artifact store in 1 MiB chunks (never
+``getvalue()``), hashed on the way, checked with ``core.archive.detect_kind``
+under the name the person gave it, and stored once by its SHA-256. Session state
+then holds only a small ``ModelRef`` dict (ids and names), never the bytes; jobs
+reference the stored artifact (``jobs.ArtifactRef``), so converting the same
+upload again copies nothing.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -92,62 +93,63 @@ class ModelRef:
 
 
 def _safe_name(name: str) -> str:
-    base = os.path.basename(str(name).replace("\\", "/")) or "upload"
-    base = re.sub(r"[^\w.\- ]+", "_", base).strip(" .") or "upload"
-    return base[:200]
+    return jobs.safe_model_name(os.path.basename(str(name).replace("\\", "/")) or "upload")
+
+
+def _limit() -> int:
+    return jobs.store().settings.max_upload_mb << 20
+
+
+def _stream(src: IO[bytes], name: str) -> jobs.ArtifactRef:
+    """Copy a file-like upload into the store in 1 MiB chunks (no ``getvalue()``)."""
+    if hasattr(src, "seek"):
+        src.seek(0)
+    with jobs.store().artifact_writer(max_bytes=_limit()) as w:
+        for chunk in iter(lambda: src.read(_CHUNK), b""):
+            w.write(chunk)
+        return w.commit(name)
+
+
+def _put(src: IO[bytes] | Path, name: str | None) -> jobs.ArtifactRef:
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        sha, size = jobs.store().put_artifact(p, max_bytes=_limit())
+        return jobs.ArtifactRef(sha, size, _safe_name(name or p.name))
+    return _stream(src, _safe_name(name or getattr(src, "name", "upload")))
 
 
 @contextmanager
-def _scratch() -> Iterator[Path]:
+def _named(sha: str, name: str) -> Iterator[Path]:
+    """A stored file under its given name (format detection reads names too)."""
     root = jobs.store().root / "uploads"
     root.mkdir(parents=True, exist_ok=True)
     d = Path(tempfile.mkdtemp(dir=root))
     try:
-        yield d
+        p = d / _safe_name(name)
+        os.symlink(jobs.artifact_path(sha), p)
+        yield p
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _spool(src: IO[bytes], dest: Path) -> None:
-    if hasattr(src, "seek"):
-        src.seek(0)
-    with open(dest, "wb") as out:
-        shutil.copyfileobj(src, out, _CHUNK)
-
-
 def store_file(src: IO[bytes] | Path, name: str | None = None) -> FileRef:
     """Store an uploaded file (file-like, read in chunks) or a local file."""
-    if isinstance(src, (str, os.PathLike)):
-        p = Path(src)
-        sha, size = jobs.put_artifact(p)
-        return FileRef(sha, _safe_name(name or p.name), size)
-    fname = _safe_name(name or getattr(src, "name", "upload"))
-    with _scratch() as d:
-        path = d / fname
-        _spool(src, path)
-        sha, size = jobs.put_artifact(path)
-    return FileRef(sha, fname, size)
+    ref = _put(src, name)
+    return FileRef(ref.sha, ref.name, ref.size)
 
 
 def store_model(src: IO[bytes] | Path, name: str | None = None, *,
                 calibration: FileRef | None = None, signature_keys: tuple[str, ...] = (),
                 sample: str | None = None) -> ModelRef:
-    """Store a model upload after checking it is a format we read.
+    """Store a model upload and check it is a format we read.
 
-    Raises ModelFormatError / UnpackError (with a hint) for anything else."""
-    if isinstance(src, (str, os.PathLike)):
-        p = Path(src)
-        kind = detect_kind(p)
-        sha, size = jobs.put_artifact(p)
-        fname = _safe_name(name or p.name)
-    else:
-        fname = _safe_name(name or getattr(src, "name", "upload"))
-        with _scratch() as d:
-            path = d / fname
-            _spool(src, path)
-            kind = detect_kind(path)
-            sha, size = jobs.put_artifact(path)
-    return ModelRef(sha, fname, size, kind, calibration, tuple(signature_keys), sample)
+    Raises ModelFormatError / UnpackError (with a hint) for anything else, and
+    JobError when it is over the upload limit."""
+    ref = _put(src, name)
+    with _named(ref.sha, ref.name) as probe:
+        kind = detect_kind(probe)
+    return ModelRef(ref.sha, ref.name, ref.size, kind, calibration, tuple(signature_keys),
+                    sample)
 
 
 def model_from_job(job: jobs.Job) -> ModelRef:
@@ -155,8 +157,9 @@ def model_from_job(job: jobs.Job) -> ModelRef:
     files = job.params.get("files") or {}
     cal = files.get("calibration")
     conv = (job.result or {}).get("conversion") or {}
-    kind = "tflite" if job.kind is jobs.JobKind.INSPECT else {
-        "saved_model": "zip", "keras": "keras", "h5": "h5"}.get(conv.get("input_kind", ""), "zip")
+    kind = "tflite" if job.kind is jobs.JobKind.INSPECT else str(
+        job.params.get("source_format")
+        or {"keras": "keras", "h5": "h5"}.get(conv.get("input_kind", ""), "zip"))
     return ModelRef(
         sha=job.input_sha, name=job.model_name, size=job.input_size, kind=kind,
         calibration=FileRef(cal["sha"], cal["name"], int(cal["size"])) if cal else None,
@@ -164,36 +167,23 @@ def model_from_job(job: jobs.Job) -> ModelRef:
     )
 
 
-@contextmanager
-def _named(ref: FileRef) -> Iterator[Path]:
-    """The stored file under its original name (format detection uses names)."""
-    with _scratch() as d:
-        p = d / _safe_name(ref.name)
-        os.symlink(jobs.artifact_path(ref.sha), p)
-        yield p
+def _ref(f: FileRef | ModelRef) -> jobs.ArtifactRef:
+    return jobs.ArtifactRef(f.sha, f.size, f.name)
 
 
 def submit_conversion(model: ModelRef, options: ConversionOptions, *, user: str,
                       calibration: FileRef | None = None) -> jobs.Job:
-    """Queue a conversion of ``model`` with ``options`` (+ calibration data)."""
-    opts = options.to_dict()
-    if calibration is not None and options.preset.needs_calibration:
-        opts["calibration_path"] = _safe_name(calibration.name)
-        opts["calibration_source"] = "none"  # guessed again from the name
-        ConversionOptions.from_dict(opts)  # validate before queueing
-        with _named(calibration) as cal_path:
-            return jobs.submit(jobs.JobKind.CONVERT, jobs.artifact_path(model.sha),
-                               model_name=model.name, params={"options": opts}, user=user,
-                               extra_files={"calibration": cal_path})
-    opts["calibration_path"] = None
-    opts["calibration_source"] = "none"
-    return jobs.submit(jobs.JobKind.CONVERT, jobs.artifact_path(model.sha),
-                       model_name=model.name, params={"options": opts}, user=user)
+    """Queue a conversion of the stored ``model`` (nothing is copied again);
+    calibration data goes with it only for the presets that use it."""
+    use_cal = calibration is not None and options.preset.needs_calibration
+    return jobs.store().submit_model(
+        _ref(model), model_name=model.name, options=options, user=user,
+        calibration=_ref(calibration) if use_cal and calibration else None,
+    )
 
 
 def submit_inspection(model: ModelRef, *, user: str) -> jobs.Job:
-    return jobs.submit(jobs.JobKind.INSPECT, jobs.artifact_path(model.sha),
-                       model_name=model.name, params={}, user=user)
+    return jobs.submit(jobs.JobKind.INSPECT, _ref(model), model_name=model.name, user=user)
 
 
 def resubmit(job: jobs.Job, *, user: str, **changes: Any) -> jobs.Job:
@@ -201,7 +191,7 @@ def resubmit(job: jobs.Job, *, user: str, **changes: Any) -> jobs.Job:
     model = model_from_job(job)
     if job.kind is jobs.JobKind.INSPECT:
         return submit_inspection(model, user=user)
-    d = {k: v for k, v in dict(job.params.get("options") or {}).items()}
+    d = dict(job.params.get("options") or {})
     d.update(changes)
     d["calibration_path"] = None
     d["calibration_source"] = "none"
