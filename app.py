@@ -20,6 +20,7 @@ from core.api import api_routes
 from core.auth import auth_middleware, login_routes
 from core.server_tuning import enable_tcp_nodelay
 from core.settings import load_settings
+from ui.errors import on_script_error
 from ui.netron import netron_routes
 
 enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
@@ -45,4 +46,5 @@ app = st.App(
     routes=[*login_routes(settings), *api_routes(settings), *netron_routes(settings)],
     middleware=auth_middleware(settings),
     lifespan=lifespan,
+    on_script_error=on_script_error,
 )

@@ -178,10 +178,9 @@ def layers_cmd(model: Path, preset: str, top: int, fmt: str, output: Path | None
                        on_progress=_progress())
     _emit(json.dumps(rep.to_dict(), indent=2) if fmt == "json" else rep.to_text(top), output)
     if rep.worst and fmt == "text":
-        flags = " ".join(f"--keep-float {json.dumps(n)}" for n in rep.worst_n(3))
-        click.echo(f"\nTo keep the 3 worst layers in float: tflite-studio convert {model.name} "
-                   f"-o out.tflite --preset int8-float-io {flags} --calibration-data …",
-                   err=True)
+        click.echo(f"\nTo measure int8 with the 3 worst layers kept in float: tflite-studio "
+                   f"sweep {model.name} --presets int8-float-io --keep-worst 3 "
+                   "--calibration-data … --eval-data …", err=True)
 
 
 # ---------------------------------------------------------------- sweep
@@ -196,6 +195,8 @@ def layers_cmd(model: Path, preset: str, top: int, fmt: str, output: Path | None
               help="Thread counts for the latency (the table shows the first).")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per model.")
 @click.option("--no-layers", is_flag=True, help="Skip the per-layer quantization error.")
+@click.option("--keep-worst", type=int, default=0, show_default=True, metavar="N",
+              help="Also try int8-float-io with the N worst int8 layers kept in float.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
               help="Write the JSON report here.")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -203,7 +204,8 @@ def layers_cmd(model: Path, preset: str, top: int, fmt: str, output: Path | None
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
               show_default=True, help="What to print on stdout.")
 def sweep_cmd(model: Path, presets: str | None, threads: str, runs: int, no_layers: bool,
-              report_path: Path | None, out_dir: Path | None, fmt: str, **kw: Any) -> None:
+              keep_worst: int, report_path: Path | None, out_dir: Path | None, fmt: str,
+              **kw: Any) -> None:
     """Convert MODEL with every preset, measure each one's accuracy against the
     original, latency and size, and recommend the one to ship."""
     from core.benchmark import parse_threads
@@ -215,7 +217,8 @@ def sweep_cmd(model: Path, presets: str | None, threads: str, runs: int, no_laye
     report = sweep(
         model, presets=ids, options=_base_options(kw), eval_data=kw["eval_data"],
         threads=parse_threads(threads), runs=runs, max_samples=kw["max_samples"],
-        task=kw["task"], layer_errors=not no_layers, keep_dir=out_dir,
+        task=kw["task"], layer_errors=not no_layers, keep_worst=max(0, keep_worst),
+        keep_dir=out_dir,
         limits=_limits(kw["timeout"]), on_progress=_progress(),
     )
     if report_path:

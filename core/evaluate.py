@@ -1406,6 +1406,7 @@ def sweep(
     max_samples: int = DEFAULT_MAX_SAMPLES,
     task: str = "auto",
     layer_errors: bool = True,
+    keep_worst: int = 0,
     thresholds: Thresholds | None = None,
     workdir: str | os.PathLike[str] | None = None,
     keep_dir: str | os.PathLike[str] | None = None,
@@ -1421,7 +1422,9 @@ def sweep(
     ``presets``: preset ids (None: all; empty: only the variants). ``variants``: extra
     ``ConversionOptions`` to try (e.g. int8-float-io with layers kept in
     float). ``options``: base converter options (select TF ops, signature,
-    input shapes...). ``keep_dir``: where the ``.tflite`` files are kept
+    input shapes...). ``keep_worst``: also try int8-float-io with the N layers
+    the int8 debugger finds worst kept in float (mixed precision; needs
+    ``layer_errors``). ``keep_dir``: where the ``.tflite`` files are kept
     (default: deleted with the work folder)."""
     from core.benchmark import benchmark
     from core.convert import convert_model
@@ -1483,11 +1486,12 @@ def sweep(
         flags.extend(ref.flags)
         # 2. one conversion per worker process
         paths: dict[str, Path] = {}
-        for k, opts in enumerate(plans, 1):
+
+        def convert(k: int, opts: ConversionOptions, label: str, total: int) -> None:
             _check_cancel(cancel)
-            label = labels[k - 1]
-            say(f"Converting with {label} ({k}/{len(plans)})")
-            out = out_dir / f"{Path(name).stem}-{label.replace(', ', '-').replace(' ', '_')}.tflite"
+            say(f"Converting with {label} ({k}/{total})")
+            stem = label.replace(", ", "-").replace(" ", "_")
+            out = out_dir / f"{Path(name).stem}-{stem}.tflite"
             try:
                 res = convert_model(model, out, opts, workdir=wd / "convert" / f"{k}",
                                     display_name=name, limits=limits, pool=pool, cancel=cancel)
@@ -1498,16 +1502,35 @@ def sweep(
                     preset=opts.preset.value, label=label, error=_err_dict(e),
                     failed_step="convert", note="Did not convert: " + _plain(e),
                     options=opts.to_dict())
-                continue
+                return
             paths[label] = out
             rows[label] = SweepRow(
                 preset=opts.preset.value, label=label, size_bytes=res.output_size,
                 warnings=res.warnings, conversion_seconds=res.seconds,
                 sha256=res.output_sha256, tflite_path=str(out), options=opts.to_dict())
+
+        total = len(plans) + (1 if keep_worst > 0 and layer_errors else 0)
+        for k, opts in enumerate(plans, 1):
+            convert(k, opts, labels[k - 1], total)
         # 3. per-layer quantization error (TensorFlow's debugger, in a worker)
         if layer_errors:
             layer_reports.extend(_layer_reports(model, name, plans, rows, paths, ref, eval_data,
                                                 base, wd, limits, pool, say, cancel, flags))
+        # 3b. mixed precision: the worst int8 layers kept in float
+        debugged = next((le for le in layer_reports
+                         if le.get("method") == "quantization_debugger"), None)
+        if keep_worst > 0 and debugged is not None:
+            from core.quant_debug import LayerErrorReport
+
+            keep = LayerErrorReport.from_dict(debugged).worst_n(keep_worst)
+            if keep:
+                opts = ConversionOptions.from_dict({
+                    **base.to_dict(), "preset": Preset.INT8_FLOAT_IO.value,
+                    "keep_float_ops": list(keep)})
+                label = _label(opts, base)
+                plans.append(opts)
+                labels.append(label)
+                convert(len(plans), opts, label, len(plans))
         if own_pool:
             pool.close()  # nothing of ours competes with the timing below
         # 4. accuracy and latency, each in a light worker without TensorFlow
@@ -1758,6 +1781,7 @@ def run_sweep_task(payload: dict[str, Any], workdir: Path,
         threads=tuple(payload.get("threads") or (1,)),
         runs=int(payload.get("runs", 50)),
         layer_errors=bool(payload.get("layer_errors", True)),
+        keep_worst=int(payload.get("keep_worst") or 0),
         task=str(payload.get("task") or "auto"),
         workdir=workdir / "sweep",
         keep_dir=payload.get("keep_dir"),
@@ -1801,7 +1825,8 @@ def _store_rows(ctx: Any, report: SweepReport) -> SweepReport:
 
 def _run_sweep_job(ctx: Any) -> dict[str, Any]:
     """JobKind.SWEEP: params ``presets``, ``variants``, ``options``, ``threads``,
-    ``runs``, ``task``, ``layer_errors``; files ``calibration``, ``eval``."""
+    ``runs``, ``task``, ``layer_errors``, ``keep_worst``; files ``calibration``,
+    ``eval``."""
     p = ctx.job.params
     report = sweep(
         ctx.input_path,
@@ -1813,6 +1838,7 @@ def _run_sweep_job(ctx: Any) -> dict[str, Any]:
         runs=int(p.get("runs", 50)),
         task=str(p.get("task") or "auto"),
         layer_errors=bool(p.get("layer_errors", True)),
+        keep_worst=int(p.get("keep_worst") or 0),
         workdir=ctx.workdir / "sweep",
         keep_dir=ctx.workdir / "models",
         display_name=ctx.job.model_name,

@@ -93,11 +93,15 @@ def _form() -> None:
                             key=K + "task",
                             help="auto: a classifier when outputs are probabilities or the "
                                  "evaluation data has labels.")
-        b1, b2 = st.columns(2)
+        b1, b2, b3 = st.columns(3)
         select_tf = b1.checkbox("Allow Select TF ops", key=K + "select_tf_ops",
                                 help="For models with TensorFlow ops that have no TFLite "
                                      "builtin; such models cannot be timed on this server.")
         layers = b2.checkbox("Per-layer quantization error", value=True, key=K + "layers")
+        keep_worst = b3.number_input(
+            "Also try int8 with the N worst layers in float", 0, 10, 0, key=K + "keep_worst",
+            help="Mixed precision: after measuring each layer's int8 error, convert once more "
+                 "(int8-float-io) with the worst N layers left in float. 0: don't.")
         signature = st.text_input("Signature (empty: serving_default)", key=K + "signature")
     if not st.button("Compare presets", type="primary", icon=":material/compare_arrows:",
                      key=K + "go"):
@@ -131,7 +135,8 @@ def _form() -> None:
             job = view.submit_sweep(
                 Path(model_path), str(model_name), files=files,
                 params={"presets": presets, "options": options, "threads": [int(threads)],
-                        "runs": int(runs), "task": task, "layer_errors": bool(layers)})
+                        "runs": int(runs), "task": task, "layer_errors": bool(layers),
+                        "keep_worst": int(keep_worst) if layers else 0})
     except StudioError as e:
         show_error(e)
         st.stop()

@@ -92,7 +92,11 @@ if model is None:
         if uploaded is not None:
             try:
                 with st.spinner(f"Storing {uploaded.name}…"):
-                    _set_model(store_model(uploaded, uploaded.name))
+                    stored = store_model(uploaded, uploaded.name)
+                    _set_model(stored)
+                    if stored.is_tflite:  # nothing to convert: straight to inspection
+                        j = submit_inspection(stored, user=current_user())
+                        st.switch_page(INSPECT_PAGE, query_params={"job": j.id})
             except StudioError as e:
                 show_error(e, title=f"{uploaded.name} cannot be used.")
                 st.stop()
