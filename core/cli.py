@@ -54,7 +54,7 @@ def convert_cmd(model: Path, output: Path, report_path: Path | None, timeout: fl
 
     opts = _options(kw["preset"], kw["select_tf_ops"], kw["allow_custom_ops"], kw["signature"],
                     kw["input_shape"], kw["calibration_data"], kw["calibration_samples"],
-                    kw["image_range"])
+                    kw["image_range"], kw["keep_float"])
     limits = WorkerLimits.from_env()
     if timeout:
         limits = WorkerLimits(timeout, limits.memory_bytes, limits.file_bytes)
@@ -155,6 +155,10 @@ from core.cli_server import COMMANDS as _SERVER_COMMANDS  # noqa: E402
 
 for _cmd in _SERVER_COMMANDS:
     cli.add_command(_cmd)
+
+from core.cli_eval import register as _register_eval  # noqa: E402
+
+_register_eval(cli)
 
 
 def main(argv: list[str] | None = None) -> int:

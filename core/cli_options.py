@@ -24,6 +24,7 @@ def _options(
     calibration_data: str | None,
     calibration_samples: int,
     image_range: str,
+    keep_float: tuple[str, ...] = (),
 ) -> ConversionOptions:
     try:
         lo, hi = (float(v) for v in image_range.split(","))
@@ -44,6 +45,7 @@ def _options(
         calibration_path=calibration_data,
         calibration_samples=calibration_samples,
         image_range=(lo, hi),
+        keep_float_ops=tuple(keep_float),
     )
 
 
@@ -65,6 +67,9 @@ def convert_options(f: Any) -> Any:
         click.option("--calibration-samples", type=int, default=100, show_default=True),
         click.option("--image-range", default="0,1", show_default=True,
                      help="Scale calibration images to LOW,HIGH."),
+        click.option("--keep-float", metavar="LAYER", multiple=True,
+                     help="With int8-float-io: keep this layer in float (repeat; names from "
+                          "`tflite-studio layers`)."),
     ]
     for d in reversed(decorators):
         f = d(f)

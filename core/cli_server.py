@@ -299,6 +299,7 @@ def _convert_fields(kw: dict[str, Any]) -> list[tuple[str, str]]:
     if kw["signature"]:
         fields.append(("signature", kw["signature"]))
     fields += [("input_shape", s) for s in kw["input_shape"]]
+    fields += [("keep_float", n) for n in kw.get("keep_float") or ()]
     return fields
 
 

@@ -802,21 +802,34 @@ def _convert_keeping_float(
 
 
 def _check_kept_float(blob: bytes, names: tuple[str, ...], warnings: list[str]) -> None:
-    """Warn about names that matched no tensor of the result (they stay quantized)."""
+    """Warn about layers that are not float in the result (name not found, or
+    the quantizer kept them integer anyway)."""
     try:
-        from core.tflite_model import read_model
+        from ai_edge_litert.schema_py_generated import TensorType
+        from ai_edge_litert.tools.flatbuffer_utils import read_model_from_bytearray
 
-        info = read_model(blob, check_zeros=False)
+        model = read_model_from_bytearray(bytearray(blob))
+        found = {}
+        for sg in model.subgraphs:
+            for t in sg.tensors:
+                name = t.name.decode("utf-8", "replace") if isinstance(t.name, bytes) else t.name
+                found[name] = t.type
     except Exception:  # noqa: BLE001  (a warning only; the model was written by TF)
         return
-    found = {t.name: t.dtype for t in info.tensors}
     missing = [n for n in names if n not in found]
+    integer = [n for n in names if n in found and found[n] != TensorType.FLOAT32]
     if missing:
         warnings.append(
             f"{len(missing)} of the {len(names)} layers to keep in float were not found in "
             "the model and stay quantized: " + ", ".join(m[:80] for m in missing[:5])
             + ("…" if len(missing) > 5 else "") + ". Use the names from the per-layer "
             "error table."
+        )
+    if integer:
+        warnings.append(
+            f"{len(integer)} of the layers to keep in float are still integer in the result "
+            "(the quantizer could not leave them in float): "
+            + ", ".join(m[:80] for m in integer[:5]) + "."
         )
 
 

@@ -725,7 +725,7 @@ def _reference_task(payload: dict[str, Any], workdir: Path,
         sm_dir = pm.path
         if pm.kind in (ModelKind.KERAS, ModelKind.H5):
             progress("Loading the Keras model (safe mode)")
-            sm_dir = _keras_to_saved_model(pm.path, pm.kind, workdir)
+            sm_dir = _keras_to_saved_model(pm.path, pm.kind, workdir, opts)
         sigs = _read_signatures(sm_dir)
         key = _pick_signature(sigs, opts.signature_key)
         inputs = sigs[key]

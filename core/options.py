@@ -203,13 +203,10 @@ class ConversionOptions:
                 "A calibration source was chosen but no file was given.",
                 "Give the file with --calibration-data, or leave calibration out.",
             )
-        if self.keep_float_ops and self.preset not in (
-            Preset.INT8_FLOAT_IO,
-            Preset.INT16X8,
-        ):
+        if self.keep_float_ops and self.preset is not Preset.INT8_FLOAT_IO:
             raise OptionsError(
                 f"Keeping layers in float does not work with the {self.preset.value} preset.",
-                "Use int8-float-io or int16x8, which allow float fallback.",
+                "Use int8-float-io, which allows float fallback per layer.",
             )
 
     @property

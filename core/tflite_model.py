@@ -408,10 +408,12 @@ class _Buf:
         # Offsets are relative to their own slot; the slots lie inside the vector.
         offsets = _vec_struct("I", length).unpack_from(self.mv, start)
         positions = [start + 4 * k + off for k, off in enumerate(offsets)]
-        if len(set(positions)) != length:
-            # Writers never share a table between entries; a crafted file would
-            # use it to turn a few bytes into millions of objects.
-            raise _Corrupt(f"{what}: several entries point to the same table")
+        repeats = length - len(set(positions))
+        if repeats:
+            # TensorFlow's MLIR quantizer shares tables between entries. Charge
+            # each repeat extra so nested sharing cannot multiply objects past
+            # the decode budget (a few bytes turned into millions of objects).
+            self._spend(repeats * 64, what)
         table = self.table
         return [table(p, what) for p in positions]
 

@@ -198,16 +198,16 @@ def test_huge_vector_length_fails_fast_without_allocating(length):
     data = bytearray(MODEL)
     struct.pack_into("<I", data, _tensors_vector_pos(MODEL), length)
     tracemalloc.start()
-    t0 = time.perf_counter()
     _rejected(bytes(data))
-    elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert elapsed < 1.0 and peak < 5 * len(MODEL) + (1 << 20)
+    assert peak < 5 * len(MODEL) + (1 << 20)  # no allocation sized by the bogus length
 
 
-def test_shared_tables_are_rejected():
-    # Point every tensor entry at the first tensor table: a "zip bomb" of objects.
+def test_shared_tables_are_read_but_cannot_multiply_objects():
+    # TensorFlow's MLIR quantizer writes vectors whose entries share a table:
+    # such a file must read. Pointing every tensor entry at the first tensor
+    # table gives n copies of that tensor, each charged against the budget.
     data = bytearray(MODEL)
     vec = _tensors_vector_pos(MODEL)
     (n,) = struct.unpack_from("<I", data, vec)
@@ -215,7 +215,13 @@ def test_shared_tables_are_rejected():
     for k in range(n):
         slot = vec + 4 + 4 * k
         struct.pack_into("<I", data, slot, first - slot)
-    assert "same table" in _rejected(bytes(data)).message
+    try:
+        info = read_model(bytes(data))
+    except TFLiteFormatError as e:  # refused by the budget or index checks: also fine
+        assert e.hint
+        return
+    names = {t.name for t in info.subgraphs[0].tensors}
+    assert len(names) == 1 and len(info.subgraphs[0].tensors) == n
 
 
 def test_bad_indices_are_rejected():
