@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from core.errors import OptionsError, StudioError
-from core.cli_options import _options, convert_options
+from core.cli_options import convert_options, options_from_kw
 from core.options import PRESETS
 
 __all__ = ["main", "cli"]
@@ -52,9 +52,7 @@ def convert_cmd(model: Path, output: Path, report_path: Path | None, timeout: fl
     from core.convert import convert_model
     from core.worker import WorkerLimits
 
-    opts = _options(kw["preset"], kw["select_tf_ops"], kw["allow_custom_ops"], kw["signature"],
-                    kw["input_shape"], kw["calibration_data"], kw["calibration_samples"],
-                    kw["image_range"], kw["keep_float"])
+    opts = options_from_kw(kw)
     limits = WorkerLimits.from_env()
     if timeout:
         limits = WorkerLimits(timeout, limits.memory_bytes, limits.file_bytes)

@@ -12,7 +12,8 @@ from typing import Any
 import click
 
 from core.errors import OptionsError
-from core.options import ConversionOptions, Preset, parse_input_shape
+from core.cli_options import options_from_kw, source_options
+from core.options import Preset
 
 __all__ = ["register", "COMMANDS", "benchmark_cmd", "evaluate_cmd", "layers_cmd",
            "sweep_cmd", "diff_cmd"]
@@ -44,49 +45,18 @@ def _limits(timeout: float | None) -> Any:
 
 def _base_options(kw: dict[str, Any]) -> dict[str, Any]:
     """Converter options shared by every preset of a sweep (as a dict)."""
-    try:
-        lo, hi = (float(v) for v in kw["image_range"].split(","))
-    except ValueError:
-        raise OptionsError(
-            f"Cannot read --image-range {kw['image_range']!r}.", "Write it as LOW,HIGH, e.g. 0,1."
-        ) from None
-    cal = kw.get("calibration_data")
-    if cal and not Path(cal).exists():
-        raise OptionsError(f"Calibration data {cal} was not found.", "Check the path.")
     ev = kw.get("eval_data")
     if ev and not Path(ev).exists():
         raise OptionsError(f"Evaluation data {ev} was not found.", "Check the path.")
-    opts = ConversionOptions(
-        select_tf_ops=kw["select_tf_ops"],
-        allow_custom_ops=kw["allow_custom_ops"],
-        signature_key=kw["signature"],
-        input_shapes=tuple(parse_input_shape(s) for s in kw["input_shape"]),
-        calibration_path=str(Path(cal).resolve()) if cal else None,
-        calibration_samples=kw["calibration_samples"],
-        image_range=(lo, hi),
-    )
-    return opts.to_dict()
+    return options_from_kw(kw).to_dict()
 
 
 def model_options(f: Any) -> Any:
     """Options about the model and its data, shared by evaluate / layers / sweep."""
     decorators = [
-        click.option("--calibration-data", metavar="FILE", default=None,
-                     help=".npz/.npy (keys = input names) or a folder/zip of images."),
         click.option("--eval-data", metavar="FILE", default=None,
                      help="Evaluation inputs: .npz keyed by input name (+ `labels`), .npy, "
                           "or images. Default: the calibration data, else random inputs."),
-        click.option("--select-tf-ops", is_flag=True,
-                     help="Let TensorFlow ops without a builtin run via the Flex delegate."),
-        click.option("--allow-custom-ops", is_flag=True,
-                     help="Keep unknown ops as custom ops (you implement them)."),
-        click.option("--signature", metavar="KEY", default=None,
-                     help="Signature to convert (default: serving_default or the only one)."),
-        click.option("--input-shape", metavar="NAME=D1,D2,...", multiple=True,
-                     help="Fix an input's dynamic dimensions; repeat per input."),
-        click.option("--calibration-samples", type=int, default=100, show_default=True),
-        click.option("--image-range", default="0,1", show_default=True,
-                     help="Scale images (calibration and evaluation) to LOW,HIGH."),
         click.option("--task", type=click.Choice(["auto", "classification", "regression"]),
                      default="auto", show_default=True,
                      help="How to judge the outputs: auto detects classifiers (probabilities, "
@@ -98,7 +68,7 @@ def model_options(f: Any) -> Any:
     ]
     for d in reversed(decorators):
         f = d(f)
-    return f
+    return source_options(f)
 
 
 # ---------------------------------------------------------------- benchmark

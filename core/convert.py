@@ -379,6 +379,24 @@ def _concrete_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(d if d > 0 else 1 for d in shape)
 
 
+def synthetic_arrays(
+    inputs: list[SignatureInput], shapes: dict[str, tuple[int, ...]], n: int, seed: int
+) -> dict[str, Any]:
+    """Random samples per input (uniform [0, 1) floats, small ints): a stand-in
+    when the person gave no data, always flagged as not representative."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    arrays: dict[str, Any] = {}
+    for i in inputs:
+        shape = (n,) + _concrete_shape(shapes[i.name])[1:]
+        if i.dtype.startswith(("int", "uint")):
+            arrays[i.name] = rng.integers(0, 10, size=shape)
+        else:
+            arrays[i.name] = rng.random(shape, dtype=np.float32)
+    return arrays
+
+
 def _load_arrays(path: Path, inputs: list[SignatureInput]) -> dict[str, Any]:
     import numpy as np
 
@@ -489,14 +507,7 @@ def _representative(
                                                    options, workdir)}
     else:
         warnings.append(SYNTHETIC_WARNING)
-        rng = np.random.default_rng(0)
-        arrays = {}
-        for i in inputs:
-            shape = (n,) + _concrete_shape(shapes[i.name])[1:]
-            if i.dtype.startswith(("int", "uint")):
-                arrays[i.name] = rng.integers(0, 10, size=shape)
-            else:
-                arrays[i.name] = rng.random(shape, dtype=np.float32)
+        arrays = synthetic_arrays(inputs, shapes, n, seed=0)
     counts = {k: len(v) for k, v in arrays.items()}
     if len(set(counts.values())) > 1:
         raise CalibrationError(

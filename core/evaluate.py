@@ -702,6 +702,7 @@ def _reference_task(payload: dict[str, Any], workdir: Path,
         _keras_to_saved_model,
         _pick_signature,
         _read_signatures,
+        synthetic_arrays,
     )
 
     t_start = time.perf_counter()
@@ -758,14 +759,7 @@ def _reference_task(payload: dict[str, Any], workdir: Path,
         else:
             src = DataSource.SYNTHETIC
             data_name = "random inputs"
-            rng = np.random.default_rng(1)
-            arrays = {}
-            for i in inputs:
-                shape = (SYNTHETIC_SAMPLES,) + _concrete(shapes[i.name])[1:]
-                if i.dtype.startswith(("int", "uint")):
-                    arrays[i.name] = rng.integers(0, 10, size=shape)
-                else:
-                    arrays[i.name] = rng.random(shape, dtype=np.float32)
+            arrays = synthetic_arrays(inputs, shapes, SYNTHETIC_SAMPLES, seed=1)
         dtypes = {i.name: i.dtype for i in inputs}
         flags = _data_flags(arrays, cal_arrays, src, dtypes)
         feeds = {}
