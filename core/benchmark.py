@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import EvaluateError, Phase
+from core.worker import work_folder
 
 __all__ = ["ThreadLatency", "LatencyResult", "benchmark", "parse_threads", "measure_latency"]
 
@@ -192,9 +193,6 @@ def benchmark(
     is used as input (else random values, as ``litert-benchmark`` does).
     Raises ``EvaluateError`` when the model cannot run here (Select TF ops,
     custom ops) or the runtime fails on it."""
-    import shutil
-    import tempfile
-
     from core.evaluate import runtime_blocker
     from core.worker import run_isolated
 
@@ -207,9 +205,7 @@ def benchmark(
     blocker = runtime_blocker(path)
     if blocker is not None:
         raise blocker
-    own = workdir is None
-    wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-bench-")).resolve()
-    try:
+    with work_folder(workdir, "tflite-bench-") as wd:
         payload = {
             "mode": "benchmark",
             "tflite_path": str(path),
@@ -223,9 +219,6 @@ def benchmark(
         out = run_isolated("evaluate", payload, workdir=wd, limits=limits,
                            phase=Phase.EVALUATE, cancel=cancel, on_progress=on_progress)
         return LatencyResult.from_dict(out)
-    finally:
-        if own:
-            shutil.rmtree(wd, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- worker side

@@ -11,7 +11,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -107,13 +106,11 @@ def convert_model(
     on_start: Callable[[int], None] | None = None,
 ) -> ConversionResult:
     """Convert in an isolated worker. ``out_path`` is written only on success."""
-    from core.worker import run_isolated
+    from core.worker import run_isolated, work_folder
 
     model = Path(model_path).resolve()
     out = Path(out_path).resolve()
-    own_tmp = workdir is None
-    wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-studio-")).resolve()
-    try:
+    with work_folder(workdir, "tflite-studio-") as wd:
         partial = wd / "output.tflite.partial"
         opts = options
         if opts.calibration_path:
@@ -143,9 +140,6 @@ def convert_model(
         shutil.move(str(partial), str(out))
         result["output_path"] = str(out)
         return ConversionResult.from_dict(result)
-    finally:
-        if own_tmp:
-            shutil.rmtree(wd, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- error parsing

@@ -47,6 +47,7 @@ from core.errors import (
     StudioError,
 )
 from core.options import CalibrationSource, ConversionOptions, Preset
+from core.worker import work_folder
 
 __all__ = [
     "DataSource",
@@ -1033,9 +1034,7 @@ def evaluate_tflite(
     blocker = runtime_blocker(path)
     if blocker is not None:
         raise blocker
-    own = workdir is None
-    wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-eval-")).resolve()
-    try:
+    with work_folder(workdir, "tflite-eval-") as wd:
         payload = {
             "mode": "tflite",
             "tflite_path": str(path),
@@ -1047,9 +1046,6 @@ def evaluate_tflite(
         out = run_isolated("evaluate", payload, workdir=wd, limits=limits,
                            phase=Phase.EVALUATE, on_progress=on_progress, cancel=cancel)
         return AccuracyResult.from_dict(out)
-    finally:
-        if own:
-            shutil.rmtree(wd, ignore_errors=True)
 
 
 def evaluate(
@@ -1069,18 +1065,13 @@ def evaluate(
     cancel: Any = None,
 ) -> AccuracyResult:
     """The .tflite against the original model it was converted from."""
-    own = workdir is None
-    wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-eval-")).resolve()
-    try:
+    with work_folder(workdir, "tflite-eval-") as wd:
         ref = compute_reference(model_path, workdir=wd, eval_data=eval_data,
                                 calibration_data=calibration_data, options=options,
                                 max_samples=max_samples, task=task, limits=limits, pool=pool,
                                 on_progress=on_progress, cancel=cancel)
         return evaluate_tflite(tflite_path, ref, workdir=wd / "tflite", preset=preset,
                                limits=limits, on_progress=on_progress, cancel=cancel)
-    finally:
-        if own:
-            shutil.rmtree(wd, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- sweep

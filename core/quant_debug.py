@@ -29,8 +29,6 @@ import csv
 import io
 import math
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,6 +37,7 @@ from typing import Any
 
 from core.errors import EvaluateError, OptionsError, Phase
 from core.options import ConversionOptions, Preset
+from core.worker import work_folder
 
 __all__ = [
     "SUSPECT_RMSE_OVER_SCALE",
@@ -242,9 +241,7 @@ def debug_layers(
             "Use int8 or int8-float-io; for int16x8 compare the float32 and int16x8 .tflite "
             "files (tflite-studio layers --float32 A.tflite --quantized B.tflite).",
         )
-    own = workdir is None
-    wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-layers-")).resolve()
-    try:
+    with work_folder(workdir, "tflite-layers-") as wd:
         payload = {
             "model_path": os.path.abspath(model_path),
             "display_name": display_name or Path(model_path).name,
@@ -257,9 +254,6 @@ def debug_layers(
                            phase=Phase.EVALUATE, pool=pool, on_progress=on_progress,
                            cancel=cancel)
         return LayerErrorReport.from_dict(out)
-    finally:
-        if own:
-            shutil.rmtree(wd, ignore_errors=True)
 
 
 def compare_layers(
@@ -283,9 +277,7 @@ def compare_layers(
         b = runtime_blocker(p)
         if b is not None:
             raise b
-    own = workdir is None
-    wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-layers-")).resolve()
-    try:
+    with work_folder(workdir, "tflite-layers-") as wd:
         payload = {
             "mode": "layers",
             "float_path": os.path.abspath(float_tflite),
@@ -297,9 +289,6 @@ def compare_layers(
         out = run_isolated("evaluate", payload, workdir=wd, limits=limits,
                            phase=Phase.EVALUATE, on_progress=on_progress, cancel=cancel)
         return LayerErrorReport.from_dict(out)
-    finally:
-        if own:
-            shutil.rmtree(wd, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- worker side

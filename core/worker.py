@@ -12,15 +12,18 @@ the import time from the person waiting (see ``WarmPool``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from core.errors import (
     WorkerTimeout,
 )
 
-__all__ = ["WorkerLimits", "run_isolated", "WarmPool", "Cancelled"]
+__all__ = ["WorkerLimits", "run_isolated", "WarmPool", "Cancelled", "work_folder"]
 
 RESULT_FILE = "result.json"
 PROGRESS_FILE = "progress.jsonl"
@@ -64,6 +67,19 @@ class WorkerLimits:
 
 class Cancelled(WorkerError):
     pass
+
+
+@contextlib.contextmanager
+def work_folder(workdir: str | os.PathLike[str] | None, prefix: str) -> Iterator[Path]:
+    """The caller's folder as given, or a temporary one removed afterwards."""
+    if workdir is not None:
+        yield Path(workdir).resolve()
+        return
+    wd = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+    try:
+        yield wd
+    finally:
+        shutil.rmtree(wd, ignore_errors=True)
 
 
 def _child_env() -> dict[str, str]:

@@ -8,7 +8,6 @@ import json
 import os
 import random
 import struct
-import time
 import tracemalloc
 
 import flatbuffers
