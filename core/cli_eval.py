@@ -80,20 +80,25 @@ def model_options(f: Any) -> Any:
               help="Thread counts: 2, a list 1,2,4, a range 1-4, or max.")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed runs.")
 @click.option("--warmup", type=int, default=10, show_default=True, help="Untimed runs first.")
-@click.option("--no-xnnpack", is_flag=True, help="Builtin kernels only (no default delegate).")
+@click.option("--no-xnnpack", is_flag=True,
+              help="Builtin kernels only (no default delegate; uses the interpreter).")
+@click.option("--runtime", type=click.Choice(["compiled_model", "interpreter"]),
+              default="compiled_model", show_default=True,
+              help="LiteRT's CompiledModel API (what litert-benchmark measures) or the "
+                   "Interpreter.")
 @click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Write here instead of stdout.")
 @click.option("--timeout", type=float, default=None, help="Seconds before it is stopped.")
-def benchmark_cmd(file: Path, threads: str, runs: int, warmup: int, no_xnnpack: bool, fmt: str,
-                  output: Path | None, timeout: float | None) -> None:
+def benchmark_cmd(file: Path, threads: str, runs: int, warmup: int, no_xnnpack: bool,
+                  runtime: str, fmt: str, output: Path | None, timeout: float | None) -> None:
     """Time FILE.tflite on this CPU with the LiteRT runtime (XNNPACK): median (p50),
     mean and p90 latency per thread count, and the memory the model takes."""
     from core.benchmark import benchmark, parse_threads
 
     res = benchmark(file, threads=parse_threads(threads), runs=runs, warmup=warmup,
-                    xnnpack=not no_xnnpack, limits=_limits(timeout),
+                    xnnpack=not no_xnnpack, runtime=runtime, limits=_limits(timeout),
                     on_progress=_progress(fmt == "json" and output is None))
     _emit(json.dumps(res.to_dict(), indent=2) if fmt == "json" else res.to_text(), output)
 

@@ -168,12 +168,18 @@ def test_diff_of_float32_and_int8_lists_the_quantized_tensors(swept, capsys):
     assert "Tensors that changed" in capsys.readouterr().out
 
 
-def test_benchmark_json_has_p50(swept, capsys):
+@pytest.mark.parametrize("runtime", [None, "compiled_model", "interpreter"])
+def test_benchmark_json_has_p50(swept, capsys, runtime):
     _, models = swept
     i8 = next(models.glob("*-int8.tflite"))
     capsys.readouterr()
-    assert cli("benchmark", i8, "--threads", "1,2", "--runs", "20", "--format", "json") == 0
+    extra = ["--runtime", runtime] if runtime else []
+    assert cli("benchmark", i8, "--threads", "1,2", "--runs", "20", "--format", "json",
+               *extra) == 0
     d = json.loads(capsys.readouterr().out)
+    want = runtime or "compiled_model"  # the default
+    assert d["runtime_api"] == want  # no fallback
+    assert d["runtime"].endswith("CompiledModel" if want == "compiled_model" else "Interpreter")
     assert d["p50_ms"] > 0 and d["delegate"] == "XNNPACK"
     assert [s["threads"] for s in d["settings"]] == [1, 2]
     assert all(s["p50_ms"] > 0 and s["runs"] == 20 for s in d["settings"])

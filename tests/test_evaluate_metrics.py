@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -187,6 +188,10 @@ def test_result_types_round_trip_through_json():
                         1024, 2048, 2, "random")
     d = lat.to_dict()
     assert d["p50_ms"] == 0.9 and LatencyResult.from_dict(json.loads(json.dumps(d))) == lat
+    assert d["runtime_api"] == "interpreter"  # older results (no field) were the Interpreter
+    cm = replace(lat, runtime_api="compiled_model", note="fell back")
+    assert LatencyResult.from_dict(json.loads(json.dumps(cm.to_dict()))) == cm
+    assert "runtime compiled_model" in cm.to_text() and "note: fell back" in cm.to_text()
     rows = (_row("float32", 1000, 2.0, 1.0, pareto=True), _row("int8", 250, None, error={
         "type": "ConvertError", "phase": "convert", "message": "no", "hint": "", "details": {}},
         failed_step="convert"))
