@@ -177,8 +177,6 @@ def _convert_and_wait(page, preset_title: str) -> None:  # type: ignore[no-untyp
 def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path):
     page, requests = browser_page
     expect = playwright_sync.expect
-    t0 = time.monotonic()
-
     page.goto(server + "/")
     _app_text(page, "Convert a model to TensorFlow Lite")
     _shot(page, "01-convert-start")
@@ -271,4 +269,3 @@ def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path
                       and urlsplit(u).hostname not in ("127.0.0.1",)})
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert any("/netron/" in u for u in requests)
-    assert time.monotonic() - t0 < 200
