@@ -9,6 +9,7 @@ page go to test-artifacts/ (gitignored).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -269,3 +270,34 @@ def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path
                       and urlsplit(u).hostname not in ("127.0.0.1",)})
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert any("/netron/" in u for u in requests)
+
+
+@pytest.mark.timeout(420)
+def test_compare_sample_presets_in_one_click(browser_page, server):
+    """Issue 6's "done when": on the digits sample, one click shows every
+    preset's size, latency and accuracy, the Pareto chart, the int8 per-layer
+    error chart and the recommendation."""
+    if not (ROOT / "pages" / "compare.py").exists():
+        pytest.skip("no Compare page")
+    page, requests = browser_page
+    page.goto(server + "/compare")
+    _app_text(page, "Which preset should I ship?")
+    page.get_by_role("button", name="Compare presets").click()
+    page.wait_for_url("**job=*")
+    table = page.get_by_test_id("stDataFrame").first
+    playwright_sync.expect(table).to_be_visible(timeout=360_000)  # the sweep is done
+    charts = page.get_by_test_id("stPlotlyChart")
+    playwright_sync.expect(charts.nth(1)).to_be_attached(timeout=30_000)  # Pareto + layers
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    for preset in ("float32", "float16", "dynamic", "int8-float-io", "int8", "int16x8"):
+        assert preset in body, preset
+    assert "Re-convert keeping the worst" in body
+    # the recommendation, in words, names a preset and its rule
+    assert re.search(r"Ship (float32|float16|dynamic|int8-float-io|int8|int16x8)\b", body), body
+    assert "99%" in body
+    assert page.get_by_test_id("stException").count() == 0
+    _shot(page, "10-compare-sweep")
+    outside = sorted({u for u in requests
+                      if urlsplit(u).scheme not in ("data", "blob")
+                      and urlsplit(u).hostname not in ("127.0.0.1",)})
+    assert not outside, f"requests left 127.0.0.1: {outside}"

@@ -123,7 +123,7 @@ def show_recommendation(report: dict[str, Any]) -> None:
            "synthetic": "random inputs"}.get(data.get("source"), "–")
     st.caption(
         f"Measured on {data.get('samples', 0)} samples from {src}; latency on this server's "
-        f"CPU with LiteRT (XNNPACK), {min(report.get('threads') or [1])} thread(s), "
+        f"CPU with the LiteRT runtime, {min(report.get('threads') or [1])} thread(s), "
         f"{report.get('runs')} runs; the sweep took {report.get('seconds', 0):.0f} s."
     )
     for f in report.get("flags") or []:
