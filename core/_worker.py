@@ -24,7 +24,6 @@ TASKS = {
     "convert": "core.convert:run_convert_task",
     "micro_probe": "core._micro_probe:run_task",
     "evaluate": "core.evaluate:run_evaluate_task",
-    "sweep": "core.evaluate:run_sweep_task",
     "quant_debug": "core.evaluate:run_quant_debug_task",
     "selftest": "core._worker:_selftest",
 }
@@ -49,6 +48,8 @@ def _selftest(payload: dict[str, Any], workdir: Path, progress: Any) -> dict[str
     if action == "write":
         with open(workdir / "big.bin", "wb") as f:
             f.write(b"\0" * int(payload["bytes"]))
+    if action == "missing":
+        open(workdir / "no-such-file", "rb").close()
     if action == "raise":
         raise StudioError("selftest error", "selftest hint")
     if action == "tf":
@@ -97,28 +98,22 @@ def main() -> int:
                 phase=phase,
             ).to_dict(),
         }
-    except OSError as e:
-        if e.errno != errno.EFBIG:
-            raise
-        body = {
-            "ok": False,
-            "error": WorkerError(
+    except Exception as e:  # noqa: BLE001  (unknown failure: keep the trace in the log only)
+        if isinstance(e, OSError) and e.errno == errno.EFBIG:
+            err: StudioError = WorkerError(
                 "The task tried to write a file larger than the server allows.",
                 "The output is too large for this server; the admin can raise "
                 "TFLITE_STUDIO_FILE_MB.",
                 phase=phase,
-            ).to_dict(),
-        }
-    except Exception as e:  # noqa: BLE001  (unknown failure: keep the trace in the log only)
-        traceback.print_exc()
-        body = {
-            "ok": False,
-            "error": StudioError(
+            )
+        else:
+            traceback.print_exc()
+            err = StudioError(
                 f"Unexpected error: {type(e).__name__}: {str(e)[:500]}",
                 "This is a bug in TFLite Studio or TensorFlow; the worker log has details.",
                 phase=phase,
-            ).to_dict(),
-        }
+            )
+        body = {"ok": False, "error": err.to_dict()}
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(body))
     os.replace(tmp, out)

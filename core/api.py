@@ -38,7 +38,7 @@ __all__ = ["api_routes", "job_json", "download_name", "INSPECT_PAGE"]
 INSPECT_PAGE = "/inspect"
 _FILE_FIELDS = ("model", "calibration_data")
 _TEXT_FIELDS = ("preset", "select_tf_ops", "allow_custom_ops", "signature", "input_shape",
-                "calibration_samples", "image_range", "keep_float", "kind")
+                "calibration_samples", "image_range", "keep_float", "sparsity", "kind")
 _MAX_FIELD_BYTES = 16 << 10
 _MAX_FIELDS = 64
 _STATUS_FOR_CODE = {"not_found": 404, "too_many_jobs": 429, "queue_full": 503,
@@ -296,7 +296,8 @@ def _options_from_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
         allow_custom_ops=_flag(fields, "allow_custom_ops"),
         signature_key=one("signature") or None, input_shapes=tuple(shapes),
         calibration_samples=samples, image_range=(lo, hi),
-        keep_float_ops=tuple(v.strip() for v in fields.get("keep_float") or [] if v.strip()))
+        keep_float_ops=tuple(v.strip() for v in fields.get("keep_float") or [] if v.strip()),
+        sparsity=_flag(fields, "sparsity"))
     return opts.to_dict()
 
 

@@ -53,9 +53,7 @@ def convert_cmd(model: Path, output: Path, report_path: Path | None, timeout: fl
     from core.worker import WorkerLimits
 
     opts = options_from_kw(kw)
-    limits = WorkerLimits.from_env()
-    if timeout:
-        limits = WorkerLimits(timeout, limits.memory_bytes, limits.file_bytes)
+    limits = WorkerLimits.from_env(timeout)
     output.unlink(missing_ok=True)
     result = convert_model(model, output, opts, limits=limits,
                            on_progress=lambda m: click.echo(f"  {m}…", err=True))
@@ -93,15 +91,10 @@ def _conversion_report(result: Any, output: Path) -> dict[str, Any]:
         "tf_version": d["tf_version"],
         "warnings": d["warnings"],
     }
-    try:
-        from core.report import build_report, render
+    from core.report import build_report
 
-        report["model"] = json.loads(
-            render(build_report(output, source_kind=d["input_kind"],
-                                source_size=d["input_size"]), "json")
-        )
-    except ImportError:
-        pass
+    report["model"] = build_report(output, source_kind=d["input_kind"],
+                                   source_size=d["input_size"]).to_dict()
     return report
 
 

@@ -11,14 +11,11 @@ from typing import Any
 
 import click
 
-from core.errors import OptionsError
-from core.cli_options import options_from_kw, source_options
-from core.options import Preset
+from core.cli_options import PRESET_IDS, options_from_kw, source_options
 
 __all__ = ["register", "COMMANDS", "benchmark_cmd", "evaluate_cmd", "layers_cmd",
            "sweep_cmd", "diff_cmd"]
 
-PRESET_IDS = [p.value for p in Preset]
 
 
 def _emit(text: str, output: Path | None) -> None:
@@ -37,17 +34,11 @@ def _progress(quiet: bool = False) -> Any:
 def _limits(timeout: float | None) -> Any:
     from core.worker import WorkerLimits
 
-    limits = WorkerLimits.from_env()
-    if timeout:
-        limits = WorkerLimits(timeout, limits.memory_bytes, limits.file_bytes)
-    return limits
+    return WorkerLimits.from_env(timeout)
 
 
 def _base_options(kw: dict[str, Any]) -> dict[str, Any]:
     """Converter options shared by every preset of a sweep (as a dict)."""
-    ev = kw.get("eval_data")
-    if ev and not Path(ev).exists():
-        raise OptionsError(f"Evaluation data {ev} was not found.", "Check the path.")
     return options_from_kw(kw).to_dict()
 
 
@@ -55,6 +46,7 @@ def model_options(f: Any) -> Any:
     """Options about the model and its data, shared by evaluate / layers / sweep."""
     decorators = [
         click.option("--eval-data", metavar="FILE", default=None,
+                     type=click.Path(exists=True),
                      help="Evaluation inputs: .npz keyed by input name (+ `labels`), .npy, "
                           "or images. Default: the calibration data, else random inputs."),
         click.option("--task", type=click.Choice(["auto", "classification", "regression"]),

@@ -39,6 +39,8 @@ _PRESET_AND_LAYERS = [
     click.option("--keep-float", metavar="LAYER", multiple=True,
                  help="With int8-float-io: keep this layer in float (repeat; names from "
                       "`tflite-studio layers`)."),
+    click.option("--sparsity", is_flag=True,
+                 help="Store mostly-zero weights sparse (the converter's EXPERIMENTAL_SPARSITY)."),
 ]
 
 
@@ -79,4 +81,5 @@ def options_from_kw(kw: dict[str, Any], preset: str | None = None) -> Conversion
         calibration_samples=int(kw["calibration_samples"]),
         image_range=(lo, hi),
         keep_float_ops=tuple(kw.get("keep_float") or ()),
+        sparsity=bool(kw.get("sparsity")),
     )

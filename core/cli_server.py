@@ -300,6 +300,8 @@ def _convert_fields(kw: dict[str, Any]) -> list[tuple[str, str]]:
         fields.append(("signature", kw["signature"]))
     fields += [("input_shape", s) for s in kw["input_shape"]]
     fields += [("keep_float", n) for n in kw.get("keep_float") or ()]
+    if kw.get("sparsity"):
+        fields.append(("sparsity", "true"))
     return fields
 
 

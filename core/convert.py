@@ -29,7 +29,7 @@ from core.errors import (
     StudioError,
     UnsupportedOpsError,
 )
-from core.options import CalibrationSource, ConversionOptions, Preset
+from core.options import IMAGE_EXTS, CalibrationSource, ConversionOptions, Preset
 
 __all__ = [
     "ConversionResult",
@@ -108,14 +108,15 @@ def convert_model(
     """Convert in an isolated worker. ``out_path`` is written only on success."""
     from core.worker import run_isolated, work_folder
 
-    model = Path(model_path).resolve()
+    # absolute, not resolved: a job links its upload under the name the person gave
+    model = Path(model_path).absolute()
     out = Path(out_path).resolve()
     with work_folder(workdir, "tflite-studio-") as wd:
         partial = wd / "output.tflite.partial"
         opts = options
         if opts.calibration_path:
             opts = ConversionOptions.from_dict(
-                {**opts.to_dict(), "calibration_path": str(Path(opts.calibration_path).resolve())}
+                {**opts.to_dict(), "calibration_path": str(Path(opts.calibration_path).absolute())}
             )
         ul = unpack_limits or UnpackLimits()
         payload = {
@@ -258,14 +259,6 @@ def _first_error_line(message: str) -> str:
 
 
 # ---------------------------------------------------------------- worker side
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_signatures(saved_model_dir: Path) -> dict[str, list[SignatureInput]]:
@@ -449,7 +442,7 @@ def _load_images(
             ) from None
     files = sorted(
         p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
     )
     if not files:
         raise CalibrationError(
@@ -614,7 +607,6 @@ class _Prepared:
     tf: Any
     kind: ModelKind
     source_size: int
-    saved_model_dir: Path
     signature_key: str
     signature_keys: tuple[str, ...]
     inputs: list[SignatureInput]
@@ -699,7 +691,6 @@ def prepared_converter(
             tf=tf,
             kind=pm.kind,
             source_size=pm.source_size,
-            saved_model_dir=sm_dir,
             signature_key=key,
             signature_keys=tuple(sorted(sigs)),
             inputs=inputs,
@@ -775,13 +766,6 @@ def _convert_keeping_float(
     left in float: calibrate only, then run the MLIR quantizer with those nodes
     denylisted (what ``QuantizationDebugger.get_nondebug_quantized_model`` does
     with ``QuantizationDebugOptions(denylisted_nodes=...)``)."""
-    if options.preset is Preset.INT16X8:
-        raise QuantizeError(
-            "TensorFlow's 16x8 quantizer cannot keep chosen layers in float.",
-            "Keep the layers in float with the int8-float-io preset, or use int16x8 "
-            "without kept layers.",
-            phase=Phase.QUANTIZE,
-        )
     from tensorflow.lite.python.convert import mlir_quantize
 
     converter._experimental_calibrate_only = True
@@ -855,8 +839,6 @@ def _configure(converter: Any, options: ConversionOptions, tf: Any) -> None:
         converter.inference_output_type = tf.int8
     elif p is Preset.INT16X8:
         supported = [ops.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-        if options.keep_float_ops:
-            supported.append(ops.TFLITE_BUILTINS)
     if options.select_tf_ops:
         supported.append(ops.SELECT_TF_OPS)
     converter.target_spec.supported_ops = supported

@@ -26,7 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.tflite_model import ModelInfo, OperatorInfo, Quantization, TensorInfo, read_model
+from core.tflite_model import (
+    ModelInfo,
+    OperatorInfo,
+    Quantization,
+    TensorInfo,
+    read_model,
+    weights_by_op,
+)
 
 __all__ = [
     "OpChange",
@@ -400,26 +407,8 @@ def diff_models(
 
 
 def _per_op_type(m: ModelInfo) -> tuple[dict[str, int], dict[str, int]]:
-    """Op counts, and constant bytes per op type (each buffer counted once, for
-    its first consumer; constants no op reads go under "(unused constants)")."""
-    counts: dict[str, int] = defaultdict(int)
-    weights: dict[str, int] = defaultdict(int)
-    seen: set[int] = set()
-    for sg in m.subgraphs:
-        ts = sg.tensors
-        for op in sg.operators:
-            counts[op.name] += 1
-            for i in op.inputs:
-                if 0 <= i < len(ts):
-                    t = ts[i]
-                    if t.bytes > 0 and not t.is_variable and t.buffer not in seen:
-                        seen.add(t.buffer)
-                        weights[op.name] += t.bytes
-        for t in ts:
-            if t.bytes > 0 and not t.is_variable and t.buffer not in seen:
-                seen.add(t.buffer)
-                weights["(unused constants)"] += t.bytes
-    return dict(counts), dict(weights)
+    """Op counts, and weight bytes per op type (the report's rule)."""
+    return m.op_counts, weights_by_op(m)
 
 
 # ---------------------------------------------------------------- rendering

@@ -19,7 +19,8 @@ process boundary as plain dicts (``to_dict`` / ``from_dict``).
     ├── WorkerError             the isolated worker process died (phase: as given)
     │   ├── WorkerTimeout
     │   ├── WorkerOutOfMemory
-    │   └── WorkerCrashed
+    │   ├── WorkerCrashed
+    │   └── Cancelled           someone cancelled the job
     └── JobError                unknown job, queue full, limits (phase: job)
 """
 
@@ -46,6 +47,7 @@ __all__ = [
     "WorkerTimeout",
     "WorkerOutOfMemory",
     "WorkerCrashed",
+    "Cancelled",
     "JobError",
 ]
 
@@ -180,25 +182,12 @@ class JobError(StudioError):
     default_phase = Phase.JOB
 
 
-_BY_NAME: dict[str, type[StudioError]] = {
-    cls.__name__: cls
-    for cls in (
-        StudioError,
-        OptionsError,
-        UnpackError,
-        UnsafeArchiveError,
-        ModelFormatError,
-        LoadError,
-        ConvertError,
-        UnsupportedOpsError,
-        CalibrationError,
-        QuantizeError,
-        TFLiteFormatError,
-        EvaluateError,
-        WorkerError,
-        WorkerTimeout,
-        WorkerOutOfMemory,
-        WorkerCrashed,
-        JobError,
-    )
-}
+class Cancelled(WorkerError):
+    """Someone cancelled the job while it ran."""
+
+
+def _subclasses(cls: type[StudioError]) -> list[type[StudioError]]:
+    return [cls] + [d for c in cls.__subclasses__() for d in _subclasses(c)]
+
+
+_BY_NAME: dict[str, type[StudioError]] = {c.__name__: c for c in _subclasses(StudioError)}

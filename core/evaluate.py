@@ -21,8 +21,7 @@ Caller side (no TensorFlow in the calling process):
   A failing preset becomes a row with an ``error``; it never fails the sweep.
 
 Worker side: ``run_evaluate_task`` (modes ``reference``, ``tflite``,
-``benchmark``, ``layers``), ``run_sweep_task`` and ``run_quant_debug_task`` are
-the entries named in ``core._worker.TASKS``. ``register_runners()`` adds the
+``benchmark``, ``layers``) and ``run_quant_debug_task`` are the entries named in ``core._worker.TASKS``. ``register_runners()`` adds the
 ``sweep`` and ``evaluate`` job kinds to ``core.jobs.RUNNERS``.
 """
 
@@ -71,7 +70,6 @@ __all__ = [
     "render_sweep",
     "register_runners",
     "run_evaluate_task",
-    "run_sweep_task",
     "run_quant_debug_task",
 ]
 
@@ -572,8 +570,8 @@ def _load_eval_arrays(
                                      calibration_samples=min(max_samples, 10_000),
                                      image_range=image_range)
             first = inputs[0]
-            arrays = {first.name: _load_images(path, first, _concrete(shapes[first.name]),
-                                               opts, workdir)}
+            # the input's own shape: -1 height/width gets _load_images' clear error
+            arrays = {first.name: _load_images(path, first, shapes[first.name], opts, workdir)}
         else:
             arrays = _load_arrays(path, inputs)
             if path.suffix.lower() == ".npz":
@@ -597,10 +595,6 @@ def _load_eval_arrays(
     if labels is not None:
         labels = labels[:n] if len(labels) >= n else None
     return arrays, labels
-
-
-def _concrete(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(d if d > 0 else 1 for d in shape)
 
 
 def _shape_samples(arr: Any, name: str, shape: tuple[int, ...]) -> Any:
@@ -747,9 +741,7 @@ def _reference_task(payload: dict[str, Any], workdir: Path,
         if eval_path:
             src = DataSource.USER
             data_name = Path(eval_path).name
-            eval_source = CalibrationSource(payload.get("eval_source") or "none")
-            if eval_source is CalibrationSource.NONE:
-                eval_source = ConversionOptions(calibration_path=str(eval_path)).calibration_source
+            eval_source = ConversionOptions(calibration_path=str(eval_path)).calibration_source
             arrays, labels = _load_eval_arrays(
                 Path(eval_path), eval_source, inputs, shapes, opts.image_range, max_samples,
                 workdir, "evaluation data")
@@ -854,10 +846,7 @@ def _tflite_task(payload: dict[str, Any], workdir: Path,
     ref = Reference.from_dict(payload["reference"])
     path = Path(payload["tflite_path"])
     th = Thresholds(**(payload.get("thresholds") or {}))
-    blocker = runtime_blocker(path)
-    if blocker is not None:
-        raise blocker
-    try:
+    try:  # runtime_blocker was checked by the caller, evaluate_tflite
         interp = Interpreter(model_path=str(path), num_threads=1)
     except (RuntimeError, ValueError) as e:
         raise EvaluateError(
@@ -969,7 +958,7 @@ def _base_options(
         d["calibration_path"] = _resolved(d["calibration_path"])
     d.setdefault("preset", Preset.FLOAT32.value)
     d["keep_float_ops"] = list(d.get("keep_float_ops") or [])
-    if d["keep_float_ops"] and Preset(d["preset"]) not in (Preset.INT8_FLOAT_IO, Preset.INT16X8):
+    if d["keep_float_ops"] and Preset(d["preset"]) is not Preset.INT8_FLOAT_IO:
         d["keep_float_ops"] = []
     return ConversionOptions.from_dict(d)
 
@@ -1441,12 +1430,9 @@ def sweep(
                                                   "calibration_path": base.calibration_path,
                                                   "calibration_source":
                                                       base.calibration_source.value}))
-    labels = []
+    labels: list[str] = []
     for opts in plans:
-        lab = _label(opts, base)
-        while lab in labels:
-            lab += " (again)"
-        labels.append(lab)
+        labels.append(_unique_label(_label(opts, base), labels))
     own_wd = workdir is None
     wd = Path(workdir or tempfile.mkdtemp(prefix="tflite-sweep-")).resolve()
     wd.mkdir(parents=True, exist_ok=True)
@@ -1512,7 +1498,7 @@ def sweep(
                 opts = ConversionOptions.from_dict({
                     **base.to_dict(), "preset": Preset.INT8_FLOAT_IO.value,
                     "keep_float_ops": list(keep)})
-                label = _label(opts, base)
+                label = _unique_label(_label(opts, base), labels)
                 plans.append(opts)
                 labels.append(label)
                 convert(len(plans), opts, label, len(plans))
@@ -1551,6 +1537,10 @@ def sweep(
                 row = replace(row, error=_err_dict(e), failed_step="benchmark",
                               note=row.note + " Latency could not be measured: " + _plain(e))
             rows[label] = row
+    except BaseException:
+        if own_wd:  # a failed or cancelled sweep leaves no files behind
+            shutil.rmtree(wd, ignore_errors=True)
+        raise
     finally:
         if own_pool:
             pool.close()
@@ -1591,6 +1581,12 @@ def sweep(
             report = replace(report, rows=tuple(replace(r, tflite_path=None)
                                                 for r in report.rows))
     return report
+
+
+def _unique_label(label: str, taken: Sequence[str]) -> str:
+    while label in taken:
+        label += " (again)"
+    return label
 
 
 def _dedupe(flags: Sequence[Flag]) -> list[Flag]:
@@ -1752,38 +1748,7 @@ def run_quant_debug_task(payload: dict[str, Any], workdir: Path,
     return debug_layers_task(payload, workdir, progress)
 
 
-def run_sweep_task(payload: dict[str, Any], workdir: Path,
-                   progress: Callable[..., None]) -> dict[str, Any]:
-    """``core._worker`` task ``sweep``: the whole sweep run from inside one
-    worker (each conversion and measurement still in its own process)."""
-    report = sweep(
-        payload["model_path"],
-        presets=payload.get("presets"),
-        variants=payload.get("variants") or (),
-        calibration_data=payload.get("calibration_path"),
-        eval_data=payload.get("eval_path"),
-        options=payload.get("options"),
-        threads=tuple(payload.get("threads") or (1,)),
-        runs=int(payload.get("runs", 50)),
-        layer_errors=bool(payload.get("layer_errors", True)),
-        keep_worst=int(payload.get("keep_worst") or 0),
-        task=str(payload.get("task") or "auto"),
-        workdir=workdir / "sweep",
-        keep_dir=payload.get("keep_dir"),
-        display_name=payload.get("display_name"),
-        on_progress=progress,
-    )
-    return report.to_dict()
-
-
 # ---------------------------------------------------------------- jobs
-
-
-def _job_limits(ctx: Any) -> Any:
-    from core.worker import WorkerLimits
-
-    s = ctx.store.settings
-    return WorkerLimits(s.timeout_s, s.memory_mb << 20, 4 << 30)
 
 
 def _job_options(ctx: Any) -> dict[str, Any]:
@@ -1827,7 +1792,7 @@ def _run_sweep_job(ctx: Any) -> dict[str, Any]:
         workdir=ctx.workdir / "sweep",
         keep_dir=ctx.workdir / "models",
         display_name=ctx.job.model_name,
-        limits=_job_limits(ctx),
+        limits=ctx.limits,
         pool=ctx.pool,
         on_progress=ctx.progress,
         cancel=ctx.cancel,
@@ -1856,7 +1821,7 @@ def _run_evaluate_job(ctx: Any) -> dict[str, Any]:
             threads=tuple(p.get("threads") or (1,)), runs=int(p.get("runs", 50)),
             task=str(p.get("task") or "auto"), layer_errors=False,
             workdir=ctx.workdir / "sweep", keep_dir=ctx.workdir / "models",
-            display_name=ctx.job.model_name, limits=_job_limits(ctx), pool=ctx.pool,
+            display_name=ctx.job.model_name, limits=ctx.limits, pool=ctx.pool,
             on_progress=ctx.progress, cancel=ctx.cancel,
         )
         report = _store_rows(ctx, report)
@@ -1866,7 +1831,7 @@ def _run_evaluate_job(ctx: Any) -> dict[str, Any]:
                 "output_size": row.size_bytes if row else None}
     from core.benchmark import benchmark
 
-    limits = _job_limits(ctx)
+    limits = ctx.limits
     ref = compute_reference(ctx.input_path, workdir=ctx.workdir / "ref",
                             eval_data=ctx.file("eval"), options=_job_options(ctx),
                             task=str(p.get("task") or "auto"), display_name=ctx.job.model_name,

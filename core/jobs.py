@@ -957,7 +957,7 @@ class JobContext:
         from core.worker import WorkerLimits
 
         s = self.store.settings
-        return WorkerLimits(s.timeout_s, s.memory_mb << 20, s.file_mb << 20)
+        return WorkerLimits.from_settings(s)
 
     @property
     def input_path(self) -> Path:
@@ -1010,7 +1010,8 @@ def _run_convert(ctx: JobContext) -> dict[str, Any]:
     res: dict[str, Any] = {"conversion": result.to_dict(), "output_sha": out_sha,
                            "output_size": out_size, "report_sha": None}
     try:
-        res["report_sha"] = _store_report(ctx, out, result.input_kind, result.input_size)
+        res["report_sha"] = _store_report(ctx, out, out_sha, result.input_kind,
+                                          result.input_size)
     except Exception as e:  # noqa: BLE001  (the .tflite is still good; say why there is no report)
         log.exception("job %s: report failed", ctx.job.id)
         res["report_error"] = (e.to_dict() if isinstance(e, StudioError) else
@@ -1020,10 +1021,11 @@ def _run_convert(ctx: JobContext) -> dict[str, Any]:
     return res
 
 
-def _store_report(ctx: JobContext, tflite: Path, kind: str | None, size: int | None) -> str | None:
+def _store_report(ctx: JobContext, tflite: Path, sha: str, kind: str | None,
+                  size: int | None) -> str | None:
     from core.report import build_report, render
 
-    report = build_report(tflite, source_kind=kind, source_size=size)
+    report = build_report(tflite, source_kind=kind, source_size=size, sha256=sha)
     sha, _ = ctx.store.put_artifact(render(report, "json").encode())
     return sha
 
@@ -1031,7 +1033,7 @@ def _store_report(ctx: JobContext, tflite: Path, kind: str | None, size: int | N
 def _run_inspect(ctx: JobContext) -> dict[str, Any]:
     ctx.progress("Reading the FlatBuffer")
     path = ctx.input_path
-    report_sha = _store_report(ctx, path, None, None)
+    report_sha = _store_report(ctx, path, ctx.job.input_sha, None, None)
     return {"output_sha": ctx.job.input_sha, "output_size": ctx.job.input_size,
             "report_sha": report_sha}
 
@@ -1154,7 +1156,7 @@ class Consumer:
 
             self.pool = WarmPool(
                 size=max(1, workers),
-                limits=WorkerLimits(s.timeout_s, s.memory_mb << 20, s.file_mb << 20),
+                limits=WorkerLimits.from_settings(s),
                 log_dir=st.root / "worker-logs",
             )
         self.consumer = _Consumer(st.huey, workers=max(1, workers), worker_type="thread",
@@ -1206,7 +1208,6 @@ class Consumer:
             self.store.consumer = None
 
 
-_ThreadConsumer = Consumer  # the name used before
 
 
 def start_consumer(settings: Settings | None = None, workers: int | None = None,

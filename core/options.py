@@ -115,7 +115,7 @@ class CalibrationSource(str, enum.Enum):
 
 
 _SHAPE_RE = re.compile(r"^\s*([^=\s]+)\s*=\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*$")
-_IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:

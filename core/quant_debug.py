@@ -295,7 +295,8 @@ def compare_layers(
 
 
 def _debug_samples(payload: dict[str, Any], inputs: list[Any], shapes: dict[str, Any],
-                   converter: Any) -> list[dict[str, Any]]:
+                   converter: Any, options: ConversionOptions,
+                   workdir: Path) -> list[dict[str, Any]]:
     """Samples as {signature input name: array of batch 1}."""
     import numpy as np
 
@@ -308,11 +309,13 @@ def _debug_samples(payload: dict[str, Any], inputs: list[Any], shapes: dict[str,
             return [{k: v[j:j + 1].astype(_dtype(inputs, k)) for k, v in arrays.items()}
                     for j in range(total)]
     if payload.get("debug_path"):
-        from core.evaluate import _shape_samples
-        from core.convert import _load_arrays
+        from core.evaluate import _load_eval_arrays, _shape_samples
 
-        arrays = _load_arrays(Path(payload["debug_path"]), inputs)
-        total = min(n, min(len(v) for v in arrays.values()))
+        path = payload["debug_path"]
+        source = ConversionOptions(calibration_path=str(path)).calibration_source
+        arrays, _ = _load_eval_arrays(Path(path), source, inputs, shapes, options.image_range,
+                                      n, workdir, "evaluation data")
+        total = len(next(iter(arrays.values())))
         arrays = {k: _shape_samples(v, k, shapes[k]) for k, v in arrays.items()}
         return [{k: np.asarray(v[j:j + 1]).astype(_dtype(inputs, k)) for k, v in arrays.items()}
                 for j in range(total)]
@@ -338,7 +341,7 @@ def debug_layers_task(payload: dict[str, Any], workdir: Path,
     warnings: list[str] = []
     with prepared_converter(payload, options, workdir, progress, warnings) as p:
         tf = p.tf
-        samples = _debug_samples(payload, p.inputs, p.shapes, p.converter)
+        samples = _debug_samples(payload, p.inputs, p.shapes, p.converter, options, workdir)
         if not samples:
             raise EvaluateError("There are no samples to run the debugger on.",
                                 "Give calibration or evaluation data.")

@@ -28,7 +28,15 @@ from core.compat import (
     probe_micro,
 )
 from core.errors import OptionsError, TFLiteFormatError
-from core.tflite_model import ModelInfo, OperatorInfo, TensorInfo, _gc_paused, read_model
+from core.tflite_model import (
+    ModelInfo,
+    OperatorInfo,
+    TensorInfo,
+    _gc_paused,
+    read_model,
+    weight_owners,
+    weights_by_op,
+)
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -132,7 +140,7 @@ def _size_breakdown(
 ) -> SizeBreakdown:
     buffers = model.buffers
     meta_buffers = {m.buffer for m in model.metadata}
-    # Attribute each weight buffer to the first op that reads it (execution order).
+    # The op reading each tensor first, for the top-tensors table.
     first_reader: dict[tuple[int, int], OperatorInfo] = {}
     for sg in model.subgraphs:
         for op in sg.operators:
@@ -141,7 +149,7 @@ def _size_breakdown(
                     first_reader[(sg.index, i)] = op
     seen: set[int] = set()
     by_dtype: Counter[str] = Counter()
-    by_op: Counter[str] = Counter()
+    by_op = weights_by_op(model)
     consts: list[TensorInfo] = []
     for t in model.tensors:
         if not t.is_constant:
@@ -151,8 +159,6 @@ def _size_breakdown(
             continue  # shared buffers count once
         seen.add(t.buffer)
         by_dtype[t.dtype] += t.bytes
-        op = first_reader.get((t.subgraph, t.index))
-        by_op[op.name if op else "(not read by any op)"] += t.bytes
     weights = sum(buffers[b].size for b in seen if b < len(buffers))
     metadata = sum(buffers[b].size for b in meta_buffers if b < len(buffers))
     overhead = max(model.file_size - weights - metadata, 0)
@@ -182,7 +188,7 @@ def _size_breakdown(
         zero_bytes=sum(b.size for b in zero),
         external_bytes=model.external_buffer_bytes,
         by_dtype=dict(by_dtype.most_common()),
-        by_op=dict(by_op.most_common()),
+        by_op=dict(sorted(by_op.items(), key=lambda kv: kv[1], reverse=True)),
         top_tensors=tuple(top),
         source=source,
     )
@@ -194,11 +200,14 @@ def build_report(
     source_kind: str | None = None,
     source_size: int | None = None,
     micro: bool = True,
+    sha256: str | None = None,
 ) -> Report:
     """Inspect one .tflite file. Raises only ``StudioError`` subclasses.
 
     ``source_kind``/``source_size`` describe the model it was converted from (for
-    the before/after numbers); ``micro`` loads it in TFLite Micro in a subprocess.
+    the before/after numbers); ``micro`` loads it in TFLite Micro in a subprocess;
+    ``sha256``, when the caller already hashed the file (content-addressed
+    storage), saves hashing it again.
     """
     if source_size is not None and (not isinstance(source_size, int) or source_size < 0):
         raise OptionsError(
@@ -208,7 +217,7 @@ def build_report(
     model = read_model(path)  # first: bad files fail before the probe process starts
     in_memory = isinstance(path, (bytes, bytearray, memoryview))
     name = "<bytes>" if in_memory else os.path.basename(os.fspath(path))
-    file = FileInfo(name=name, size_bytes=model.file_size, sha256=_sha256(path))
+    file = FileInfo(name=name, size_bytes=model.file_size, sha256=sha256 or _sha256(path))
     probe = probe_micro(path) if micro else None
     compat = check_compatibility(model, micro_probe=probe)
     return Report(
@@ -250,7 +259,7 @@ def _sig(t: TensorInfo) -> list[int] | None:
     return list(t.shape_signature) if t.shape_signature is not None else None
 
 
-def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
+def _tensor_dict(t: TensorInfo, weights_of: str | None) -> dict[str, Any]:
     return {
         "subgraph": t.subgraph,
         "index": t.index,
@@ -262,6 +271,7 @@ def _tensor_dict(t: TensorInfo) -> dict[str, Any]:
         "buffer": t.buffer,
         "is_variable": t.is_variable,
         "constant": t.is_constant,
+        "weights_of": weights_of,  # op type its buffer is counted for (once per buffer)
         "quantization": _quant_dict(t),
         "sparse": t.sparsity is not None,
         "sparsity": None
@@ -396,6 +406,7 @@ def _size_dict(s: SizeBreakdown) -> dict[str, Any]:
 
 def _to_dict(r: Report) -> dict[str, Any]:
     m = r.model
+    owners = weight_owners(m)
     ops = [op for sg in m.subgraphs for op in sg.operators]
     cm = m.conversion_metadata
     return {
@@ -434,7 +445,8 @@ def _to_dict(r: Report) -> dict[str, Any]:
         ],
         "op_counts": dict(Counter(op.name for op in ops).most_common()),
         "operators": [_op_dict(op) for op in ops],
-        "tensors": [_tensor_dict(t) for sg in m.subgraphs for t in sg.tensors],
+        "tensors": [_tensor_dict(t, owners.get((t.subgraph, t.index)))
+                    for sg in m.subgraphs for t in sg.tensors],
         "size": _size_dict(r.size),
         "metadata": {
             "entries": [

@@ -48,6 +48,9 @@ __all__ = [
     "ConversionMetadata",
     "ModelInfo",
     "read_model",
+    "weight_owners",
+    "weights_by_op",
+    "UNREAD_WEIGHTS",
     "builtin_op_name",
     "FILE_IDENTIFIER",
 ]
@@ -1017,3 +1020,37 @@ def read_model(
             mm.close()
         except BufferError:
             pass  # a view survives in an exception frame; the GC unmaps it later
+
+
+UNREAD_WEIGHTS = "(not read by any op)"
+
+
+def weight_owners(model: ModelInfo) -> dict[tuple[int, int], str]:
+    """(subgraph, tensor index) -> the op type its weights are counted for.
+
+    Each weight buffer is counted once: for the first op that reads it in
+    execution order (subgraph by subgraph), else under ``UNREAD_WEIGHTS``.
+    Constant tensors sharing an already counted buffer are left out."""
+    owners: dict[tuple[int, int], str] = {}
+    seen: set[int] = set()
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            for i in op.inputs:
+                if 0 <= i < len(sg.tensors):
+                    t = sg.tensors[i]
+                    if t.is_constant and t.buffer not in seen:
+                        seen.add(t.buffer)
+                        owners[(sg.index, i)] = op.name
+    for t in model.tensors:
+        if t.is_constant and t.buffer not in seen:
+            seen.add(t.buffer)
+            owners[(t.subgraph, t.index)] = UNREAD_WEIGHTS
+    return owners
+
+
+def weights_by_op(model: ModelInfo) -> dict[str, int]:
+    """Weight bytes per op type, by the rule of ``weight_owners``."""
+    by_op: Counter[str] = Counter()
+    for (sg, i), op in weight_owners(model).items():
+        by_op[op] += model.subgraphs[sg].tensors[i].bytes
+    return dict(by_op)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import (
+    Cancelled,
     Phase,
     StudioError,
     WorkerCrashed,
@@ -52,21 +53,15 @@ class WorkerLimits:
     file_bytes: int = 4 << 30  # largest single file the task may write
 
     @classmethod
-    def from_env(cls) -> WorkerLimits:
-        d = cls()
-        return cls(
-            timeout_s=float(os.environ.get("TFLITE_STUDIO_TIMEOUT_S", d.timeout_s)),
-            memory_bytes=int(
-                float(os.environ.get("TFLITE_STUDIO_MEMORY_MB", d.memory_bytes >> 20)) * (1 << 20)
-            ),
-            file_bytes=int(
-                float(os.environ.get("TFLITE_STUDIO_FILE_MB", d.file_bytes >> 20)) * (1 << 20)
-            ),
-        )
+    def from_settings(cls, s: Any, timeout_s: float | None = None) -> WorkerLimits:
+        """The server's per-task limits (core.settings.Settings)."""
+        return cls(float(timeout_s or s.timeout_s), s.memory_mb << 20, s.file_mb << 20)
 
+    @classmethod
+    def from_env(cls, timeout_s: float | None = None) -> WorkerLimits:
+        from core.settings import load_settings
 
-class Cancelled(WorkerError):
-    pass
+        return cls.from_settings(load_settings(), timeout_s)
 
 
 @contextlib.contextmanager
@@ -163,13 +158,6 @@ def _failure(
     oom_words = ("bad_alloc", "Cannot allocate memory", "MemoryError", "out of memory")
     if rc is not None and rc < 0:
         sig = -rc
-        if sig == signal.SIGXFSZ:
-            return WorkerError(
-                f"The task tried to write a file larger than {limits.file_bytes >> 20} MiB.",
-                "The output is too large for this server's limits; ask the admin to raise "
-                "TFLITE_STUDIO_FILE_MB.",
-                phase=phase,
-            )
         if sig == signal.SIGKILL:
             return WorkerOutOfMemory(
                 "The worker process was killed (the server ran out of memory, or an admin "

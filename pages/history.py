@@ -40,7 +40,10 @@ wanted = c2.pills("Status", options=list(jobs.JobStatus), selection_mode="multi"
 
 
 def _link(job: jobs.Job) -> str:
-    page = "compare" if job.kind in (jobs.JobKind.EVALUATE, jobs.JobKind.SWEEP) else "inspect"
+    if job.kind is jobs.JobKind.EVALUATE and job.params.get("parent"):
+        # a re-conversion is shown on its sweep's Compare page
+        return f"/compare?job={job.params['parent']}&reconvert={job.id}"
+    page = "compare" if job.kind is jobs.JobKind.SWEEP else "inspect"
     return f"/{page}?job={job.id}"
 
 

@@ -52,8 +52,9 @@ def test_convert_writes_model_and_json_report(models, tmp_path):
     assert r["output"]["size_bytes"] == out.stat().st_size
     assert r["conversion_seconds"] > 0
     assert isinstance(r["warnings"], list)
-    if "model" in r:  # the inspector's report of the output
-        assert r["model"]["file"]["size_bytes"] == out.stat().st_size
+    # the inspector's report of the output
+    assert r["model"]["file"]["size_bytes"] == out.stat().st_size
+    assert r["model"]["file"]["sha256"] == r["output"]["sha256"]
 
 
 @pytest.mark.slow

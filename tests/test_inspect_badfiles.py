@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from core.compat import check_compatibility
 from core.errors import TFLiteFormatError
 from core.report import FileInfo, Report, _size_breakdown
-from core.tflite_model import OpKind, read_model
+from core.tflite_model import OpKind, read_model, weights_by_op
 
 _EXTERNAL = np.arange(256, dtype=np.uint8).tobytes() * 4  # 1 KB stored after the FlatBuffer
 
@@ -259,3 +259,42 @@ def test_fuzz_mutated_files(flips, words, cut):
     report = Report(1, FileInfo("fuzz", len(data), "0" * 64), info, _size_breakdown(info, None, None),
                     check_compatibility(info))
     json.dumps(report.to_dict(), allow_nan=False)
+
+
+def _shared_weights_model() -> bytes:
+    """MUL (op 0) reads tensor 3, ADD (op 1) reads tensor 1; both on buffer 1."""
+    m = s.ModelT()
+    m.version = 3
+    m.operatorCodes = [_opcode(s.BuiltinOperator.MUL), _opcode(s.BuiltinOperator.ADD)]
+    bufs = [s.BufferT() for _ in range(2)]
+    bufs[1].data = np.ones(100, np.float32).view(np.uint8)
+    m.buffers = bufs
+    sg = s.SubGraphT()
+    sg.tensors = [_tensor("x", [100]), _tensor("w_add", [100], buffer=1),
+                  _tensor("y", [100]), _tensor("w_mul", [100], buffer=1), _tensor("z", [100])]
+    mul, add = s.OperatorT(), s.OperatorT()
+    mul.opcodeIndex, mul.inputs, mul.outputs = 0, [0, 3], [2]
+    add.opcodeIndex, add.inputs, add.outputs = 1, [2, 1], [4]
+    sg.operators = [mul, add]
+    sg.inputs, sg.outputs = [0], [4]
+    m.subgraphs = [sg]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
+
+
+def test_shared_weights_count_once_for_their_first_reader_everywhere():
+    from core.diff import diff_models
+    from core.report import build_report
+    from ui.charts import weight_layers
+
+    data = _shared_weights_model()
+    info = read_model(data)
+    assert weights_by_op(info) == {"MUL": 400}  # execution order, not tensor order
+    report = build_report(data, micro=False)
+    assert report.size.by_op == {"MUL": 400}
+    d = report.to_dict()
+    assert [(r["op"], r["name"]) for r in weight_layers(d)] == [("MUL", "w_mul")]
+    diff = diff_models(data, data)
+    weights = {row.op: row.weight_bytes_a for row in diff.by_op_type}
+    assert weights["MUL"] == 400 and weights.get("ADD", 0) == 0

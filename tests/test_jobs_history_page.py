@@ -48,6 +48,17 @@ def test_lists_filters_links_and_cancels(studio_env):
     assert at.button == [] or all(b.key != f"history.cancel.{mine.id}" for b in at.button)
 
 
+def test_a_reconversion_links_to_its_sweep(studio_env):
+    st = jobs.store(studio_env)
+    sweep = st.submit(JobKind.SWEEP, b"m", model_name="digits.zip", params={})
+    again = st.submit(JobKind.EVALUATE, b"m", model_name="digits.zip",
+                      params={"parent": sweep.id})
+    at = _app().run()
+    links = set(at.dataframe[0].value["Open"])
+    assert links == {f"/compare?job={sweep.id}",
+                     f"/compare?job={sweep.id}&reconvert={again.id}"}
+
+
 def test_empty_history_says_so(studio_env):
     at = _app().run()
     assert not at.exception

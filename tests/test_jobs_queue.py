@@ -237,11 +237,23 @@ def test_a_duplicate_queue_message_runs_the_job_once(tmp_path, monkeypatch, make
     job = st.submit(JobKind.CONVERT, b"x", model_name="m.zip")
     st._enqueue(job.id)  # e.g. recover() raced with a consumer that had it
     st._enqueue(job.id)
-    make_consumer(s, workers=2)
+    c = make_consumer(s, workers=2)
     assert st.wait(job.id, timeout=30).status is JobStatus.DONE
     wait_for(lambda: len(st.huey.pending()) == 0, timeout=10, what="the queue to drain")
-    time.sleep(0.5)
+    c.stop()  # joins the workers: any second run would have happened by now
     assert runs == [job.id] and st.get(job.id).attempts == 1
+
+
+def test_a_failed_job_names_the_upload_not_its_hash(tmp_path, make_consumer):
+    s = _settings(tmp_path)
+    st = jobs.store(s)
+    make_consumer(s)
+    job = st.submit(JobKind.CONVERT, b"PK\x03\x04 cut short", model_name="my_model.zip",
+                    params={"options": {"preset": "float32"}})
+    done = st.wait(job.id, timeout=60)
+    assert done.status is JobStatus.FAILED
+    assert done.error["message"].startswith("my_model.zip ")
+    assert done.input_sha not in done.error["message"]
 
 
 def test_names_from_uploads_cannot_escape_the_job_folder(tmp_path):

@@ -29,6 +29,7 @@ def run(tmp_path, payload, limits=LIMITS, **kw):
         ({"action": "alloc", "bytes": 2 << 30}, WorkerOutOfMemory, "ran out of memory"),
         ({"action": "write", "bytes": 16 << 20}, WorkerError, "larger than"),
         ({"action": "raise"}, StudioError, "selftest error"),
+        ({"action": "missing"}, StudioError, "Unexpected error: FileNotFoundError"),
     ],
 )
 def test_each_death_is_a_plain_message_and_the_next_task_runs(tmp_path, payload, err_type, words):

@@ -77,25 +77,14 @@ def _short_layer(name: str) -> str:
 
 
 def weight_layers(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Constant tensors with bytes, each attributed to the first op reading it;
-    shared buffers counted once (as the report's size breakdown does)."""
-    first_reader: dict[tuple[int, int], str] = {}
-    for op in report.get("operators") or []:
-        for i in op.get("inputs") or []:
-            if i >= 0:
-                first_reader.setdefault((op["subgraph"], i), op["op"])
-    seen: set[int] = set()
+    """Weight tensors with the op type the report counts them for (each buffer
+    once, its first reader in execution order: ``core.tflite_model.weight_owners``)."""
     rows = []
     for t in report.get("tensors") or []:
-        if not t.get("constant") or not t.get("bytes"):
-            continue
-        buf = t.get("buffer")
-        if buf is not None:
-            if buf in seen:
-                continue
-            seen.add(buf)
+        if not t.get("weights_of"):
+            continue  # not a weight, or its buffer is counted for another tensor
         rows.append({
-            "op": first_reader.get((t["subgraph"], t["index"]), "(not read by any op)"),
+            "op": t["weights_of"],
             "layer": _short_layer(t.get("name", "")),
             "name": t.get("name", ""),
             "dtype": t.get("dtype", "?"),

@@ -78,11 +78,7 @@ def job_title(job: jobs.Job) -> str:
 
 
 def _queue_ahead(job: jobs.Job) -> int:
-    try:
-        queued = jobs.store().list(limit=1000, status=jobs.JobStatus.QUEUED)
-    except Exception:  # noqa: BLE001  (a hint only)
-        return 0
-    return sum(1 for j in queued if j.created_at < job.created_at and j.id != job.id)
+    return max((jobs.store().queue_position(job) or 1) - 1, 0)
 
 
 def _steps(job: jobs.Job) -> list[str]:
