@@ -29,8 +29,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import JobError, OptionsError, StudioError
-from core.jobs import ArtifactRef, ArtifactWriter, Job, JobStatus, JobStore, store
+from core.errors import OptionsError, StudioError
+from core.errors import error_response as _error_response
+from core.jobs import (
+    ArtifactRef,
+    ArtifactWriter,
+    Job,
+    JobStatus,
+    JobStore,
+    store,
+    too_large_upload,
+)
+from core.jobs import download_name as _download_name
 from core.settings import Settings, load_settings
 
 __all__ = ["api_routes", "job_json", "download_name", "INSPECT_PAGE"]
@@ -38,7 +48,7 @@ __all__ = ["api_routes", "job_json", "download_name", "INSPECT_PAGE"]
 INSPECT_PAGE = "/inspect"
 _FILE_FIELDS = ("model", "calibration_data")
 _TEXT_FIELDS = ("preset", "select_tf_ops", "allow_custom_ops", "signature", "input_shape",
-                "calibration_samples", "image_range", "keep_float", "sparsity", "kind")
+                "calibration_samples", "image_range", "keep_float", "sparsity")
 _MAX_FIELD_BYTES = 16 << 10
 _MAX_FIELDS = 64
 _STATUS_FOR_CODE = {"not_found": 404, "too_many_jobs": 429, "queue_full": 503,
@@ -53,15 +63,6 @@ class _HTTPError(Exception):
         self.headers = headers or {}
 
 
-def _error_response(http_status: int, message: str, hint: str = "", phase: str = "job",
-                    headers: dict[str, str] | None = None, **extra: Any) -> Any:
-    from starlette.responses import JSONResponse
-
-    body = {"error": {"message": message, "hint": hint, "phase": phase}, **extra}
-    return JSONResponse(body, status_code=http_status,
-                        headers={"Cache-Control": "no-store", **(headers or {})})
-
-
 def _studio_error_response(e: StudioError) -> Any:
     code = e.details.get("code") if isinstance(e.details, dict) else None
     status = _STATUS_FOR_CODE.get(str(code), 400)
@@ -74,7 +75,8 @@ def _studio_error_response(e: StudioError) -> Any:
 
 def download_name(job: Job, what: str) -> str:
     """``digits-int8.tflite``, ``digits-int8-report.json``: model name and preset."""
-    return job.output_name if what == "model" else job.output_name[:-7] + "-report.json"
+    return _download_name(job.model_name, job.preset or None,
+                          "tflite" if what == "model" else "json")
 
 
 def _links(job: Job) -> dict[str, str]:
@@ -173,7 +175,7 @@ class _StreamingForm:
             if self._name in self.files or any(n == self._name for n, _, _ in self._finished):
                 raise _HTTPError(400, f"Two files were sent as {self._name!r}.",
                                  "Send one file per field.", phase="options")
-            self._writer = self.st.artifact_writer(self.max_file_bytes, _too_large(self.limit_mb))
+            self._writer = self.st.artifact_writer(self.max_file_bytes, too_large_upload(self.limit_mb))
             self._writers.append(self._writer)
         elif self._name in _FILE_FIELDS:
             raise _HTTPError(400, f"{self._name!r} must be a file upload.",
@@ -192,9 +194,6 @@ class _StreamingForm:
             self._finished.append((self._name, self._writer, self._filename or ""))
         else:
             self.fields.setdefault(self._name, []).append(self._data.decode("utf-8", "replace"))
-
-    def on_end(self) -> None:
-        pass
 
     async def _flush(self) -> None:
         from anyio import to_thread
@@ -222,7 +221,7 @@ class _StreamingForm:
             "on_part_begin": self.on_part_begin, "on_part_data": self.on_part_data,
             "on_part_end": self.on_part_end, "on_header_field": self.on_header_field,
             "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished, "on_end": self.on_end,
+            "on_headers_finished": self.on_headers_finished,
         })
         try:
             async for chunk in request.stream():
@@ -237,16 +236,6 @@ class _StreamingForm:
     def abort(self) -> None:
         for w in self._writers:
             w.abort()
-
-
-def _too_large(limit_mb: int) -> Any:
-    def make(size: int) -> StudioError:
-        return JobError(f"The upload is over the {limit_mb} MiB limit.",
-                        "Upload a smaller file, or ask the admin to raise "
-                        "TFLITE_STUDIO_MAX_UPLOAD_MB.",
-                        details={"code": "too_large", "limit_mb": limit_mb})
-
-    return make
 
 
 def _flag(fields: dict[str, list[str]], name: str) -> bool:
@@ -268,7 +257,7 @@ def _options_from_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
     if unknown:
         raise OptionsError("Unknown field(s): " + ", ".join(unknown) + ".",
                            "Known fields: model, calibration_data, "
-                           + ", ".join(_TEXT_FIELDS[:-1]) + ".")
+                           + ", ".join(_TEXT_FIELDS) + ".")
 
     def one(name: str, default: str = "") -> str:
         vals = fields.get(name) or []
@@ -344,7 +333,7 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
         except ValueError:
             length = 0
         if length > 2 * limit + (1 << 20):  # model + calibration + fields
-            return _studio_error_response(_too_large(s.max_upload_mb)(length))
+            return _studio_error_response(too_large_upload(s.max_upload_mb)(length))
         form = _StreamingForm(st, limit, s.max_upload_mb)
         try:
             await to_thread.run_sync(st._check_limits, user)  # before reading the body
@@ -376,7 +365,7 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
                 return _error_response(400, "The multipart body cannot be read.",
                                        "Send it as multipart/form-data.", "options")
             raise
-        body = job_json(st, job)
+        body = await to_thread.run_sync(job_json, st, job)  # queries the database
         return JSONResponse(body, status_code=201,
                             headers={"Location": body["links"]["self"],
                                      "Cache-Control": "no-store"})
@@ -402,9 +391,10 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
         except ValueError:
             return _error_response(400, "limit and offset must be whole numbers.", "",
                                    "options")
-        jobs = await to_thread.run_sync(lambda: st.list(limit=limit, user=user, status=status,
-                                                        offset=offset))
-        return JSONResponse({"jobs": [job_json(st, j) for j in jobs]},
+        body = await to_thread.run_sync(lambda: [
+            job_json(st, j) for j in st.list(limit=limit, user=user, status=status,
+                                             offset=offset)])
+        return JSONResponse({"jobs": body},
                             headers={"Cache-Control": "no-store"})
 
     def _job(request: Any) -> Job:
@@ -420,9 +410,10 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
                 job = await to_thread.run_sync(
                     lambda: st.cancel(job.id, by=request_user(request)
                                       if s.login_required else None))
+            body = await to_thread.run_sync(job_json, st, job)
         except StudioError as e:
             return _studio_error_response(e)
-        return JSONResponse(job_json(st, job), headers={"Cache-Control": "no-store"})
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     def _download(what: str) -> Any:
         async def handler(request: Any) -> Any:

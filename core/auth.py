@@ -41,8 +41,9 @@ from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
+from core.errors import error_response
 from core.jobs import safe_user
 from core.settings import Settings, load_settings
 
@@ -57,7 +58,6 @@ __all__ = [
     "make_session_cookie",
     "read_session_cookie",
     "check_password",
-    "login_url",
 ]
 
 COOKIE_NAME = "tflite_studio_session"
@@ -267,7 +267,7 @@ class AuthMiddleware:
 
     async def _deny(self, scope: Any, receive: Any, send: Any, headers: Mapping[str, str],
                     path: str, wrong: bool, addr: str) -> None:
-        from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse
+        from starlette.responses import PlainTextResponse, RedirectResponse
 
         if scope["type"] == "websocket":
             # Closing before accepting makes the server answer the handshake with 403.
@@ -276,18 +276,15 @@ class AuthMiddleware:
         wait = _limiter.blocked(addr)
         if path == "/api" or path.startswith("/api/"):
             if wait:
-                resp: Any = JSONResponse(
-                    {"error": {"message": "Too many wrong passwords from this address.",
-                               "hint": f"Wait {wait:.0f} s, then try again.",
-                               "phase": "auth"}},
-                    status_code=429, headers={"Retry-After": str(int(wait) + 1)})
+                resp: Any = error_response(
+                    429, "Too many wrong passwords from this address.",
+                    f"Wait {wait:.0f} s, then try again.", "auth",
+                    headers={"Retry-After": str(int(wait) + 1)})
             else:
-                resp = JSONResponse(
-                    {"error": {"message": "Wrong password." if wrong else "Login required.",
-                               "hint": "Send 'Authorization: Bearer <team password>' or "
-                                       "HTTP Basic 'name:password'.",
-                               "phase": "auth"}},
-                    status_code=401,
+                resp = error_response(
+                    401, "Wrong password." if wrong else "Login required.",
+                    "Send 'Authorization: Bearer <team password>' or HTTP Basic "
+                    "'name:password'.", "auth",
                     headers={"WWW-Authenticate": 'Bearer realm="tflite-studio"'})
         elif scope.get("method") in ("GET", "HEAD") and "text/html" in headers.get("accept", ""):
             target = path + (f"?{scope['query_string'].decode('latin-1')}"
@@ -418,7 +415,3 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
         Route("/login", login, methods=["GET", "POST"]),
         Route("/logout", logout, methods=["GET", "POST"]),
     ]
-
-
-def login_url(next_path: str = "/") -> str:
-    return "/login?next=" + quote(_safe_next(next_path))

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.units import human_bytes
 from core.tflite_model import (
     ModelInfo,
     OperatorInfo,
@@ -164,7 +165,7 @@ class ModelDiff:
             parts.append(f"{t} tensor(s) changed" + (f", {q} of them quantized" if q else ""))
         return (
             f"{self.name_b} vs {self.name_a}: " + ", ".join(parts) + ". "
-            f"File size {_bytes(self.size_a)} → {_bytes(self.size_b)} "
+            f"File size {human_bytes(self.size_a)} → {human_bytes(self.size_b)} "
             f"({_pct(self.size_a, self.size_b)})."
         )
 
@@ -187,14 +188,6 @@ class ModelDiff:
 
 
 # ---------------------------------------------------------------- describing
-
-
-def _bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1 << 20:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / (1 << 20):.1f} MB"
 
 
 def _pct(a: int, b: int) -> str:
@@ -434,8 +427,8 @@ def render_diff(diff: ModelDiff, fmt: str = "text") -> str:
     lines.append(h("Size per op type"))
     rows = [("op", "count A", "count B", "weights A", "weights B")]
     for s in diff.by_op_type:
-        rows.append((s.op, str(s.count_a), str(s.count_b), _bytes(s.weight_bytes_a),
-                     _bytes(s.weight_bytes_b)))
+        rows.append((s.op, str(s.count_a), str(s.count_b), human_bytes(s.weight_bytes_a),
+                     human_bytes(s.weight_bytes_b)))
     lines.extend(_table(rows, md))
 
     if diff.ops_added or diff.ops_removed or diff.ops_changed:

@@ -152,17 +152,12 @@ class Job:
     @property
     def stem(self) -> str:
         """The model name without its extension, safe for a file name."""
-        name = self.model_name
-        for ext in (".tar.gz", ".tgz", ".tar", ".zip", ".keras", ".h5", ".hdf5", ".tflite"):
-            if name.lower().endswith(ext):
-                name = name[: -len(ext)]
-                break
-        return re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._-")[:80] or "model"
+        return model_stem(self.model_name)
 
     @property
     def output_name(self) -> str:
         """``digits-int8.tflite``: model name and preset."""
-        return self.stem + (f"-{self.preset}" if self.preset else "") + ".tflite"
+        return download_name(self.model_name, self.preset or None, "tflite")
 
     @property
     def error_obj(self) -> StudioError | None:
@@ -258,6 +253,26 @@ def _row_to_job(r: sqlite3.Row) -> Job:
     )
 
 
+_MODEL_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".keras", ".h5", ".hdf5", ".tflite")
+
+
+def model_stem(name: str) -> str:
+    """``digits_classifier.zip`` -> ``digits_classifier`` (safe for a file name)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    for suf in _MODEL_SUFFIXES:
+        if base.lower().endswith(suf):
+            base = base[: -len(suf)]
+            break
+    return re.sub(r"[^\w.\-]+", "_", base).strip("._-")[:80] or "model"
+
+
+def download_name(model_name: str, preset: str | None, what: str) -> str:
+    """``digits_classifier-int8.tflite``, ``digits_classifier-int8-report.html``:
+    the one naming rule for every download (app, API, CLI)."""
+    stem = model_stem(model_name) + (f"-{preset}" if preset else "")
+    return f"{stem}.tflite" if what == "tflite" else f"{stem}-report.{what}"
+
+
 def safe_model_name(name: str) -> str:
     """The upload's base name, safe as a file name: no folders, no ``..``,
     printable, at most 120 characters, extension (``.tar.gz`` too) kept."""
@@ -336,7 +351,7 @@ class ArtifactWriter:
             self.abort()
 
 
-def _too_large_upload(limit_mb: int) -> Callable[[int], StudioError]:
+def too_large_upload(limit_mb: int) -> Callable[[int], StudioError]:
     def make(size: int) -> StudioError:
         return JobError(
             f"The upload is over the {limit_mb} MiB limit"
@@ -587,7 +602,7 @@ class JobStore:
         user = safe_user(user)
         s = self.settings
         limit = s.max_upload_mb << 20
-        too_large = _too_large_upload(s.max_upload_mb)
+        too_large = too_large_upload(s.max_upload_mb)
         self._check_limits(user)  # fail fast, before storing anything
         ref = self._store_upload(upload, limit, too_large)
         params = dict(params or {})
@@ -632,7 +647,7 @@ class JobStore:
         name = safe_model_name(model_name)
         self._check_limits(user)
         ref = self._store_upload(upload, s.max_upload_mb << 20,
-                                 _too_large_upload(s.max_upload_mb), name=name)
+                                 too_large_upload(s.max_upload_mb), name=name)
         probe_dir = self.root / "artifacts" / "tmp" / f"probe-{uuid.uuid4().hex}"
         probe_dir.mkdir(parents=True)
         try:
@@ -663,7 +678,7 @@ class JobStore:
         if calibration is not None:
             cref = (calibration if isinstance(calibration, ArtifactRef) else
                     self._store_upload(calibration, s.max_upload_mb << 20,
-                                       _too_large_upload(s.max_upload_mb), name=cal_name))
+                                       too_large_upload(s.max_upload_mb), name=cal_name))
             extra["calibration"] = ArtifactRef(cref.sha, cref.size, cal_name)
         return self.submit(JobKind.CONVERT, ref, model_name=name, user=user,
                            params={"options": opts, "source_format": kind},

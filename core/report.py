@@ -13,7 +13,7 @@ import math
 import mmap
 import os
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +28,7 @@ from core.compat import (
     probe_micro,
 )
 from core.errors import OptionsError, TFLiteFormatError
+from core.units import human_bytes
 from core.tflite_model import (
     ModelInfo,
     OperatorInfo,
@@ -201,13 +202,15 @@ def build_report(
     source_size: int | None = None,
     micro: bool = True,
     sha256: str | None = None,
+    micro_probe: MicroProbeResult | None = None,
 ) -> Report:
     """Inspect one .tflite file. Raises only ``StudioError`` subclasses.
 
     ``source_kind``/``source_size`` describe the model it was converted from (for
     the before/after numbers); ``micro`` loads it in TFLite Micro in a subprocess;
     ``sha256``, when the caller already hashed the file (content-addressed
-    storage), saves hashing it again.
+    storage), saves hashing it again; ``micro_probe``, a probe result already
+    stored for this file, saves running TFLite Micro again.
     """
     if source_size is not None and (not isinstance(source_size, int) or source_size < 0):
         raise OptionsError(
@@ -218,7 +221,7 @@ def build_report(
     in_memory = isinstance(path, (bytes, bytearray, memoryview))
     name = "<bytes>" if in_memory else os.path.basename(os.fspath(path))
     file = FileInfo(name=name, size_bytes=model.file_size, sha256=sha256 or _sha256(path))
-    probe = probe_micro(path) if micro else None
+    probe = micro_probe or (probe_micro(path) if micro else None)
     compat = check_compatibility(model, micro_probe=probe)
     return Report(
         schema_version=REPORT_SCHEMA_VERSION,
@@ -468,21 +471,11 @@ def _to_dict(r: Report) -> dict[str, Any]:
             },
         },
         "compatibility": {t.value: _target_dict(tv) for t, tv in r.compatibility.items()},
+        "micro_probe": asdict(r.micro_probe) if r.micro_probe else None,
     }
 
 
 # ----------------------------------------------------------------- rendering
-
-
-def _human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "-"
-    n = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def _md_cell(value: Any) -> str:
@@ -501,7 +494,7 @@ def _env(autoescape: bool):
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["bytes"] = _human_bytes
+    env.filters["bytes"] = human_bytes
     env.filters["md"] = _md_cell
     env.filters["pct"] = lambda x: f"{100 * x:.1f} %"
     return env

@@ -218,9 +218,6 @@ class ModelInfo:
     def op_counts(self) -> dict[str, int]:
         return dict(Counter(op.name for sg in self.subgraphs for op in sg.operators))
 
-    def tensor(self, subgraph: int, index: int) -> TensorInfo:
-        return self.subgraphs[subgraph].tensors[index]
-
 
 # --------------------------------------------------------------------------- enums
 
@@ -477,6 +474,7 @@ def _option_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=None)
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -611,13 +609,8 @@ def _read_options_generated(buf: _Buf, pos: int, cls: type) -> dict[str, Any]:
                 value = f"[{length} values]"
             else:
                 value = as_numpy(obj).tolist()
-        result[_snake_name(name)] = value
+        result[_snake(name)] = value
     return result
-
-
-@lru_cache(maxsize=None)
-def _snake_name(name: str) -> str:
-    return _snake(name)
 
 
 # ------------------------------------------------------------------ model walk

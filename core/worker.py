@@ -33,7 +33,6 @@ from core.errors import (
     Phase,
     StudioError,
     WorkerCrashed,
-    WorkerError,
     WorkerOutOfMemory,
     WorkerTimeout,
 )

@@ -157,6 +157,10 @@ def test_download_names_and_rendered_reports(converted):
     assert not re.search(r"<script[^>]+src=[\"']https?:", html)  # self-contained
     md = _render(job, "md")
     assert "digits_classifier-int8.tflite" in md
+    # the worker's TFLite Micro result is stored and reused by the rendered reports
+    stored = _report(job)
+    assert stored["micro_probe"] and stored["micro_probe"]["ok"] in (True, False)
+    assert stored["file"]["sha256"] == job.output_sha
 
 
 # ---------------------------------------------------------------- charts

@@ -8,6 +8,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.units import human_bytes
+
 __all__ = [
     "VERDICT_COLORS",
     "op_histogram",
@@ -164,7 +166,7 @@ def weights_by_dtype(report: dict[str, Any]) -> go.Figure:
     ))
     total = sum(v for _, v in items)
     fig.update_layout(title="Weights by number type", showlegend=True, annotations=[dict(
-        text=f"{total / 1024:,.1f} KB" if total >= 1024 else f"{total} B", showarrow=False,
+        text=human_bytes(total), showarrow=False,
         font=dict(size=16))])
     return _layout(fig)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.units import human_bytes
+
 __all__ = ["accuracy_of", "accuracy_label", "pareto_chart", "layer_error_chart",
            "short_layer_name"]
 
@@ -65,7 +67,7 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
         if m.get("accuracy") is not None:
             extra = f"<br>accuracy {m['accuracy']:.2%}"
         hover.append(
-            f"<b>{r['label']}</b><br>{r['size_bytes'] / 1024:,.1f} KB<br>"
+            f"<b>{r['label']}</b><br>{human_bytes(r['size_bytes'])}<br>"
             + (f"{r['latency_ms']:.4g} ms median<br>" if r.get("latency_ms") is not None
                else "latency not measured<br>")
             + f"{label.lower()}: {a:.4f}{extra}<br>verdict: {m.get('verdict', '–')}"

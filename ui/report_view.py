@@ -63,16 +63,21 @@ def _preset(job: jobs.Job) -> str | None:
 
 def _render(job: jobs.Job, fmt: str) -> str:
     """Markdown / HTML report of the job's .tflite (on a download click)."""
+    from core.compat import MicroProbeResult
     from core.report import build_report, render
 
+    stored = (load_report(job) or {}).get("micro_probe")
     conv = (job.result or {}).get("conversion") or {}
     name = download_name(job.model_name, _preset(job), "tflite")
     d = Path(tempfile.mkdtemp(prefix="tflite-studio-report-"))
     try:
         p = d / name  # the report shows this file name, not the content id
         os.symlink(jobs.artifact_path(str(job.output_sha)), p)
+        # the worker's probe result and hash: a click starts no TFLite Micro process
         report = build_report(p, source_kind=conv.get("input_kind"),
-                              source_size=conv.get("input_size"))
+                              source_size=conv.get("input_size"), sha256=job.output_sha,
+                              micro=False,
+                              micro_probe=MicroProbeResult(**stored) if stored else None)
         return render(report, fmt)
     finally:
         shutil.rmtree(d, ignore_errors=True)
