@@ -27,24 +27,17 @@ st.set_page_config(
 )
 
 
-def _page(file: str, title: str, icon: str, url_path: str, **kw: object) -> st.Page | None:
-    path = PAGES / file
-    if not path.is_file():
-        return None
-    return st.Page(str(path), title=title, icon=icon, url_path=url_path,
+def _page(file: str, title: str, icon: str, url_path: str, **kw: object) -> st.Page:
+    return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url_path,
                    **kw)  # type: ignore[arg-type]
 
 
 pages = [
-    p
-    for p in (
-        _page("convert.py", "Convert", ":material/upload_file:", "convert", default=True),
-        _page("inspect.py", "Inspect", ":material/query_stats:", "inspect"),
-        _page("compare.py", "Compare", ":material/compare_arrows:", "compare"),
-        _page("history.py", "History", ":material/history:", "history"),
-        _page("guide.py", "Guide", ":material/menu_book:", "guide"),
-    )
-    if p is not None
+    _page("convert.py", "Convert", ":material/upload_file:", "convert", default=True),
+    _page("inspect.py", "Inspect", ":material/query_stats:", "inspect"),
+    _page("compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    _page("history.py", "History", ":material/history:", "history"),
+    _page("guide.py", "Guide", ":material/menu_book:", "guide"),
 ]
 
 def _queue_line() -> str:

@@ -208,13 +208,7 @@ if job is not None and job.kind is not jobs.JobKind.SWEEP:
 if job is None:
     _form()
 else:
-    if not job.status.finished:
-        job_view.show_progress(job.id, key=K + "progress")
-    elif job.status is jobs.JobStatus.FAILED:
-        job_view.show_failure(job, key=K + "failure")
-    elif job.status is jobs.JobStatus.CANCELLED:
-        st.info(f"The comparison of {job.model_name} was cancelled.", icon=":material/cancel:")
-    else:
+    if not job_view.show_unfinished(job, key="compare", retry=False):
         _results(job)
     if st.button("Start another comparison", key=K + "new", icon=":material/add:"):
         st.query_params.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import jobs
 from core.errors import StudioError
 from core.options import PRESETS, ConversionOptions, Preset, parse_input_shape
 from core.settings import load_settings
@@ -49,15 +50,10 @@ if job is not None:
         st.session_state[K + "seen_job"] = job.id
         if current is None or current.sha != job.input_sha:
             _set_model(model_from_job(job))
-    if not job.status.finished:
-        job_view.show_progress(job.id, key=K + "progress")
-    elif job.status.value == "failed":
-        job_view.show_failure(job, key=K + "failure")
-    elif job.status.value == "cancelled":
-        job_view.show_cancelled(job, key=K + "cancelled")
-    elif job.kind.value == "inspect":
+    done = not job_view.show_unfinished(job, key="convert")
+    if done and job.kind is jobs.JobKind.INSPECT:
         st.switch_page(INSPECT_PAGE, query_params={"job": job.id})
-    else:
+    elif done:
         st.success(f"Converted **{job.model_name}** with **{job_view.preset_title(job.preset)}**.",
                    icon=":material/check_circle:")
         job_view.show_conversion_headline(job)

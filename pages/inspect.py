@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core import jobs
 from core.errors import StudioError
 from core.settings import load_settings
 from ui import job_view
@@ -48,21 +49,15 @@ if job is None:
     st.session_state[K + "uploader_gen"] = st.session_state.get(K + "uploader_gen", 0) + 1
     job_view.open_job(new.id)
 
-st.title(job.model_name if job.kind.value == "inspect" else job_view.job_title(job))
-if job.kind.value == "convert":
+st.title(job.model_name if job.kind is jobs.JobKind.INSPECT else job_view.job_title(job))
+if job.kind is jobs.JobKind.CONVERT:
     st.caption(f"Converted with the **{job_view.preset_title(job.preset)}** preset "
                f"(`{job.preset}`).")
 
-if not job.status.finished:
-    job_view.show_progress(job.id, key=K + "progress")
-    st.stop()
-if job.status.value == "failed":
-    job_view.show_failure(job, key=K + "failure")
-    st.page_link(CONVERT_PAGE, label="Back to Convert", icon=":material/upload_file:",
-                 query_params={"job": job.id})
-    st.stop()
-if job.status.value == "cancelled":
-    job_view.show_cancelled(job, key=K + "cancelled")
+if job_view.show_unfinished(job, key="inspect"):
+    if job.status is jobs.JobStatus.FAILED:
+        st.page_link(CONVERT_PAGE, label="Back to Convert", icon=":material/upload_file:",
+                     query_params={"job": job.id})
     st.stop()
 
 show_report(job, key=K + "report")
@@ -70,7 +65,7 @@ st.divider()
 c1, c2 = st.columns(2)
 c1.page_link(CONVERT_PAGE, label="Convert this model with another preset",
              icon=":material/tune:",
-             query_params={"job": job.id} if job.kind.value == "convert" else None)
+             query_params={"job": job.id} if job.kind is jobs.JobKind.CONVERT else None)
 if c2.button("Inspect another .tflite", key=K + "another", icon=":material/upload:"):
     st.query_params.clear()
     st.rerun()

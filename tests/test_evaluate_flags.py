@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.test_evaluate_digits import CAL, EVAL, MODEL, wait_for_samples
+from tests.test_evaluate_digits import CAL, EVAL, MODEL, require_samples
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def bad_calibration_job(studio_env_module, job_consumer, tmp_path_factory):
     from core.evaluate import register_runners
 
     register_runners()
-    wait_for_samples(MODEL, CAL, EVAL)
+    require_samples(MODEL, CAL, EVAL)
     zeros = tmp_path_factory.mktemp("cal") / "zeros.npz"
     np.savez(zeros, image=np.zeros((100, 8, 8, 1), np.float32))
     job = jobs.submit(jobs.JobKind.SWEEP, MODEL, model_name=MODEL.name,
@@ -83,7 +83,7 @@ def test_compare_page_shows_the_sweep_and_reconverts(bad_calibration_job):
 def test_select_tf_ops_model_says_plainly_it_cannot_run_here():
     from core.evaluate import render_sweep, sweep
 
-    wait_for_samples(SELECT, SELECT_CAL)
+    require_samples(SELECT, SELECT_CAL)
     report = sweep(SELECT, presets=["float32"],
                    variants=[{"preset": "float32", "select_tf_ops": True}],
                    calibration_data=SELECT_CAL, runs=10, layer_errors=False)
@@ -107,7 +107,7 @@ def test_recurrent_state_does_not_leak_between_samples():
 
     model, cal, ev = (SAMPLES / f for f in ("sequence_lstm.zip", "sequence_calibration.npz",
                                             "sequence_eval.npz"))
-    wait_for_samples(model, cal, ev)
+    require_samples(model, cal, ev)
     report = sweep(model, presets=["float32"], calibration_data=cal, eval_data=ev, runs=10,
                    layer_errors=False)
     m = report.rows[0].metrics

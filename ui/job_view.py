@@ -182,9 +182,24 @@ def show_failure(job: jobs.Job, *, key: str) -> None:
         st.caption("Check the calibration file under Advanced options on the Convert page.")
 
 
-def show_cancelled(job: jobs.Job, *, key: str) -> None:
+def show_cancelled(job: jobs.Job, *, key: str, retry: bool = True) -> None:
     st.info(f"{job_title(job)} was cancelled.", icon=":material/cancel:")
-    _retry(job, "Run it again", f"{key}.again", primary=False)
+    if retry:
+        _retry(job, "Run it again", f"{key}.again", primary=False)
+
+
+def show_unfinished(job: jobs.Job, *, key: str, retry: bool = True) -> bool:
+    """Progress, failure or cancellation of a job that has no result to show;
+    False when it is done (the page shows its result)."""
+    if not job.status.finished:
+        show_progress(job.id, key=f"{key}.progress")
+    elif job.status is jobs.JobStatus.FAILED:
+        show_failure(job, key=f"{key}.failure")
+    elif job.status is jobs.JobStatus.CANCELLED:
+        show_cancelled(job, key=f"{key}.cancelled", retry=retry)
+    else:
+        return False
+    return True
 
 
 def show_conversion_headline(job: jobs.Job) -> None:
