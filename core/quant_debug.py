@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,11 +180,13 @@ def _finish(preset: str, method: str, samples: int, layers: list[LayerError],
     compare = method == "tensor_compare"
     metric = "relative_rmse" if compare else "rmse_over_scale"
     threshold = SUSPECT_RELATIVE_RMSE if compare else SUSPECT_RMSE_OVER_SCALE
-    ranked = sorted((x for x in layers if getattr(x, metric) is not None),
-                    key=lambda x: -(getattr(x, metric) or 0.0))
-    worst = tuple(x.tensor for x in ranked[:WORST])
+    keep = Preset.INT8_FLOAT_IO.value if preset in (Preset.INT8.value,
+                                                    Preset.INT8_FLOAT_IO.value) else None
+    report = LayerErrorReport(preset, method, samples, tuple(layers), (), keep, "",
+                              round(time.perf_counter() - t0, 3), metric, threshold)
+    ranked = report.ranked()
     sus = [x for x in layers if x.suspect]
-    top = getattr(ranked[0], metric) if ranked else 0.0
+    top = report.score(ranked[0]) if ranked else 0.0
     if not layers:
         note = "No quantized layer was found to measure."
     elif compare:
@@ -199,10 +201,7 @@ def _finish(preset: str, method: str, samples: int, layers: list[LayerError],
     else:
         note = (f"Every layer stays within {SUSPECT_RMSE_OVER_SCALE} quantization steps "
                 f"(worst {top:.2f}; plain rounding gives about {IDEAL_RMSE_OVER_SCALE:.2f}).")
-    keep = Preset.INT8_FLOAT_IO.value if preset in (Preset.INT8.value,
-                                                    Preset.INT8_FLOAT_IO.value) else None
-    return LayerErrorReport(preset, method, samples, tuple(layers), worst, keep, note,
-                            round(time.perf_counter() - t0, 3), metric, threshold)
+    return replace(report, worst=report.worst_n(WORST), note=note)
 
 
 # ---------------------------------------------------------------- caller side
@@ -415,7 +414,7 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from core.evaluate import Reference, dequantize_output, quantize_input
+    from core.evaluate import Reference, _match_names, dequantize_output, quantize_input
 
     t0 = time.perf_counter()
     ref = Reference.from_dict(payload["reference"])
@@ -452,6 +451,9 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
             layers_meta.append((op["op_name"], d, ftensors[d["name"]]))
     # per tensor: count, sum of errors, sum of squared errors, max |error|, sum of float²
     acc = {d["name"]: [0, 0.0, 0.0, 0.0, 0.0] for _, d, _ in layers_meta}
+    # the .tflite may name its inputs differently from the original's signature
+    fmap = _match_names(list(ref.inputs), list(fin), "inputs")
+    qmap = _match_names(list(ref.inputs), list(qin), "inputs")
     with np.load(ref.npz_path, allow_pickle=False) as z:
         feeds = {k: z[f"in__{k}"][:n] for k in ref.inputs}
     progress(f"Comparing every tensor on {n} samples")
@@ -459,8 +461,8 @@ def compare_layers_task(payload: dict[str, Any], workdir: Path,
         if i:  # recurrent state must not leak between samples
             fi.reset_all_variables()
             qi.reset_all_variables()
-        fr(**{k: quantize_input(feeds[k][i:i + 1], fin[k])[0] for k in fin})
-        qr(**{k: quantize_input(feeds[k][i:i + 1], qin[k])[0] for k in qin})
+        fr(**{fmap[k]: quantize_input(feeds[k][i:i + 1], fin[fmap[k]])[0] for k in feeds})
+        qr(**{qmap[k]: quantize_input(feeds[k][i:i + 1], qin[qmap[k]])[0] for k in feeds})
         for _, d, fd in layers_meta:
             try:
                 q = dequantize_output(qi.get_tensor(d["index"]), d)
