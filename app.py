@@ -16,12 +16,12 @@ from typing import Any
 
 import streamlit as st
 
-from core.api import api_routes
-from core.auth import auth_middleware, login_routes
-from core.server_tuning import enable_tcp_nodelay
-from core.settings import load_settings
+from core.server.api import api_routes
+from core.server.auth import auth_middleware, login_routes
+from core.server.tuning import enable_tcp_nodelay
+from core.server.settings import load_settings
 from ui.errors import on_script_error
-from ui.netron import netron_routes
+from core.server.netron import netron_routes
 
 enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
 settings = load_settings()
@@ -31,7 +31,7 @@ settings = load_settings()
 async def lifespan(app: Any):  # type: ignore[no-untyped-def]
     consumer = None
     if settings.embedded_workers:
-        from core.jobs import start_consumer
+        from core.server.jobs import start_consumer
 
         consumer = start_consumer(settings)
     try:

@@ -43,7 +43,7 @@ pages = [
 def _queue_line() -> str:
     """How busy the shared server is, in one line (empty if the store is unreadable)."""
     try:
-        from core import jobs
+        from core.server import jobs
 
         s = jobs.store()
         running = s.count((jobs.JobStatus.RUNNING,))

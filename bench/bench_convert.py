@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.archive import prepare_model  # noqa: E402
-from core.convert import convert_model  # noqa: E402
+from core.model.archive import prepare_model  # noqa: E402
+from core.pipeline.convert import convert_model  # noqa: E402
 from core.options import ConversionOptions  # noqa: E402
-from core.worker import WarmPool, WorkerLimits  # noqa: E402
+from core.pipeline.isolation import RunContext, WarmPool, WorkerLimits  # noqa: E402
 
 DIRECT = """
 import sys, tensorflow as tf
@@ -66,7 +66,8 @@ def main() -> None:
                 if not pool.wait_ready():
                     raise SystemExit("warm worker did not become ready")
                 warm.append(timed(lambda: convert_model(
-                    sm, out, ConversionOptions(), workdir=Path(tmp) / "w", pool=pool)))
+                    sm, out, ConversionOptions(), workdir=Path(tmp) / "w",
+                    ctx=RunContext(pool=pool))))
         finally:
             pool.close()
     d, f, c, w = (statistics.median(x) for x in (direct, direct_fast, cold, warm))

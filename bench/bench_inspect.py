@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 from ai_edge_litert import _pywrap_analyzer_wrapper as _analyzer  # noqa: E402
 from ai_edge_litert import schema_py_generated as s  # noqa: E402
 
-from core.compat import check_compatibility  # noqa: E402
-from core.report import _sha256, build_report, render  # noqa: E402
-from core.tflite_model import read_model  # noqa: E402
+from core.model.compat import check_compatibility  # noqa: E402
+from core.model.report import _sha256, build_report, render  # noqa: E402
+from core.model.reader import read_model  # noqa: E402
 
 CACHE = Path(tempfile.gettempdir()) / "tflite-studio-bench"
 

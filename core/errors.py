@@ -49,7 +49,6 @@ __all__ = [
     "WorkerCrashed",
     "Cancelled",
     "JobError",
-    "error_response",
 ]
 
 
@@ -181,17 +180,6 @@ class WorkerCrashed(WorkerError):
 
 class JobError(StudioError):
     default_phase = Phase.JOB
-
-
-def error_response(http_status: int, message: str, hint: str = "", phase: str = "job",
-                   headers: dict[str, str] | None = None, **extra: Any) -> Any:
-    """The HTTP API's error body, ``{"error": {message, hint, phase}}``, as a
-    Starlette response (imported here only: core stays usable without it)."""
-    from starlette.responses import JSONResponse
-
-    body = {"error": {"message": message, "hint": hint, "phase": phase}, **extra}
-    return JSONResponse(body, status_code=http_status,
-                        headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 class Cancelled(WorkerError):

@@ -17,6 +17,7 @@ from core.errors import OptionsError
 
 __all__ = [
     "Preset",
+    "PRESET_IDS",
     "PresetInfo",
     "PRESETS",
     "CalibrationSource",
@@ -106,6 +107,9 @@ PRESETS: dict[Preset, PresetInfo] = {
         True,
     ),
 }
+
+
+PRESET_IDS: tuple[str, ...] = tuple(p.value for p in Preset)  # float32 first: the baseline
 
 
 class CalibrationSource(str, enum.Enum):

@@ -9,39 +9,24 @@ results. The URL carries the sweep (``?job=<id>``) and a re-conversion
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import streamlit as st
 
-from core import jobs
+from core.server import jobs
 from core.errors import StudioError
-from core.options import PRESETS, Preset
+from core.options import PRESET_IDS, PRESETS, Preset
 from ui import compare_view as view
 from ui import job_view
 from ui.errors import show_error
 from ui.format import human_bytes
-from ui.samples import SAMPLES_DIR, load_samples
+from ui.samples import load_samples
 from ui.uploads import store_file, store_model
 
 K = "compare."
 RECONVERT = "reconvert"
 MODEL_TYPES = ["zip", "gz", "tgz", "tar", "keras", "h5"]
 DATA_TYPES = ["npz", "npy", "zip"]
-PRESET_IDS = [p.value for p in Preset]
-
-
-def _sample_eval(file: str) -> Path | None:
-    """The sample's evaluation data, from the manifest's ``eval`` field."""
-    try:
-        entries = json.loads((SAMPLES_DIR / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    for e in entries if isinstance(entries, list) else []:
-        if isinstance(e, dict) and e.get("file") == file and e.get("eval"):
-            p = SAMPLES_DIR / str(e["eval"])
-            return p if p.is_file() and "/" not in str(e["eval"]) else None
-    return None
 
 
 def _form() -> None:
@@ -59,7 +44,7 @@ def _form() -> None:
         st.caption(sample.description)
         model_path, model_name = sample.path, sample.file
         cal_path = sample.calibration_path
-        eval_path = _sample_eval(sample.file)
+        eval_path = sample.eval_path
         bits = []
         if cal_path:
             bits.append(f"calibration `{cal_path.name}`")
@@ -81,7 +66,7 @@ def _form() -> None:
         help="Same format as the calibration data; add a `labels` array to the .npz to get "
              "accuracy. Without it the calibration data is used, else random inputs.")
     presets = st.multiselect(
-        "Presets to compare", PRESET_IDS, default=PRESET_IDS, key=K + "presets",
+        "Presets to compare", list(PRESET_IDS), default=list(PRESET_IDS), key=K + "presets",
         format_func=lambda p: f"{p} — {PRESETS[Preset(p)].title}")
     with st.expander("Advanced options"):
         a1, a2, a3 = st.columns(3)

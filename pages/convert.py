@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import jobs
+from core.server import jobs
 from core.errors import StudioError
 from core.options import PRESETS, ConversionOptions, Preset, parse_input_shape
-from core.settings import load_settings
+from core.server.settings import load_settings
 from ui import job_view
 from ui.errors import show_error
 from ui.format import human_bytes

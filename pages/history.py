@@ -1,7 +1,7 @@
 """History: every job on this server — who, when, which model and preset,
 sizes, status — with a link to each, and Cancel for your queued or running jobs.
 
-Render only: the jobs come from ``core.jobs``; the list refreshes itself while
+Render only: the jobs come from ``core.server.jobs``; the list refreshes itself while
 any job in it is still queued or running.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import jobs
+from core.server import jobs
 from ui.errors import guard
 from ui.format import ago, human_bytes, human_seconds
 from ui.identity import current_user

@@ -29,7 +29,7 @@ def studio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Settings for one test: a fresh data folder, no embedded workers, no login.
 
     The environment is set too, so pages and subprocesses see the same store."""
-    from core.settings import load_settings
+    from core.server.settings import load_settings
 
     data = tmp_path / "data"
     monkeypatch.setenv("TFLITE_STUDIO_DATA_DIR", str(data))
@@ -41,7 +41,7 @@ def studio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="module")
 def studio_env_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Like ``studio_env`` but shared by one test module (for slow consumers)."""
-    from core.settings import load_settings
+    from core.server.settings import load_settings
 
     data = tmp_path_factory.mktemp("studio") / "data"
     with pytest.MonkeyPatch.context() as mp:
@@ -54,7 +54,7 @@ def studio_env_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[obje
 @pytest.fixture(scope="module")
 def job_consumer(studio_env_module):
     """A real Huey consumer (one thread, no warm pool) on the module's store."""
-    from core.jobs import start_consumer
+    from core.server.jobs import start_consumer
 
     consumer = start_consumer(studio_env_module, workers=1, warm=False)
     try:

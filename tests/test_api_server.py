@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from core.jobs import JobStore
-from core.settings import Settings
+from core.server.jobs import JobStore
+from core.server.settings import Settings
 from server_helpers import ROOT, Server, studio_server, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow
@@ -188,7 +188,7 @@ def test_purged_files_answer_gone(server, model):
 
 
 def test_cli_submit_status_fetch(server, model, tmp_path, capsys):
-    from core.cli_server import fetch_cmd, status_cmd, submit_cmd
+    from core.cli.server import fetch_cmd, status_cmd, submit_cmd
 
     out, rep = tmp_path / "out.tflite", tmp_path / "r.json"
     submit_cmd.main([str(model), "--server", server.base, "--preset", "float16", "--wait",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.archive import ModelKind, UnpackLimits, detect_kind, prepare_model
+from core.model.archive import ModelKind, UnpackLimits, detect_kind, prepare_model
 from core.errors import ModelFormatError, Phase, StudioError, UnpackError, UnsafeArchiveError
 
 SM = {"saved_model.pb": b"\x08\x01pb", "variables/variables.index": b"idx",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from core.settings import Settings
+from core.server.settings import Settings
 from server_helpers import Server, studio_server, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow
@@ -180,7 +180,7 @@ def test_logout_clears_the_cookie(server):
 
 
 def test_cookie_signing_expiry_and_password_change(tmp_path):
-    from core import auth
+    from core.server import auth
 
     s = Settings(data_dir=tmp_path, password="pw")
     v = auth.make_session_cookie(s, " ann ")
@@ -198,7 +198,7 @@ def test_cookie_signing_expiry_and_password_change(tmp_path):
 
 
 def test_password_from_secrets_file(tmp_path, monkeypatch):
-    from core import settings as settings_mod
+    from core.server import settings as settings_mod
 
     secrets = tmp_path / ".streamlit" / "secrets.toml"
     secrets.parent.mkdir()
@@ -220,8 +220,8 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
     import uvicorn
     from starlette.applications import Starlette
 
-    from core import auth
-    from core.api import api_routes
+    from core.server import auth
+    from core.server.api import api_routes
 
     s = Settings(data_dir=tmp_path, password="pw")
     app = Starlette(routes=[*auth.login_routes(s), *api_routes(s)],

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from core.convert import SYNTHETIC_WARNING, convert_model, parse_converter_error
+from core.pipeline.convert import convert_model
+from core.worker.convert_errors import parse_converter_error
+from core.worker.data import SYNTHETIC_WARNING
 from core.errors import (
     CalibrationError,
     ConvertError,

@@ -30,11 +30,8 @@ def require_samples(*paths: Path) -> None:
 
 
 def cli(*args: str) -> int:
-    from core.cli import cli as group
     from core.cli import main
-    from core.cli_eval import register
 
-    register(group)
     return main([str(a) for a in args])
 
 
@@ -118,10 +115,10 @@ def test_the_sweep_tries_the_worst_layers_in_float(swept):
 def test_keeping_the_worst_layers_in_float(swept, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
-    from core.convert import convert_model
-    from core.evaluate import evaluate
     from core.options import ConversionOptions
-    from core.quant_debug import LayerErrorReport
+    from core.pipeline.convert import convert_model
+    from core.pipeline.evaluate import evaluate
+    from core.tasks.layers import LayerErrorReport
 
     report, _ = swept
     le = LayerErrorReport.from_dict(next(x for x in report["layer_errors"]
@@ -140,7 +137,8 @@ def test_keeping_the_worst_layers_in_float(swept, tmp_path):
     # the same trained weights as a .keras file: the original runs through Keras' export
     keras_file = SAMPLES / "digits_classifier.keras"
     require_samples(keras_file)
-    acc = evaluate(keras_file, out, eval_data=EVAL, calibration_data=CAL)
+    acc = evaluate(keras_file, out, eval_data=EVAL,
+                   options=ConversionOptions(calibration_path=str(CAL)))
     assert acc.primary.top1_agreement >= 0.97 and acc.verdict in ("good", "check")
     assert acc.primary.accuracy_original == pytest.approx(0.9867, abs=0.01)
 

@@ -21,10 +21,8 @@ SELECT_CAL = SAMPLES / "select_tf_ops_calibration.npz"
 
 @pytest.fixture(scope="module")
 def bad_calibration_job(studio_env_module, job_consumer, tmp_path_factory):
-    from core import jobs
-    from core.evaluate import register_runners
+    from core.server import jobs
 
-    register_runners()
     require_samples(MODEL, CAL, EVAL)
     zeros = tmp_path_factory.mktemp("cal") / "zeros.npz"
     np.savez(zeros, image=np.zeros((100, 8, 8, 1), np.float32))
@@ -55,7 +53,7 @@ def test_constant_calibration_shows_a_large_error_and_is_flagged(bad_calibration
 
 
 def test_compare_page_shows_the_sweep_and_reconverts(bad_calibration_job):
-    from core import jobs
+    from core.server import jobs
 
     at = AppTest.from_file(str(ROOT / "pages" / "compare.py"), default_timeout=60)
     at.query_params["job"] = bad_calibration_job.id
@@ -81,12 +79,17 @@ def test_compare_page_shows_the_sweep_and_reconverts(bad_calibration_job):
 
 
 def test_select_tf_ops_model_says_plainly_it_cannot_run_here():
-    from core.evaluate import render_sweep, sweep
+    from core.options import ConversionOptions
+    from core.pipeline.render import render_sweep
+    from core.pipeline.sweep import sweep
+    from core.tasks.sweep import SweepRequest
 
     require_samples(SELECT, SELECT_CAL)
-    report = sweep(SELECT, presets=["float32"],
-                   variants=[{"preset": "float32", "select_tf_ops": True}],
-                   calibration_data=SELECT_CAL, runs=10, layer_errors=False)
+    report = sweep(SweepRequest(
+        str(SELECT), presets=("float32",),
+        variants=(ConversionOptions(preset="float32", select_tf_ops=True),),
+        options=ConversionOptions(calibration_path=str(SELECT_CAL)), runs=10,
+        layer_errors=False))
     plain, flex = report.rows
     assert plain.label == "float32" and plain.failed_step == "convert"
     assert plain.error["type"] == "UnsupportedOpsError"
@@ -103,13 +106,16 @@ def test_select_tf_ops_model_says_plainly_it_cannot_run_here():
 def test_recurrent_state_does_not_leak_between_samples():
     """An LSTM's state tensors persist across invocations in LiteRT; each
     evaluation sample must start from zero, like the original's call."""
-    from core.evaluate import sweep
+    from core.options import ConversionOptions
+    from core.pipeline.sweep import sweep
+    from core.tasks.sweep import SweepRequest
 
     model, cal, ev = (SAMPLES / f for f in ("sequence_lstm.zip", "sequence_calibration.npz",
                                             "sequence_eval.npz"))
     require_samples(model, cal, ev)
-    report = sweep(model, presets=["float32"], calibration_data=cal, eval_data=ev, runs=10,
-                   layer_errors=False)
+    report = sweep(SweepRequest(
+        str(model), presets=("float32",), options=ConversionOptions(calibration_path=str(cal)),
+        eval_data=str(ev), runs=10, layer_errors=False))
     m = report.rows[0].metrics
     assert m["kind"] == "binary" and m["top1_agreement"] == 1.0
     assert m["accuracy"] == pytest.approx(0.996, abs=0.01)

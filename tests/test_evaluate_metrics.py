@@ -11,26 +11,29 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from core.benchmark import LatencyResult, ThreadLatency, parse_threads
 from core.errors import OptionsError
-from core.evaluate import (
+from core.pipeline.benchmark import parse_threads
+from core.pipeline.recommend import pareto_front, recommend
+from core.pipeline.render import render_sweep
+from core.tasks.layers import LayerErrorReport
+from core.tasks.layers import layer_error as _layer
+from core.tasks.layers import layer_report as _finish
+from core.tasks.metrics import (
+    compare_outputs,
+    dequantize_output,
+    quantize_input,
+)
+from core.tasks.metrics import output_kind as _output_kind
+from core.tasks.metrics import verdict_of as _verdict
+from core.tasks.results import (
     AccuracyResult,
     DataSource,
     Flag,
-    Recommendation,
-    SweepReport,
-    SweepRow,
+    LatencyResult,
+    ThreadLatency,
     Thresholds,
-    _output_kind,
-    _verdict,
-    compare_outputs,
-    dequantize_output,
-    pareto_front,
-    quantize_input,
-    recommend,
-    render_sweep,
 )
-from core.quant_debug import LayerErrorReport, _finish, _layer
+from core.tasks.sweep import Recommendation, SweepModel, SweepReport, SweepRow
 
 
 def test_identical_outputs_have_no_error_and_no_snr():
@@ -182,7 +185,7 @@ def test_result_types_round_trip_through_json():
     acc = AccuracyResult("m.tflite", "int8", "serving_default", DataSource.USER, "e.npz", 3,
                          (om,), "good", "ok", (Flag("x", "info", "note"),), 0.1)
     back = AccuracyResult.from_dict(json.loads(json.dumps(acc.to_dict())))
-    assert back == acc and back.summary()["top1_agreement"] == 1.0
+    assert back == acc and back.summary["top1_agreement"] == 1.0
     lat = LatencyResult("m.tflite", 10, "rt", "XNNPACK", 5,
                         (ThreadLatency(1, 50, 1.0, 0.9, 1.2, 0.8, 2.0, 0.1, 3.0, 1.5),),
                         1024, 2048, 2, "random")
@@ -195,7 +198,8 @@ def test_result_types_round_trip_through_json():
     rows = (_row("float32", 1000, 2.0, 1.0, pareto=True), _row("int8", 250, None, error={
         "type": "ConvertError", "phase": "convert", "message": "no", "hint": "", "details": {}},
         failed_step="convert"))
-    rep = SweepReport("m.zip", 5000, "serving_default", {"source": "user", "samples": 3},
+    rep = SweepReport(SweepModel("m.zip", 5000, "serving_default"),
+                      {"source": "user", "samples": 3},
                       "cal.npz", rows, Recommendation("float32", "float32", "r", "t"),
                       Thresholds())
     back = SweepReport.from_dict(json.loads(render_sweep(rep, "json")))

@@ -17,10 +17,10 @@ from ai_edge_litert import schema_py_generated as s
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.compat import check_compatibility
+from core.model.compat import check_compatibility
 from core.errors import TFLiteFormatError
-from core.report import FileInfo, Report, _size_breakdown
-from core.tflite_model import OpKind, read_model, weights_by_op
+from core.model.report import FileInfo, Report, _size_breakdown
+from core.model.reader import OpKind, read_model, weights_by_op
 
 _EXTERNAL = np.arange(256, dtype=np.uint8).tobytes() * 4  # 1 KB stored after the FlatBuffer
 
@@ -284,14 +284,14 @@ def _shared_weights_model() -> bytes:
 
 
 def test_shared_weights_count_once_for_their_first_reader_everywhere():
-    from core.diff import diff_models
-    from core.report import build_report
+    from core.model.diff import diff_models
+    from core.model.report import build_report
     from ui.charts import weight_layers
 
     data = _shared_weights_model()
     info = read_model(data)
     assert weights_by_op(info) == {"MUL": 400}  # execution order, not tensor order
-    report = build_report(data, micro=False)
+    report = build_report(data)
     assert report.size.by_op == {"MUL": 400}
     d = report.to_dict()
     assert [(r["op"], r["name"]) for r in weight_layers(d)] == [("MUL", "w_mul")]

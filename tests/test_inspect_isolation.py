@@ -8,14 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from core import compat
-from core._micro_probe import failed_op_from_log
-from core.compat import MicroProbeResult, Target, Verdict, check_compatibility, probe_micro
+from core.errors import WorkerCrashed, WorkerTimeout
+from core.model import compat
+from core.model.compat import (
+    MicroProbeResult,
+    Target,
+    Verdict,
+    check_compatibility,
+    failed_op_from_log,
+)
+from core.pipeline.inspect import micro_result_from_failure, probe_micro
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("module", ["core.tflite_model", "core.compat", "core.report"])
+@pytest.mark.parametrize("module", ["core.model.reader", "core.model.compat", "core.model.report"])
 def test_import_does_not_pull_tensorflow(module):
     code = f"import {module}, sys; assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)"
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -34,31 +41,23 @@ def _hand_model() -> bytes:
     return MODEL
 
 
-class _Proc:
-    def __init__(self, returncode: int, stdout: bytes, stderr: bytes) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def test_probe_crash_names_the_op(monkeypatch, tmp_path):
-    path = tmp_path / "m.tflite"
-    path.write_bytes(b"x")
-    log = b"Didn't find op for builtin opcode 'CONV_2D'\r\n"
-    monkeypatch.setattr(compat.subprocess, "run", lambda *a, **k: _Proc(-6, b"", log))
-    result = probe_micro(path)
+def test_probe_crash_names_the_op():
+    """A probe whose worker aborted: the verdict is the crash, naming the op its log names."""
+    log = "Didn't find op for builtin opcode 'CONV_2D'\r\n"
+    crash = WorkerCrashed("TensorFlow crashed during inspect (SIGABRT).", "",
+                          details={"log_tail": log, "exit_code": -6})
+    result = micro_result_from_failure(crash)
     assert result.crashed and not result.ok and result.failed_op == "CONV_2D"
-    assert "code -6" in result.error
+    assert "SIGABRT" in result.error
 
 
-def test_probe_timeout(monkeypatch, tmp_path):
+def test_probe_timeout(tmp_path):
+    """A real probe that cannot finish in time is reported as timed out."""
     path = tmp_path / "m.tflite"
-    path.write_bytes(b"x")
-
-    def hang(cmd, **kwargs):
-        raise compat.subprocess.TimeoutExpired(cmd, kwargs["timeout"], stderr=b"slow")
-
-    monkeypatch.setattr(compat.subprocess, "run", hang)
-    result = probe_micro(path, timeout=0.5)
-    assert result.timed_out and not result.ok and result.log_tail == "slow"
+    path.write_bytes(_hand_model())
+    result = probe_micro(path, timeout=0.05)
+    assert result.timed_out and not result.ok and "longer than" in result.error
+    assert micro_result_from_failure(WorkerTimeout("slow", "")).timed_out
 
 
 def test_probe_runs_in_a_subprocess_under_its_memory_cap(tmp_path):
@@ -75,7 +74,7 @@ def test_probe_runs_in_a_subprocess_under_its_memory_cap(tmp_path):
 
 
 def test_crash_verdict_in_compatibility():
-    from core.tflite_model import read_model
+    from core.model.reader import read_model
 
     info = read_model(_hand_model())
     crash = MicroProbeResult(ok=False, crashed=True, failed_op="CUSTOM", error="exit -6")

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.compat import Target, Verdict, check_compatibility, probe_micro
+from core.model.compat import Target, Verdict, check_compatibility
 from core.errors import OptionsError, StudioError, TFLiteFormatError
-from core.report import build_report, render
-from core.tflite_model import OpKind, read_model
+from core.model.report import build_report, render
+from core.model.reader import OpKind, read_model
+from core.pipeline.inspect import inspect_tflite, probe_micro
 
 _BUILD = textwrap.dedent(
     """
@@ -217,7 +218,7 @@ def test_metadata_and_conversion_options(models):
 
 @pytest.mark.parametrize("name", _NAMES)
 def test_fast_options_decoder_matches_generated_accessors(models, name, monkeypatch):
-    from core import tflite_model
+    from core.model import reader as tflite_model
 
     fast = [op.options for op in read_model(models[name]).operators]
     monkeypatch.setattr(tflite_model, "_option_layouts", lambda cls: None)
@@ -283,7 +284,7 @@ def test_micro_probe_runs_real_interpreter(models):
 
 @pytest.fixture(scope="module")
 def int8_report(models):
-    return build_report(models["int8"], source_kind="saved_model", source_size=50_000)
+    return inspect_tflite(models["int8"], source_kind="saved_model", source_size=50_000)
 
 
 def test_report_json_schema(int8_report, models):
@@ -333,10 +334,10 @@ def test_report_html_is_self_contained(int8_report):
 
 
 def test_report_sparse_and_flex(models):
-    data = build_report(models["sparse"], micro=False).to_dict()
+    data = build_report(models["sparse"]).to_dict()
     assert any(t["sparse"] for t in data["tensors"])
     assert data["compatibility"]["micro"]["details"]["probe"].startswith("not run")
-    flex = build_report(models["flex"], micro=False).to_dict()
+    flex = build_report(models["flex"]).to_dict()
     assert [op["kind"] for op in flex["operators"]] == ["select_tf", "builtin"]
 
 
@@ -350,4 +351,4 @@ def test_report_errors_are_studio_errors(tmp_path, int8_report):
     with pytest.raises(OptionsError):
         render(int8_report, "pdf")
     with pytest.raises(StudioError):
-        build_report(tmp_path, micro=False)  # a directory
+        build_report(tmp_path)  # a directory

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
-from core.jobs import JobKind, JobStatus
+from core.server import jobs
+from core.server.jobs import JobKind, JobStatus
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core import jobs
-from core.jobs import JobStatus
-from core.settings import Settings
+from core.server import jobs
+from core.server.jobs import JobStatus
+from core.server.settings import Settings
 from server_helpers import ROOT, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow

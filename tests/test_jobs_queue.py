@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from core import jobs
+from core.server import jobs
 from core.errors import JobError, ModelFormatError, OptionsError
-from core.jobs import JobKind, JobStatus
-from core.settings import Settings
+from core.server.jobs import JobKind, JobStatus
+from core.server.settings import Settings
 from server_helpers import wait_for
 
 
@@ -37,11 +37,12 @@ def quick(ctx: jobs.JobContext) -> dict[str, Any]:
 
 def sleepy(ctx: jobs.JobContext) -> dict[str, Any]:
     """Runs a real isolated worker process that sleeps (cancel/kill/timeout target)."""
-    from core.worker import run_isolated
+    from core.pipeline.isolation import run_task
+    from core.tasks.requests import SelftestRequest, SelftestResult
 
     seconds = float(ctx.job.params.get("seconds", 60))
-    run_isolated("selftest", {"action": "sleep", "seconds": seconds},
-                 workdir=ctx.workdir / "w", **ctx.isolated_kwargs())
+    run_task(SelftestRequest(action="sleep", seconds=seconds), SelftestResult,
+             workdir=ctx.workdir / "w", ctx=ctx.run_context)
     return quick(ctx)
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from core import jobs
-from core.jobs import JobKind, JobStatus
-from core.settings import Settings
+from core.server import jobs
+from core.server.jobs import JobKind, JobStatus
+from core.server.settings import Settings
 from server_helpers import ROOT, wait_for
 from test_jobs_queue import quick, sleepy
 
@@ -65,8 +65,8 @@ _CONSUMER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from core import jobs
-    from core.settings import Settings
+    from core.server import jobs
+    from core.server.settings import Settings
     from test_jobs_queue import sleepy
     jobs.RUNNERS[jobs.JobKind.CONVERT] = sleepy
     jobs.start_consumer(Settings(data_dir=Path(sys.argv[1]), workers=1, lease_s=30.0,
@@ -203,7 +203,7 @@ def test_cleanup_keeps_what_newer_jobs_use(tmp_path):
 def test_cleanup_command(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from core.cli_server import cleanup_cmd
+    from core.cli.server import cleanup_cmd
 
     monkeypatch.setenv("TFLITE_STUDIO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TFLITE_STUDIO_PASSWORD", "")
@@ -269,7 +269,7 @@ def test_worker_command_runs_jobs_and_stops_cleanly(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TFLITE_STUDIO_DATA_DIR": str(s.data_dir),
            "TFLITE_STUDIO_PASSWORD": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from core.cli_server import worker_cmd; worker_cmd()",
+        [sys.executable, "-c", "from core.cli.server import worker_cmd; worker_cmd()",
          "--workers", "1", "--no-warm"],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

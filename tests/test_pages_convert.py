@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
+from core.server import jobs
 from core.options import PRESETS, Preset
 from tests.conftest import ROOT
 

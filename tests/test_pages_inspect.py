@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
+from core.server import jobs
 from core.options import ConversionOptions, Preset
 from tests.conftest import ROOT
 
@@ -226,7 +226,7 @@ async def _call(app: Any, path: str, method: str = "GET") -> tuple[int, dict[str
 def netron_app(studio_env):
     from starlette.applications import Starlette
 
-    from ui.netron import netron_routes
+    from core.server.netron import netron_routes
 
     return Starlette(routes=netron_routes(studio_env))
 
@@ -236,7 +236,7 @@ def _get(app: Any, path: str) -> tuple[int, dict[str, str], bytes]:
 
 
 def test_netron_patches_apply_to_the_installed_viewer():
-    from ui.netron import unpatched_targets
+    from core.server.netron import unpatched_targets
 
     assert unpatched_targets() == []
 
@@ -283,7 +283,7 @@ def test_netron_serves_a_stored_model_by_its_sha(netron_app):
 
 
 def test_viewer_url_is_same_origin_and_safe():
-    from ui.netron import safe_model_name, viewer_url
+    from core.server.netron import safe_model_name, viewer_url
 
     sha = "a" * 64
     url = viewer_url(sha, "../../my model.zip")

@@ -14,8 +14,8 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import JobStatus, JobStore
-from core.settings import Settings
+from core.server.jobs import JobStatus, JobStore
+from core.server.settings import Settings
 from server_helpers import ROOT, studio_server, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow

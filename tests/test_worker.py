@@ -11,14 +11,15 @@ from core.errors import (
     WorkerOutOfMemory,
     WorkerTimeout,
 )
-from core.worker import WarmPool, WorkerLimits, run_isolated
+from core.pipeline.isolation import RunContext, WarmPool, WorkerLimits, run_task
+from core.tasks.requests import SelftestRequest, SelftestResult
 
 LIMITS = WorkerLimits(timeout_s=30, memory_bytes=1 << 30, file_bytes=8 << 20)
 
 
 def run(tmp_path, payload, limits=LIMITS, **kw):
-    return run_isolated("selftest", payload, workdir=tmp_path, limits=limits,
-                        phase=Phase.CONVERT, **kw)
+    return run_task(SelftestRequest(**payload), SelftestResult, workdir=tmp_path,
+                    ctx=RunContext(limits=limits, **kw), phase=Phase.CONVERT)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +40,7 @@ def test_each_death_is_a_plain_message_and_the_next_task_runs(tmp_path, payload,
     assert e.value.hint
     assert "Traceback" not in str(e.value)
     # the caller goes on
-    assert run(tmp_path, {"action": "echo", "echo": 7})["echo"] == 7
+    assert run(tmp_path, {"action": "echo", "echo": 7}).echo == 7
 
 
 def test_timeout_kills_the_task(tmp_path):
@@ -70,9 +71,10 @@ def test_warm_pool_has_tensorflow_loaded_and_runs_one_task_per_process(tmp_path)
         pool.fill()
         pids = []
         for i in range(2):
-            out = run_isolated("selftest", {"action": "tf"}, workdir=tmp_path / str(i),
-                               pool=pool, on_start=pids.append)
-            assert out["tf"].startswith("2.")
+            out = run_task(SelftestRequest(action="tf"), SelftestResult,
+                           workdir=tmp_path / str(i),
+                           ctx=RunContext(limits=pool.limits, pool=pool, on_start=pids.append))
+            assert out.tf.startswith("2.")
         assert len(set(pids)) == 2  # a fresh process per task
     finally:
         pool.close()

@@ -1,4 +1,4 @@
-"""Plotly figures from a report dict (``core.report`` JSON). No Streamlit here:
+"""Plotly figures from a report dict (``core.model.report`` JSON). No Streamlit here:
 each function takes the report and returns a figure, so tests can call them."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.model.naming import short_layer_name
 from core.units import human_bytes
 
 __all__ = [
@@ -68,26 +69,16 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
     return _layout(fig, height=max(260, 28 * len(items) + 90))
 
 
-def _short_layer(name: str) -> str:
-    """``model_1/hidden_1/MatMul`` -> ``hidden_1/MatMul``; first of ``a;b;c`` names."""
-    first = (name or "").split(";")[0]
-    parts = [p for p in first.split("/") if p]
-    if len(parts) >= 3:
-        parts = parts[1:]
-    s = "/".join(parts) or "(unnamed)"
-    return s if len(s) <= 48 else "…" + s[-47:]
-
-
 def weight_layers(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Weight tensors with the op type the report counts them for (each buffer
-    once, its first reader in execution order: ``core.tflite_model.weight_owners``)."""
+    once, its first reader in execution order: ``core.model.reader.weight_owners``)."""
     rows = []
     for t in report.get("tensors") or []:
         if not t.get("weights_of"):
             continue  # not a weight, or its buffer is counted for another tensor
         rows.append({
             "op": t["weights_of"],
-            "layer": _short_layer(t.get("name", "")),
+            "layer": short_layer_name(t.get("name", "")),
             "name": t.get("name", ""),
             "dtype": t.get("dtype", "?"),
             "bytes": int(t["bytes"]),

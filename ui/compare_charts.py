@@ -1,6 +1,6 @@
 """Plotly figures for the Compare page, from a sweep report dict
-(``core.evaluate.SweepReport.to_dict()``) and a per-layer error report
-(``core.quant_debug.LayerErrorReport.to_dict()``). No Streamlit here."""
+(``core.tasks.sweep.SweepReport.to_dict()``) and a per-layer error report
+(``core.tasks.layers.LayerErrorReport.to_dict()``). No Streamlit here."""
 
 from __future__ import annotations
 
@@ -8,35 +8,17 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.model.naming import short_layer_name
+from core.tasks.sweep import accuracy_of
 from core.units import human_bytes
 
-__all__ = ["accuracy_of", "accuracy_label", "pareto_chart", "layer_error_chart",
-           "short_layer_name"]
-
-def accuracy_of(metrics: dict[str, Any]) -> float | None:
-    """The accuracy axis: top-1 agreement for classifiers, else cosine similarity."""
-    if not metrics:
-        return None
-    if metrics.get("top1_agreement") is not None:
-        return float(metrics["top1_agreement"])
-    c = metrics.get("cosine")
-    return float(c) if c is not None else None
-
+__all__ = ["accuracy_label", "pareto_chart", "layer_error_chart"]
 
 def accuracy_label(report: dict[str, Any]) -> str:
     rows = [r for r in report.get("rows", []) if r.get("metrics")]
     if any(r["metrics"].get("top1_agreement") is not None for r in rows):
         return "Top-1 agreement with the original"
     return "Cosine similarity to the original"
-
-
-def short_layer_name(name: str, n: int = 48) -> str:
-    """``model/block_3/conv/Conv2D;model/block_3/bn/...`` -> ``block_3/conv/Conv2D``."""
-    first = name.split(";", 1)[0]
-    parts = [p for p in first.split("/") if p]
-    if len(parts) > 2:
-        first = "/".join(parts[1:])
-    return first if len(first) <= n else "…" + first[-(n - 1):]
 
 
 def pareto_chart(report: dict[str, Any]) -> go.Figure:

@@ -19,8 +19,9 @@ from typing import Any
 
 import streamlit as st
 
-from core import jobs
+from core.server import jobs
 from core.options import PRESETS, Preset
+from core.model.naming import short_layer_name
 from ui import compare_charts
 from ui.errors import show_error
 from ui.format import download_name, human_bytes
@@ -254,7 +255,7 @@ def show_layers(job: jobs.Job, report: dict[str, Any], *, key: str) -> str | Non
                             key=lambda x: -x[metric])
             worst = ranked[:n]
             st.markdown("**Worst layers:** " + "; ".join(
-                f"`{compare_charts.short_layer_name(x['tensor'])}` ({x['op']}, "
+                f"`{short_layer_name(x['tensor'])}` ({x['op']}, "
                 f"{x[metric]:.3g})" for x in worst))
             target = le.get("keep_float_preset")
             if target:
@@ -317,7 +318,7 @@ def show_reconvert_result(eval_job: jobs.Job, report: dict[str, Any]) -> None:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _diff(sha_a: str, sha_b: str, name_a: str, name_b: str) -> dict[str, Any]:
-    from core.diff import diff_models
+    from core.model.diff import diff_models
 
     return diff_models(jobs.artifact_path(sha_a), jobs.artifact_path(sha_b),
                        name_a=name_a, name_b=name_b).to_dict()
@@ -369,7 +370,7 @@ def show_diff(report: dict[str, Any], *, key: str,
                          hide_index=True, width="stretch")
     if d["tensors_changed"]:
         with st.expander(f"Tensors that changed ({len(d['tensors_changed'])})"):
-            st.dataframe([{"tensor": compare_charts.short_layer_name(t["name"], 70),
+            st.dataframe([{"tensor": short_layer_name(t["name"], 70),
                            "type": f"{t['dtype_a'].lower()} → {t['dtype_b'].lower()}",
                            "shape": (f"{t['shape_a']} → {t['shape_b']}"
                                      if "shape" in t["changed"] else str(t["shape_b"])),

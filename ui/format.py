@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from core.jobs import download_name, model_stem  # noqa: F401  (one naming rule)
+from core.model.naming import download_name, model_stem  # noqa: F401  (one naming rule)
 from core.units import human_bytes  # noqa: F401  (one byte format)
 
 __all__ = ["human_bytes", "human_seconds", "model_stem", "download_name", "ago"]

@@ -10,7 +10,7 @@ __all__ = ["current_user"]
 def current_user() -> str:
     """The signed-in name when a login is configured, else ``local``."""
     try:
-        from core import auth
+        from core.server import auth
     except ImportError:
         return "local"
     fn = getattr(auth, "user_from_headers", None)

@@ -2,7 +2,7 @@
 headline of a finished conversion.
 
 The page holds only the job id (in the URL, ``?job=<id>``, so the link works for
-anyone); everything else is read from ``core.jobs`` on each run. Progress is a
+anyone); everything else is read from ``core.server.jobs`` on each run. Progress is a
 fragment that polls once a second, so the rest of the page stays responsive.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import jobs
+from core.server import jobs
 from core.errors import JobError, StudioError
 from core.options import PRESETS, Preset
 from ui.errors import PHASE_WORDS, guard, show_error

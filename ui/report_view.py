@@ -2,7 +2,7 @@
 model runs, charts, the Netron graph, then the tables.
 
 The JSON report is a content-addressed artifact written by the job; Markdown and
-HTML are rendered from the ``.tflite`` by ``core.report`` only when someone
+HTML are rendered from the ``.tflite`` by ``core.model.report`` only when someone
 clicks their download button.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import jobs
+from core.server import jobs
 from ui import charts
 from ui.format import download_name, human_bytes
 from ui.netron import show_graph
@@ -63,8 +63,8 @@ def _preset(job: jobs.Job) -> str | None:
 
 def _render(job: jobs.Job, fmt: str) -> str:
     """Markdown / HTML report of the job's .tflite (on a download click)."""
-    from core.compat import MicroProbeResult
-    from core.report import build_report, render
+    from core.model.compat import MicroProbeResult
+    from core.model.report import build_report, render
 
     stored = (load_report(job) or {}).get("micro_probe")
     conv = (job.result or {}).get("conversion") or {}
@@ -76,7 +76,6 @@ def _render(job: jobs.Job, fmt: str) -> str:
         # the worker's probe result and hash: a click starts no TFLite Micro process
         report = build_report(p, source_kind=conv.get("input_kind"),
                               source_size=conv.get("input_size"), sha256=job.output_sha,
-                              micro=False,
                               micro_probe=MicroProbeResult(**stored) if stored else None)
         return render(report, fmt)
     finally:

@@ -23,6 +23,7 @@ class Sample:
     kind: str
     size_bytes: int
     calibration: str | None = None
+    eval: str | None = None  # held-out evaluation data (.npz with labels)
     signature_keys: tuple[str, ...] = ()
     inputs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
@@ -38,8 +39,21 @@ class Sample:
         return p if p.is_file() else None
 
     @property
+    def eval_path(self) -> Path | None:
+        if not self.eval:
+            return None
+        p = SAMPLES_DIR / self.eval
+        return p if p.is_file() else None
+
+    @property
     def kind_label(self) -> str:
         return _MODEL_KINDS.get(self.kind, self.kind)
+
+
+def _plain_name(v: Any) -> str | None:
+    """A file name next to the manifest (no folders), or None."""
+    name = str(v or "")
+    return name if name and "/" not in name and "\\" not in name else None
 
 
 @lru_cache(maxsize=4)
@@ -61,7 +75,8 @@ def _load(path: str, mtime: float) -> tuple[Sample, ...]:
             description=str(e.get("description") or ""),
             kind=str(e["kind"]),
             size_bytes=int(e.get("size_bytes") or (SAMPLES_DIR / f).stat().st_size),
-            calibration=e.get("calibration") or None,
+            calibration=_plain_name(e.get("calibration")),
+            eval=_plain_name(e.get("eval")),
             signature_keys=tuple(e.get("signature_keys") or ()),
             inputs=dict(e.get("inputs") or {}),
         ))

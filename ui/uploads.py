@@ -1,7 +1,7 @@
 """From a browser upload (or a sample file) to stored artifacts and jobs.
 
 An upload is streamed into the artifact store in 1 MiB chunks (never
-``getvalue()``), hashed on the way, checked with ``core.archive.detect_kind``
+``getvalue()``), hashed on the way, checked with ``core.model.archive.detect_kind``
 under the name the person gave it, and stored once by its SHA-256. Session state
 then holds only a small ``ModelRef`` dict (ids and names), never the bytes; jobs
 reference the stored artifact (``jobs.ArtifactRef``), so converting the same
@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from core import jobs
-from core.archive import detect_kind
+from core.server import jobs
+from core.model.archive import detect_kind
 from core.options import ConversionOptions
 
 __all__ = [

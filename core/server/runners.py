@@ -1,0 +1,267 @@
+"""What each kind of job does: a runner per ``JobKind`` that calls the
+pipeline with the job's files and options, stores what it made as artifacts
+and returns the job's result record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import StudioError
+from core.model.naming import safe_model_name
+from core.model.report import render
+from core.options import ConversionOptions
+from core.pipeline.benchmark import benchmark, headline_latency
+from core.pipeline.convert import convert_model
+from core.pipeline.evaluate import compute_reference, evaluate_tflite
+from core.pipeline.inspect import inspect_tflite
+from core.pipeline.isolation import RunContext, WarmPool, WorkerLimits
+from core.pipeline.sweep import sweep
+from core.server.records import Job, JobKind
+from core.server.settings import Settings
+from core.tasks.sweep import SweepReport, SweepRequest, SweepRow
+
+__all__ = ["JobContext", "RUNNERS", "Runner"]
+
+log = logging.getLogger("tflite_studio.jobs")
+
+
+class _Store(Protocol):
+    """What a runner needs of the job store."""
+
+    settings: Settings
+
+    def get(self, job_id: str) -> Job: ...
+    def job_dir(self, job_id: str) -> Path: ...
+    def artifact_path(self, sha: str) -> Path: ...
+    def put_artifact(self, source: str | os.PathLike[str] | bytes,
+                     max_bytes: int | None = None) -> tuple[str, int]: ...
+    def set_progress(self, job_id: str, message: str) -> None: ...
+    def set_pid(self, job_id: str, pid: int) -> None: ...
+
+
+class _CancelFlag:
+    """A cancel token for ``RunContext``: set when someone cancelled the job
+    (the database is asked at most every half second) or when the consumer is
+    stopping."""
+
+    def __init__(self, store: _Store, job_id: str,
+                 stopping: threading.Event | None = None) -> None:
+        self.store, self.job_id, self.stopping = store, job_id, stopping
+        self._set = False
+        self._checked = 0.0
+
+    def is_set(self) -> bool:
+        if self.stopping is not None and self.stopping.is_set():
+            return True
+        now = time.monotonic()
+        if not self._set and now - self._checked > 0.5:
+            self._checked = now
+            self._set = self.store.get(self.job_id).cancel_requested
+        return self._set
+
+
+class JobContext:
+    """What a runner gets: the job, a work folder, progress, cancel, the pool.
+    ``run_context`` is what every pipeline call takes: the server's limits, the
+    warm pool, progress, cancel, and the pid record used after a crash."""
+
+    def __init__(self, store: _Store, job: Job, pool: WarmPool | None,
+                 stopping: threading.Event | None = None) -> None:
+        self.store = store
+        self.job = job
+        self.pool = pool
+        self.stopping = stopping
+        self.workdir = store.job_dir(job.id) / "work"
+        shutil.rmtree(self.workdir, ignore_errors=True)  # left over from a dead run
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cancel = _CancelFlag(store, job.id, stopping)
+
+    @property
+    def interrupted(self) -> bool:
+        """The consumer is stopping (not the user's cancel, not the model's fault)."""
+        return self.stopping is not None and self.stopping.is_set()
+
+    @property
+    def limits(self) -> WorkerLimits:
+        return WorkerLimits.from_settings(self.store.settings)
+
+    @property
+    def run_context(self) -> RunContext:
+        return RunContext(limits=self.limits, pool=self.pool, on_progress=self.progress,
+                          cancel=self.cancel, on_start=self.on_start)
+
+    @property
+    def input_path(self) -> Path:
+        """The upload, linked under its original name (format detection and
+        messages use the name)."""
+        p = self.workdir / "input" / self.job.model_name
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(self.store.artifact_path(self.job.input_sha), p)
+        return p
+
+    def file(self, key: str) -> Path | None:
+        info = self.job.params.get("files", {}).get(key)
+        if not info:
+            return None
+        p = self.workdir / "files" / key / safe_model_name(info["name"])
+        if not p.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(self.store.artifact_path(info["sha"]), p)
+        return p
+
+    def options(self, key: str = "options") -> ConversionOptions:
+        """The job's options, calibration pointing at its stored file."""
+        d = dict(self.job.params.get(key) or {})
+        d.pop("calibration_path", None)
+        d.pop("calibration_source", None)
+        cal = self.file("calibration")
+        if cal is not None:
+            d["calibration_path"] = str(cal)
+        return ConversionOptions.from_dict(d)
+
+    def progress(self, message: str) -> None:
+        self.store.set_progress(self.job.id, str(message)[:500])
+
+    def on_start(self, pid: int) -> None:
+        """Record the job's worker process (its own process group)."""
+        self.store.set_pid(self.job.id, int(pid))
+
+
+Runner = Callable[[JobContext], dict[str, Any]]
+
+
+# ---------------------------------------------------------------- convert, inspect
+
+
+def _run_convert(ctx: JobContext) -> dict[str, Any]:
+    options = ctx.options()
+    out = ctx.workdir / ctx.job.output_name  # the report names the file
+    result = convert_model(ctx.input_path, out, options, workdir=ctx.workdir / "convert",
+                           display_name=ctx.job.model_name, ctx=ctx.run_context)
+    out_sha, out_size = ctx.store.put_artifact(out)
+    ctx.progress("Building the report")
+    res: dict[str, Any] = {"conversion": result.to_dict(), "output_sha": out_sha,
+                           "output_size": out_size, "report_sha": None}
+    try:
+        res["report_sha"] = _store_report(ctx, out, out_sha, result.input_kind,
+                                          result.input_size)
+    except StudioError as e:  # the .tflite is still good; say why there is no report
+        log.warning("job %s: report failed: %s", ctx.job.id, e)
+        res["report_error"] = e.to_dict()
+    return res
+
+
+def _store_report(ctx: JobContext, tflite: Path, sha: str, kind: str | None,
+                  size: int | None) -> str | None:
+    report = inspect_tflite(tflite, source_kind=kind, source_size=size, sha256=sha)
+    sha, _ = ctx.store.put_artifact(render(report, "json").encode())
+    return sha
+
+
+def _run_inspect(ctx: JobContext) -> dict[str, Any]:
+    ctx.progress("Reading the FlatBuffer")
+    report_sha = _store_report(ctx, ctx.input_path, ctx.job.input_sha, None, None)
+    return {"output_sha": ctx.job.input_sha, "output_size": ctx.job.input_size,
+            "report_sha": report_sha}
+
+
+# ---------------------------------------------------------------- sweep, evaluate
+
+
+def _store_rows(ctx: JobContext, report: SweepReport) -> SweepReport:
+    rows = []
+    for r in report.rows:
+        if r.tflite_path and Path(r.tflite_path).is_file():
+            sha, _ = ctx.store.put_artifact(r.tflite_path)
+            r = replace(r, artifact_sha=sha, tflite_path=None)
+        else:
+            r = replace(r, tflite_path=None)
+        rows.append(r)
+    return replace(report, rows=tuple(rows))
+
+
+def _sweep_request(ctx: JobContext, **changes: Any) -> SweepRequest:
+    p = ctx.job.params
+    eval_file = ctx.file("eval")
+    req = SweepRequest(
+        model_path=str(ctx.input_path),
+        presets=tuple(p["presets"]) if p.get("presets") else None,
+        variants=tuple(ConversionOptions.from_dict(v) for v in p.get("variants") or ()),
+        options=ctx.options(),
+        eval_data=str(eval_file) if eval_file else None,
+        threads=tuple(p.get("threads") or (1,)),
+        runs=int(p.get("runs", 50)),
+        task=str(p.get("task") or "auto"),
+        layer_errors=bool(p.get("layer_errors", True)),
+        keep_worst=int(p.get("keep_worst") or 0),
+        workdir=str(ctx.workdir / "sweep"),
+        keep_dir=str(ctx.workdir / "models"),
+        display_name=ctx.job.model_name,
+    )
+    return replace(req, **changes)
+
+
+def _run_sweep(ctx: JobContext) -> dict[str, Any]:
+    """JobKind.SWEEP: params ``presets``, ``variants``, ``options``, ``threads``,
+    ``runs``, ``task``, ``layer_errors``, ``keep_worst``; files ``calibration``,
+    ``eval``."""
+    report = _store_rows(ctx, sweep(_sweep_request(ctx), ctx.run_context))
+    ctx.progress("Saving the report")
+    data = report.to_dict()
+    report_sha, _ = ctx.store.put_artifact(json.dumps(data, indent=2).encode())
+    rec = report.row(report.recommendation.label) if report.recommendation.label else None
+    return {"sweep": data, "report_sha": report_sha,
+            "output_sha": rec.artifact_sha if rec else None,
+            "output_size": rec.size_bytes if rec else None}
+
+
+def _run_evaluate(ctx: JobContext) -> dict[str, Any]:
+    """JobKind.EVALUATE: one conversion (``options``), or a given ``tflite``
+    file, checked against the original: a single sweep row. Used by the
+    "re-convert keeping the worst layers in float" button."""
+    p = ctx.job.params
+    given = ctx.file("tflite")
+    if given is None:
+        variant = ConversionOptions.from_dict(dict(p.get("options") or {}))
+        req = _sweep_request(ctx, presets=(), variants=(variant,), layer_errors=False,
+                             keep_worst=0)
+        report = _store_rows(ctx, sweep(req, ctx.run_context))
+        row = report.rows[0] if report.rows else None
+        return {"row": row.to_dict() if row else None, "sweep": report.to_dict(),
+                "output_sha": row.artifact_sha if row else None,
+                "output_size": row.size_bytes if row else None}
+    rc = ctx.run_context
+    eval_file = ctx.file("eval")
+    ref = compute_reference(ctx.input_path, workdir=ctx.workdir / "ref", eval_data=eval_file,
+                            options=ctx.options(), task=str(p.get("task") or "auto"),
+                            display_name=ctx.job.model_name, ctx=rc)
+    ctx.progress(f"Measuring accuracy of {given.name}")
+    acc = evaluate_tflite(given, ref, workdir=ctx.workdir / "eval", ctx=rc.quiet())
+    ctx.progress(f"Timing {given.name}")
+    threads = tuple(p.get("threads") or (1,))
+    lat = benchmark(given, threads=threads, runs=int(p.get("runs", 50)),
+                    sample_npz=ref.npz_path, workdir=ctx.workdir / "bench", ctx=rc.quiet())
+    first = headline_latency(lat, threads)  # comparable with the sweep's rows
+    row = SweepRow(preset="given", label=given.name, size_bytes=given.stat().st_size,
+                   latency_ms=first.p50_ms, latency_threads=first.threads,
+                   metrics=acc.summary, accuracy=acc.to_dict(), latency=lat.to_dict(),
+                   note=acc.verdict_text, artifact_sha=p["files"]["tflite"]["sha"])
+    return {"row": row.to_dict(), "accuracy": acc.to_dict(), "latency": lat.to_dict()}
+
+
+RUNNERS: dict[JobKind, Runner] = {
+    JobKind.CONVERT: _run_convert,
+    JobKind.INSPECT: _run_inspect,
+    JobKind.SWEEP: _run_sweep,
+    JobKind.EVALUATE: _run_evaluate,
+}

@@ -1,0 +1,125 @@
+"""Worker task ``tflite_eval``: LiteRT runs a ``.tflite`` on a reference's
+inputs (quantizing inputs, dequantizing outputs) and compares with the
+original's outputs. No TensorFlow."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.errors import EvaluateError
+from core.tasks.metrics import compare_outputs, dequantize_output, quantize_input, verdict_of
+from core.tasks.requests import TfliteEvalRequest
+from core.tasks.results import AccuracyResult, Flag
+
+__all__ = ["run", "match_names"]
+
+
+def match_names(want: Sequence[str], have: Sequence[str], what: str) -> dict[str, str]:
+    """want-name -> have-name: by name, else by sorted position."""
+    if set(want) <= set(have):
+        return {w: w for w in want}
+    if len(want) == len(have):
+        return dict(zip(sorted(want), sorted(have)))
+    raise EvaluateError(
+        f"The .tflite {what} {sorted(have)} do not match the original's {sorted(want)}.",
+        "Evaluate the .tflite against the model (and signature) it was converted from.",
+    )
+
+
+def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) -> AccuracyResult:
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    t0 = time.perf_counter()
+    ref = req.reference
+    path = Path(req.tflite_path)
+    th = req.thresholds
+    try:  # runtime_blocker was checked by the caller, evaluate_tflite
+        interp = Interpreter(model_path=str(path), num_threads=1)
+    except (RuntimeError, ValueError) as e:
+        raise EvaluateError(
+            f"The LiteRT runtime could not load {path.name}: {str(e).splitlines()[0][:300]}",
+            "Check the file in Inspect.",
+        ) from None
+    sigs = interp.get_signature_list()
+    if not sigs:
+        raise EvaluateError(
+            f"{path.name} has no signature, so its inputs cannot be matched by name.",
+            "Convert with TFLite Studio (or TFLiteConverter.from_saved_model), which keeps "
+            "the signature.",
+        )
+    key = ref.signature_key if ref.signature_key in sigs else (
+        next(iter(sigs)) if len(sigs) == 1 else None)
+    if key is None:
+        raise EvaluateError(
+            f"{path.name} has signatures {sorted(sigs)}; none is {ref.signature_key!r}.",
+            "Evaluate the signature that was converted.",
+        )
+    runner = interp.get_signature_runner(key)
+    in_details = runner.get_input_details()
+    out_details = runner.get_output_details()
+    in_map = match_names(list(ref.inputs), list(in_details), "inputs")
+    out_map = match_names(list(ref.outputs), list(out_details), "outputs")
+    feeds, refs, labels = ref.arrays()
+    n = ref.samples
+    progress(f"Running {path.name} on {n} samples")
+    got: dict[str, list[Any]] = {k: [] for k in ref.outputs}
+    clipped: dict[str, float] = {}
+    flags: list[Flag] = list(ref.flags)
+    try:
+        for i in range(n):
+            kw = {}
+            for name, tname in in_map.items():
+                q, c = quantize_input(feeds[name][i:i + 1], in_details[tname])
+                if c:
+                    clipped[name] = clipped.get(name, 0.0) + c
+                kw[tname] = q
+            if i:  # recurrent state (LSTM variables) must not leak between samples
+                interp.reset_all_variables()
+            res = runner(**kw)
+            for name, tname in out_map.items():
+                got[name].append(dequantize_output(res[tname], out_details[tname]))
+    except (RuntimeError, ValueError) as e:
+        raise EvaluateError(
+            f"{path.name} failed while running: {str(e).splitlines()[0][:300]}",
+            "Check the input shapes; a model with dynamic shapes may need --input-shape "
+            "when converting.",
+        ) from None
+    for name, total in clipped.items():
+        frac = total / max(n, 1)
+        if frac > 0.01:
+            d = in_details[in_map[name]]
+            scale, zp = d["quantization"]
+            info = np.iinfo(np.dtype(d["dtype"]))
+            lo, hi = (info.min - zp) * scale, (info.max - zp) * scale
+            flags.append(Flag(
+                "input_clipped", "warning",
+                f"{frac:.1%} of the input values for {name!r} fall outside what the "
+                f"{np.dtype(d['dtype']).name} input can represent ([{lo:.4g}, {hi:.4g}]) and "
+                "were clipped: the calibration data did not cover the data the model sees "
+                "(for example 0..255 against 0..1).",
+            ))
+    outputs = []
+    for name in ref.outputs:
+        g = np.concatenate(got[name]) if got[name] else np.zeros((0,))
+        outputs.append(compare_outputs(name, refs[name], g, kind=ref.outputs[name],
+                                       labels=labels))
+    verdict, text = verdict_of(outputs, th)
+    if verdict == "bad":
+        flags.insert(0, Flag("large_error", "error", text))
+    return AccuracyResult(
+        tflite=req.display_name or path.name,
+        preset=req.preset,
+        signature_key=key,
+        data_source=ref.data_source,
+        data_name=ref.data_name,
+        samples=n,
+        outputs=tuple(outputs),
+        verdict=verdict,
+        verdict_text=text,
+        flags=tuple(flags),
+        seconds=round(time.perf_counter() - t0, 3),
+    )
