@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 HOST ?=
 
-.PHONY: run test bench samples clean
+.PHONY: run test lint bench samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,15 @@ $(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
 run: $(VENV)/.run-stamp
 	$(BIN)/tflite-studio serve --port $(PORT) $(if $(HOST),--host $(HOST),)
 
-test: $(VENV)/.test-stamp
+test: $(VENV)/.test-stamp lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+
+# Rooms (import contracts), lint, format and types: each fails the run.
+lint: $(VENV)/.test-stamp
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.test-stamp
 	for f in bench/bench_*.py; do $(BIN)/python $$f || exit 1; done

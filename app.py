@@ -18,10 +18,10 @@ import streamlit as st
 
 from core.server.api import api_routes
 from core.server.auth import auth_middleware, login_routes
-from core.server.tuning import enable_tcp_nodelay
-from core.server.settings import load_settings
-from ui.errors import on_script_error
 from core.server.netron import netron_routes
+from core.server.settings import load_settings
+from core.server.tuning import enable_tcp_nodelay
+from ui.errors import on_script_error
 
 enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
 settings = load_settings()

@@ -22,14 +22,15 @@ st.set_page_config(
     page_title="TFLite Studio",
     page_icon=app_icon(),
     layout="wide",
-    menu_items={"About": "TFLite Studio: convert TensorFlow models to TensorFlow Lite, "
-                         "look inside them and download them with a report."},
+    menu_items={
+        "About": "TFLite Studio: convert TensorFlow models to TensorFlow Lite, "
+        "look inside them and download them with a report."
+    },
 )
 
 
 def _page(file: str, title: str, icon: str, url_path: str, **kw: object) -> st.Page:
-    return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url_path,
-                   **kw)  # type: ignore[arg-type]
+    return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url_path, **kw)  # type: ignore[arg-type]
 
 
 pages = [
@@ -39,6 +40,7 @@ pages = [
     _page("history.py", "History", ":material/history:", "history"),
     _page("guide.py", "Guide", ":material/menu_book:", "guide"),
 ]
+
 
 def _queue_line() -> str:
     """How busy the shared server is, in one line (empty if the store is unreadable)."""
@@ -57,8 +59,10 @@ def _queue_line() -> str:
 
 with st.sidebar:
     st.markdown("### :material/memory: TFLite Studio")
-    st.caption("TensorFlow → TensorFlow Lite, in the browser. Conversions run on this "
-               "server in their own process; a job keeps running if you close the tab.")
+    st.caption(
+        "TensorFlow → TensorFlow Lite, in the browser. Conversions run on this "
+        "server in their own process; a job keeps running if you close the tab."
+    )
     line = _queue_line()
     if line:
         st.caption(line)

@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.model.archive import prepare_model  # noqa: E402
-from core.pipeline.convert import convert_model  # noqa: E402
-from core.options import ConversionOptions  # noqa: E402
-from core.pipeline.isolation import RunContext, WarmPool, WorkerLimits  # noqa: E402
+from core.model.archive import prepare_model
+from core.options import ConversionOptions
+from core.pipeline.convert import convert_model
+from core.pipeline.isolation import RunContext, WarmPool, WorkerLimits
 
 DIRECT = """
 import sys, tensorflow as tf
@@ -53,31 +53,64 @@ def main() -> None:
         pool = WarmPool(size=1, limits=WorkerLimits(), log_dir=Path(tmp) / "logs")
         try:
             for _ in range(args.repeat):
-                direct.append(timed(lambda: subprocess.run(
-                    [sys.executable, "-c", DIRECT, sm, str(out)], check=True, env=env,
-                    capture_output=True)))
-                direct_fast.append(timed(lambda: subprocess.run(
-                    [sys.executable, "-c", DIRECT, sm, str(out), "fast-exit"], check=True,
-                    env=env, capture_output=True)))
-                cold.append(timed(lambda: subprocess.run(
-                    [str(cli), "convert", sm, "-o", str(out)], check=True, env=env,
-                    capture_output=True)))
+                direct.append(
+                    timed(
+                        lambda: subprocess.run(
+                            [sys.executable, "-c", DIRECT, sm, str(out)],
+                            check=True,
+                            env=env,
+                            capture_output=True,
+                        )
+                    )
+                )
+                direct_fast.append(
+                    timed(
+                        lambda: subprocess.run(
+                            [sys.executable, "-c", DIRECT, sm, str(out), "fast-exit"],
+                            check=True,
+                            env=env,
+                            capture_output=True,
+                        )
+                    )
+                )
+                cold.append(
+                    timed(
+                        lambda: subprocess.run(
+                            [str(cli), "convert", sm, "-o", str(out)],
+                            check=True,
+                            env=env,
+                            capture_output=True,
+                        )
+                    )
+                )
                 pool.fill()
                 if not pool.wait_ready():
                     raise SystemExit("warm worker did not become ready")
-                warm.append(timed(lambda: convert_model(
-                    sm, out, ConversionOptions(), workdir=Path(tmp) / "w",
-                    ctx=RunContext(pool=pool))))
+                warm.append(
+                    timed(
+                        lambda: convert_model(
+                            sm,
+                            out,
+                            ConversionOptions(),
+                            workdir=Path(tmp) / "w",
+                            ctx=RunContext(pool=pool),
+                        )
+                    )
+                )
         finally:
             pool.close()
     d, f, c, w = (statistics.median(x) for x in (direct, direct_fast, cold, warm))
     print(f"model: {Path(args.model).name}  runs: {args.repeat}")
     print(f"direct TFLiteConverter, fresh process : {d:6.2f} s (median)")
     print(f"  same, skipping TF teardown (os._exit): {f:6.2f} s")
-    print(f"tflite-studio convert (cold CLI)      : {c:6.2f} s   ratio {c / d:.2f}"
-          f" (vs fast-exit direct {c / f:.2f})")
-    print(f"convert_model on a warm worker        : {w:6.2f} s   ratio {w / d:.2f}"
-          f" (vs fast-exit direct {w / f:.2f})")
+    print(
+        f"tflite-studio convert (cold CLI)      : {c:6.2f} s   ratio {c / d:.2f}"
+        f" (vs fast-exit direct {c / f:.2f})"
+    )
+    print(
+        f"convert_model on a warm worker        : {w:6.2f} s   ratio {w / d:.2f}"
+        f" (vs fast-exit direct {w / f:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -32,12 +32,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ai_edge_litert import _pywrap_analyzer_wrapper as _analyzer  # noqa: E402
-from ai_edge_litert import schema_py_generated as s  # noqa: E402
+from ai_edge_litert import _pywrap_analyzer_wrapper as _analyzer
+from ai_edge_litert import schema_py_generated as s
 
-from core.model.compat import check_compatibility  # noqa: E402
-from core.model.report import _sha256, build_report, render  # noqa: E402
-from core.model.reader import read_model  # noqa: E402
+from core.model.compat import check_compatibility
+from core.model.reader import read_model
+from core.model.report import build_report, file_sha256, render
+from core.pipeline.inspect import inspect_tflite
 
 CACHE = Path(tempfile.gettempdir()) / "tflite-studio-bench"
 
@@ -139,23 +140,24 @@ def main() -> None:
     repeat = 3 if args.quick else 5
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-    print("\n== 1. build_report vs LiteRT C++ analyzer (same file, best of %d)" % repeat)
+    print(f"\n== 1. build_report vs LiteRT C++ analyzer (same file, best of {repeat})")
     path = real_model()
     size = path.stat().st_size
     analyzer = best_of(lambda: _analyzer.ModelAnalyzer(str(path), True, False), repeat)
-    report = best_of(lambda: build_report(path, micro=False), repeat)
-    with_micro = best_of(lambda: build_report(path, micro=True), max(2, repeat // 2))
-    r = build_report(path, micro=False)
+    report = best_of(lambda: build_report(path), repeat)
+    with_micro = best_of(lambda: inspect_tflite(path), max(2, repeat // 2))
+    r = build_report(path)
     json_time = best_of(lambda: render(r, "json"), repeat)
     n_ops = r.to_dict()["model"]["num_operators"]
     print(f"model: {path.name}, {mb(size)}, {n_ops} ops")
     print(f"LiteRT analyzer text dump     {analyzer * 1e3:9.1f} ms")
+
     def line(label: str, t: float, note: str = "") -> None:
         print(f"{label:<30}{t * 1e3:9.1f} ms   ratio {t / analyzer:6.2f}x  {note}")
 
     line("build_report(micro=False)", report, "(goal <= 10x)")
     line("build_report(micro=True)", with_micro, "(TFLM in a subprocess)")
-    sha = best_of(lambda: _sha256(path), repeat)
+    sha = best_of(lambda: file_sha256(path), repeat)
     parse = best_of(lambda: read_model(path), repeat)
     info = read_model(path)
     compat = best_of(lambda: check_compatibility(info), repeat)
@@ -174,8 +176,8 @@ def main() -> None:
             p = Path(tmp) / f"syn{n}.tflite"
             p.write_bytes(synthetic_model(n))
             reps = max(2, repeat - 2) if n >= 25_000 else repeat
-            t = best_of(lambda: build_report(p, micro=False), reps)
-            a = best_of(lambda: _analyzer.ModelAnalyzer(str(p), True, False), reps)
+            t = best_of(lambda p=p: build_report(p), reps)
+            a = best_of(lambda p=p: _analyzer.ModelAnalyzer(str(p), True, False), reps)
             per_op.append(t / n * 1e6)
             print(
                 f"{n:>7} {mb(p.stat().st_size):>9} {t * 1e3:7.0f}ms {t / n * 1e6:7.1f}"
@@ -185,10 +187,10 @@ def main() -> None:
         print(f"per-op time spread (max/min) {spread:.2f}  (1.0 = perfectly linear)")
 
         print("\n== 3. peak Python memory of build_report (tracemalloc) vs file size")
-        peak = peak_memory(lambda: build_report(path, micro=False))
+        peak = peak_memory(lambda: build_report(path))
         print(f"{path.name}: file {mb(size)}, peak {mb(peak)} ({peak / size:.2f}x file)")
         big = Path(tmp) / f"syn{sizes[-1]}.tflite"
-        peak = peak_memory(lambda: build_report(big, micro=False))
+        peak = peak_memory(lambda: build_report(big))
         big_size = big.stat().st_size
         print(f"{big.name}: file {mb(big_size)}, peak {mb(peak)} ({peak / big_size:.2f}x file)")
         print("(weights are never copied; the op-heavy synthetic file is nearly all structure,")

@@ -65,9 +65,21 @@ def _peer(model: Path, threads: int, runs: int, warmup: int, tmp: Path) -> float
     out = tmp / "peer.json"
     out.unlink(missing_ok=True)
     subprocess.run(
-        [_peer_bin(), "--model", str(model), "--num_threads", str(threads),
-         "--num_runs", str(runs), "--warmup_runs", str(warmup), "--result_json", str(out)],
-        check=True, capture_output=True,
+        [
+            _peer_bin(),
+            "--model",
+            str(model),
+            "--num_threads",
+            str(threads),
+            "--num_runs",
+            str(runs),
+            "--warmup_runs",
+            str(warmup),
+            "--result_json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     return float(json.loads(out.read_text())["latency"]["median_ms"])
 
@@ -93,8 +105,10 @@ def main() -> int:
     try:
         models = args.model or _build_models(tmp)
         threads = [int(t) for t in args.threads.split(",")]
-        print(f"{'model':<30} {'threads':>7} {'cm p50 ms':>10} {'interp p50 ms':>14} "
-              f"{'litert p50 ms':>14} {'cm ratio':>9} {'interp ratio':>13}  verdict")
+        print(
+            f"{'model':<30} {'threads':>7} {'cm p50 ms':>10} {'interp p50 ms':>14} "
+            f"{'litert p50 ms':>14} {'cm ratio':>9} {'interp ratio':>13}  verdict"
+        )
         ok = True
         for m in models:
             for n in threads:
@@ -108,12 +122,17 @@ def main() -> int:
                 iratio = i / b if b else float("inf")
                 good = LOW <= ratio <= HIGH
                 ok &= good
-                print(f"{m.name:<30} {n:>7} {a:>10.3f} {i:>14.3f} {b:>14.3f} {ratio:>9.3f} "
-                      f"{iratio:>13.3f}  {'ok' if good else 'OUT OF RANGE'}", flush=True)
-        print(f"\nratio = our median latency / litert-benchmark's median, same model, same "
-              f"threads, {args.runs} runs after {args.warmup} warm-up, median of "
-              f"{args.rounds} alternating rounds; the compiled_model ratio must be within "
-              f"{LOW:.2f}..{HIGH:.2f} (interpreter ratio for information).")
+                print(
+                    f"{m.name:<30} {n:>7} {a:>10.3f} {i:>14.3f} {b:>14.3f} {ratio:>9.3f} "
+                    f"{iratio:>13.3f}  {'ok' if good else 'OUT OF RANGE'}",
+                    flush=True,
+                )
+        print(
+            f"\nratio = our median latency / litert-benchmark's median, same model, same "
+            f"threads, {args.runs} runs after {args.warmup} warm-up, median of "
+            f"{args.rounds} alternating rounds; the compiled_model ratio must be within "
+            f"{LOW:.2f}..{HIGH:.2f} (interpreter ratio for information)."
+        )
         return 0 if ok else 1
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

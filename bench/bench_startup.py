@@ -71,16 +71,39 @@ def _variant(tmp: Path, name: str, with_tf: bool, entry: Path) -> Path:
 def _measure(folder: Path, data_dir: Path, timeout: float = 180.0) -> dict[str, float]:
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TFLITE_STUDIO_DATA_DIR": str(data_dir),
-           "TFLITE_STUDIO_EMBEDDED_WORKERS": "0", "PYTHONPATH": str(ROOT),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(folder / "app.py"),
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--server.headless", "true", "--server.scriptHealthCheckEnabled", "true",
-           "--browser.gatherUsageStats", "false"]
+    env = {
+        **os.environ,
+        "TFLITE_STUDIO_DATA_DIR": str(data_dir),
+        "TFLITE_STUDIO_EMBEDDED_WORKERS": "0",
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(folder / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--server.scriptHealthCheckEnabled",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     marks: dict[str, float] = {}
     try:
         while len(marks) < 3:
@@ -93,8 +116,11 @@ def _measure(folder: Path, data_dir: Path, timeout: float = 180.0) -> dict[str, 
                 marks["health"] = time.perf_counter() - t0
             if "health" in marks and "page" not in marks and _ok(base + "/"):
                 marks["page"] = time.perf_counter() - t0
-            if "page" in marks and "script" not in marks and _ok(
-                    base + "/_stcore/script-health-check"):
+            if (
+                "page" in marks
+                and "script" not in marks
+                and _ok(base + "/_stcore/script-health-check")
+            ):
                 marks["script"] = time.perf_counter() - t0
             time.sleep(0.02)
         return marks
@@ -112,30 +138,43 @@ def _measure(folder: Path, data_dir: Path, timeout: float = 180.0) -> dict[str, 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--entry", type=Path, default=ROOT / "app.py",
-                    help="The entry script to time (default: app.py).")
+    ap.add_argument(
+        "--entry",
+        type=Path,
+        default=ROOT / "app.py",
+        help="The entry script to time (default: app.py).",
+    )
     args = ap.parse_args(argv)
     results: dict[str, list[dict[str, float]]] = {"studio": [], "with_tf": []}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as t:
         tmp = Path(t)
-        folders = {"studio": _variant(tmp, "studio", False, args.entry),
-                   "with_tf": _variant(tmp, "with_tf", True, args.entry)}
+        folders = {
+            "studio": _variant(tmp, "studio", False, args.entry),
+            "with_tf": _variant(tmp, "with_tf", True, args.entry),
+        }
         _measure(folders["studio"], tmp / "warmup-data")  # warm the disk cache once
         for i in range(args.runs):
             for name in ("studio", "with_tf") if i % 2 == 0 else ("with_tf", "studio"):
                 m = _measure(folders[name], tmp / f"data-{name}-{i}")
                 results[name].append(m)
-                print(f"run {i + 1} {name:<8} health {m['health']:6.2f} s   page "
-                      f"{m['page']:6.2f} s   script {m['script']:6.2f} s", flush=True)
-    med = {n: {k: statistics.median(r[k] for r in rs) for k in ("health", "page", "script")}
-           for n, rs in results.items()}
+                print(
+                    f"run {i + 1} {name:<8} health {m['health']:6.2f} s   page "
+                    f"{m['page']:6.2f} s   script {m['script']:6.2f} s",
+                    flush=True,
+                )
+    med = {
+        n: {k: statistics.median(r[k] for r in rs) for k in ("health", "page", "script")}
+        for n, rs in results.items()
+    }
     print()
     print(f"{'median':<10}{'studio':>10}{'with TF':>10}{'ratio':>8}")
     for k in ("health", "page", "script"):
         ratio = med["studio"][k] / med["with_tf"][k]
         print(f"{k:<10}{med['studio'][k]:>9.2f}s{med['with_tf'][k]:>9.2f}s{ratio:>8.2f}")
-    for k, words in (("page", "first page served (/ and health 200)"),
-                     ("script", "first page rendered (studio.py ran)")):
+    for k, words in (
+        ("page", "first page served (/ and health 200)"),
+        ("script", "first page rendered (studio.py ran)"),
+    ):
         ratio = med["studio"][k] / med["with_tf"][k]
         verdict = "meets" if ratio <= GOAL else "misses"
         print(f"{words}: {ratio:.2f} of the TensorFlow peer ({verdict} the goal <= {GOAL})")

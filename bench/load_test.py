@@ -45,20 +45,42 @@ def _pct(xs: list[float], p: float) -> float:
     return xs[k]
 
 
-def _start_server(data: Path, password: str, workers: int) -> tuple[subprocess.Popen[bytes], str,
-                                                                    Path]:
+def _start_server(
+    data: Path, password: str, workers: int
+) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = _free_port()
     log = data.parent / "server.log"
-    env = {**os.environ, "TFLITE_STUDIO_DATA_DIR": str(data),
-           "TFLITE_STUDIO_PASSWORD": password, "TFLITE_STUDIO_WORKERS": str(workers),
-           "TFLITE_STUDIO_EMBEDDED_WORKERS": "1", "TFLITE_STUDIO_MAX_QUEUE": "1000",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TFLITE_STUDIO_DATA_DIR": str(data),
+        "TFLITE_STUDIO_PASSWORD": password,
+        "TFLITE_STUDIO_WORKERS": str(workers),
+        "TFLITE_STUDIO_EMBEDDED_WORKERS": "1",
+        "TFLITE_STUDIO_MAX_QUEUE": "1000",
+        "PYTHONPATH": str(ROOT),
+    }
     app = os.environ.get("TFLITE_STUDIO_TEST_APP") or str(ROOT / "app.py")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", app, "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                app,
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     end = time.monotonic() + 90
     while time.monotonic() < end:
@@ -85,8 +107,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 class Client(threading.Thread):
-    def __init__(self, i: int, base: str, password: str, model: Path, jobs: int,
-                 deadline: float) -> None:
+    def __init__(
+        self, i: int, base: str, password: str, model: Path, jobs: int, deadline: float
+    ) -> None:
         super().__init__(name=f"client-{i}", daemon=True)
         self.i, self.base, self.model, self.n, self.deadline = i, base, model, jobs, deadline
         self.session = requests.Session()
@@ -105,9 +128,12 @@ class Client(threading.Thread):
             t0 = time.perf_counter()
             try:
                 with open(self.model, "rb") as f:
-                    r = self.session.post(self.base + "/api/jobs", timeout=60,
-                                          files={"model": (self.model.name, f)},
-                                          data={"preset": preset})
+                    r = self.session.post(
+                        self.base + "/api/jobs",
+                        timeout=60,
+                        files={"model": (self.model.name, f)},
+                        data={"preset": preset},
+                    )
             except requests.RequestException as e:
                 self.errors.append(f"submit: {e}")
                 continue
@@ -181,8 +207,10 @@ def main() -> int:
             time.sleep(10)  # let the server refill its warm TensorFlow processes first
             idle = _idle_latency(base, password)
             t0 = time.monotonic()
-            clients = [Client(i, base, password, a.model, a.jobs_per_client, t0 + a.deadline)
-                       for i in range(a.clients)]
+            clients = [
+                Client(i, base, password, a.model, a.jobs_per_client, t0 + a.deadline)
+                for i in range(a.clients)
+            ]
             for c in clients:
                 c.start()
             for c in clients:
@@ -198,24 +226,42 @@ def main() -> int:
     refused = sum(c.refused for c in clients)
     total = a.clients * a.jobs_per_client
     ms = 1000.0
-    print(f"load test: {a.clients} clients x {a.jobs_per_client} jobs, server workers "
-          f"{a.workers}, {os.cpu_count()} CPUs, model {a.model.name}")
-    print(f"  jobs completed {done}/{total}, failed {failed}, refused {refused}, "
-          f"wall {wall:.1f} s, {done / wall * 60:.1f} jobs/min")
-    print(f"  job turnaround (submit to downloaded): p50 {statistics.median(turn):.1f} s, "
-          f"p95 {_pct(turn, 95):.1f} s" if turn else "  no job finished")
-    print(f"  submit request: p50 {statistics.median(sub) * ms:.0f} ms, "
-          f"p95 {_pct(sub, 95) * ms:.0f} ms" if sub else "  no submit")
+    print(
+        f"load test: {a.clients} clients x {a.jobs_per_client} jobs, server workers "
+        f"{a.workers}, {os.cpu_count()} CPUs, model {a.model.name}"
+    )
+    print(
+        f"  jobs completed {done}/{total}, failed {failed}, refused {refused}, "
+        f"wall {wall:.1f} s, {done / wall * 60:.1f} jobs/min"
+    )
+    print(
+        f"  job turnaround (submit to downloaded): p50 {statistics.median(turn):.1f} s, "
+        f"p95 {_pct(turn, 95):.1f} s"
+        if turn
+        else "  no job finished"
+    )
+    print(
+        f"  submit request: p50 {statistics.median(sub) * ms:.0f} ms, "
+        f"p95 {_pct(sub, 95) * ms:.0f} ms"
+        if sub
+        else "  no submit"
+    )
     if lat:
-        print(f"  status request under load ({len(lat)} requests): p50 "
-              f"{statistics.median(lat) * ms:.1f} ms, p95 {_pct(lat, 95) * ms:.1f} ms, "
-              f"max {max(lat) * ms:.0f} ms")
-    print(f"  status request on the idle server (peer, {len(idle)} requests): p50 "
-          f"{statistics.median(idle) * ms:.1f} ms, p95 {_pct(idle, 95) * ms:.1f} ms")
+        print(
+            f"  status request under load ({len(lat)} requests): p50 "
+            f"{statistics.median(lat) * ms:.1f} ms, p95 {_pct(lat, 95) * ms:.1f} ms, "
+            f"max {max(lat) * ms:.0f} ms"
+        )
+    print(
+        f"  status request on the idle server (peer, {len(idle)} requests): p50 "
+        f"{statistics.median(idle) * ms:.1f} ms, p95 {_pct(idle, 95) * ms:.1f} ms"
+    )
     if lat:
         ratio = statistics.median(lat) / statistics.median(idle)
-        print(f"  ratio under load / idle: p50 x{ratio:.1f}, "
-              f"p95 x{_pct(lat, 95) / _pct(idle, 95):.1f}")
+        print(
+            f"  ratio under load / idle: p50 x{ratio:.1f}, "
+            f"p95 x{_pct(lat, 95) / _pct(idle, 95):.1f}"
+        )
     errs = [e for c in clients for e in c.errors]
     for e in errs[:5]:
         print("  error:", e)

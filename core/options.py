@@ -72,8 +72,7 @@ PRESETS: dict[Preset, PresetInfo] = {
     ),
     Preset.DYNAMIC: PresetInfo(
         "Dynamic range (int8 weights)",
-        "Stores weights as 8-bit integers, computes in float where needed; "
-        "no calibration data.",
+        "Stores weights as 8-bit integers, computes in float where needed; no calibration data.",
         "about 1/4 of float32",
         0.25,
         "CPU (XNNPACK); a good first try",
@@ -164,12 +163,8 @@ class ConversionOptions:
                 f"Unknown preset {self.preset!r}.",
                 "Choose one of: " + ", ".join(p.value for p in Preset) + ".",
             ) from None
-        object.__setattr__(
-            self, "calibration_source", CalibrationSource(self.calibration_source)
-        )
-        shapes = tuple(
-            (str(n), tuple(int(d) for d in dims)) for n, dims in self.input_shapes
-        )
+        object.__setattr__(self, "calibration_source", CalibrationSource(self.calibration_source))
+        shapes = tuple((str(n), tuple(int(d) for d in dims)) for n, dims in self.input_shapes)
         names = [n for n, _ in shapes]
         if len(set(names)) != len(names):
             raise OptionsError(

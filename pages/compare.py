@@ -13,9 +13,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.server import jobs
 from core.errors import StudioError
 from core.options import PRESET_IDS, PRESETS, Preset
+from core.server import jobs
 from ui import compare_view as view
 from ui import job_view
 from ui.errors import show_error
@@ -31,8 +31,13 @@ DATA_TYPES = ["npz", "npy", "zip"]
 
 def _form() -> None:
     samples = [s for s in load_samples() if s.kind != "tflite"]
-    src = st.radio("Model", ["A sample model", "My own model"], horizontal=True,
-                   key=K + "source", index=0 if samples else 1)
+    src = st.radio(
+        "Model",
+        ["A sample model", "My own model"],
+        horizontal=True,
+        key=K + "source",
+        index=0 if samples else 1,
+    )
     files: dict[str, tuple[str, str]] = {}
     cal_path = eval_path = None
     model_path = model_name = None
@@ -54,42 +59,71 @@ def _form() -> None:
             st.caption("Uses the sample's " + " and ".join(bits) + " unless you upload others.")
     else:
         upload = st.file_uploader(
-            "SavedModel (zipped or .tar.gz) or Keras file (.keras, .h5)", type=MODEL_TYPES,
-            key=K + "upload", help="The original model: every preset is converted from it.")
+            "SavedModel (zipped or .tar.gz) or Keras file (.keras, .h5)",
+            type=MODEL_TYPES,
+            key=K + "upload",
+            help="The original model: every preset is converted from it.",
+        )
     c1, c2 = st.columns(2)
     cal_up = c1.file_uploader(
-        "Calibration data (for the int8 and 16x8 presets)", type=DATA_TYPES, key=K + "cal",
+        "Calibration data (for the int8 and 16x8 presets)",
+        type=DATA_TYPES,
+        key=K + "cal",
         help="A .npz with one array per input (keyed by input name), a .npy for one input, "
-             "or a .zip of images. Without it the integer presets calibrate on random data.")
+        "or a .zip of images. Without it the integer presets calibrate on random data.",
+    )
     eval_up = c2.file_uploader(
-        "Evaluation data (held-out samples)", type=DATA_TYPES, key=K + "eval",
+        "Evaluation data (held-out samples)",
+        type=DATA_TYPES,
+        key=K + "eval",
         help="Same format as the calibration data; add a `labels` array to the .npz to get "
-             "accuracy. Without it the calibration data is used, else random inputs.")
+        "accuracy. Without it the calibration data is used, else random inputs.",
+    )
     presets = st.multiselect(
-        "Presets to compare", list(PRESET_IDS), default=list(PRESET_IDS), key=K + "presets",
-        format_func=lambda p: f"{p} — {PRESETS[Preset(p)].title}")
+        "Presets to compare",
+        list(PRESET_IDS),
+        default=list(PRESET_IDS),
+        key=K + "presets",
+        format_func=lambda p: f"{p} — {PRESETS[Preset(p)].title}",
+    )
     with st.expander("Advanced options"):
         a1, a2, a3 = st.columns(3)
-        threads = a1.select_slider("Threads for the latency", options=[1, 2, 4, 8], value=1,
-                                   key=K + "threads",
-                                   help="The table shows the latency at this thread count.")
+        threads = a1.select_slider(
+            "Threads for the latency",
+            options=[1, 2, 4, 8],
+            value=1,
+            key=K + "threads",
+            help="The table shows the latency at this thread count.",
+        )
         runs = a2.number_input("Timed runs per model", 10, 1000, 50, step=10, key=K + "runs")
-        task = a3.selectbox("Outputs are", ["auto", "classification", "regression"],
-                            key=K + "task",
-                            help="auto: a classifier when outputs are probabilities or the "
-                                 "evaluation data has labels.")
+        task = a3.selectbox(
+            "Outputs are",
+            ["auto", "classification", "regression"],
+            key=K + "task",
+            help="auto: a classifier when outputs are probabilities or the "
+            "evaluation data has labels.",
+        )
         b1, b2, b3 = st.columns(3)
-        select_tf = b1.checkbox("Allow Select TF ops", key=K + "select_tf_ops",
-                                help="For models with TensorFlow ops that have no TFLite "
-                                     "builtin; such models cannot be timed on this server.")
+        select_tf = b1.checkbox(
+            "Allow Select TF ops",
+            key=K + "select_tf_ops",
+            help="For models with TensorFlow ops that have no TFLite "
+            "builtin; such models cannot be timed on this server.",
+        )
         layers = b2.checkbox("Per-layer quantization error", value=True, key=K + "layers")
         keep_worst = b3.number_input(
-            "Also try int8 with the N worst layers in float", 0, 10, 0, key=K + "keep_worst",
+            "Also try int8 with the N worst layers in float",
+            0,
+            10,
+            0,
+            key=K + "keep_worst",
             help="Mixed precision: after measuring each layer's int8 error, convert once more "
-                 "(int8-float-io) with the worst N layers left in float. 0: don't.")
+            "(int8-float-io) with the worst N layers left in float. 0: don't.",
+        )
         signature = st.text_input("Signature (empty: serving_default)", key=K + "signature")
-    if not st.button("Compare presets", type="primary", icon=":material/compare_arrows:",
-                     key=K + "go"):
+    if not st.button(
+        "Compare presets", type="primary", icon=":material/compare_arrows:", key=K + "go"
+    ):
         return
     if not presets:
         st.info("Pick at least one preset.", icon=":material/info:")
@@ -102,26 +136,38 @@ def _form() -> None:
             if upload is not None:
                 ref = store_model(upload)
                 if ref.is_tflite:
-                    st.warning("A .tflite is already converted; Compare needs the original "
-                               "SavedModel or Keras file. Open the .tflite in Inspect.",
-                               icon=":material/warning:")
+                    st.warning(
+                        "A .tflite is already converted; Compare needs the original "
+                        "SavedModel or Keras file. Open the .tflite in Inspect.",
+                        icon=":material/warning:",
+                    )
                     st.stop()
                 model_path, model_name = jobs.artifact_path(ref.sha), ref.name
-            for key, up, default in (("calibration", cal_up, cal_path),
-                                     ("eval", eval_up, eval_path)):
+            for key, up, default in (
+                ("calibration", cal_up, cal_path),
+                ("eval", eval_up, eval_path),
+            ):
                 if up is not None:
                     f = store_file(up)
                     files[key] = (f.sha, f.name)
                 elif default is not None:
                     f = store_file(default)
                     files[key] = (f.sha, f.name)
-            options = {"select_tf_ops": bool(select_tf),
-                       "signature_key": signature.strip() or None}
+            options = {"select_tf_ops": bool(select_tf), "signature_key": signature.strip() or None}
             job = view.submit_sweep(
-                Path(model_path), str(model_name), files=files,
-                params={"presets": presets, "options": options, "threads": [int(threads)],
-                        "runs": int(runs), "task": task, "layer_errors": bool(layers),
-                        "keep_worst": int(keep_worst) if layers else 0})
+                Path(model_path),
+                str(model_name),
+                files=files,
+                params={
+                    "presets": presets,
+                    "options": options,
+                    "threads": [int(threads)],
+                    "runs": int(runs),
+                    "task": task,
+                    "layer_errors": bool(layers),
+                    "keep_worst": int(keep_worst) if layers else 0,
+                },
+            )
     except StudioError as e:
         show_error(e)
         st.stop()
@@ -151,8 +197,11 @@ def _results(job: jobs.Job) -> None:
     if not report:
         st.warning("This job has no sweep results.")
         return
-    st.success(f"Compared **{len(report.get('rows') or [])} presets** of **{job.model_name}** "
-               f"({human_bytes(job.input_size)}).", icon=":material/check_circle:")
+    st.success(
+        f"Compared **{len(report.get('rows') or [])} presets** of **{job.model_name}** "
+        f"({human_bytes(job.input_size)}).",
+        icon=":material/check_circle:",
+    )
     view.show_recommendation(report)
     st.subheader("Every preset")
     view.show_table(report, key=K + "rows")

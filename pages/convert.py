@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.server import jobs
 from core.errors import StudioError
 from core.options import PRESETS, ConversionOptions, Preset, parse_input_shape
+from core.server import jobs
 from core.server.settings import load_settings
 from ui import job_view
 from ui.errors import show_error
@@ -18,8 +18,15 @@ from ui.format import human_bytes
 from ui.identity import current_user
 from ui.report_view import show_downloads, show_verdict_strip
 from ui.samples import load_samples
-from ui.uploads import FileRef, ModelRef, model_from_job, store_file, store_model, \
-    submit_conversion, submit_inspection
+from ui.uploads import (
+    FileRef,
+    ModelRef,
+    model_from_job,
+    store_file,
+    store_model,
+    submit_conversion,
+    submit_inspection,
+)
 
 K = "convert."  # widget and state keys of this page
 INSPECT_PAGE = "pages/inspect.py"
@@ -54,13 +61,19 @@ if job is not None:
     if done and job.kind is jobs.JobKind.INSPECT:
         st.switch_page(INSPECT_PAGE, query_params={"job": job.id})
     elif done:
-        st.success(f"Converted **{job.model_name}** with **{job_view.preset_title(job.preset)}**.",
-                   icon=":material/check_circle:")
+        st.success(
+            f"Converted **{job.model_name}** with **{job_view.preset_title(job.preset)}**.",
+            icon=":material/check_circle:",
+        )
         job_view.show_conversion_headline(job)
         show_verdict_strip(job)
         show_downloads(job, key=K + "dl")
-        st.page_link(INSPECT_PAGE, label="See inside the model: graph, charts, compatibility",
-                     icon=":material/query_stats:", query_params={"job": job.id})
+        st.page_link(
+            INSPECT_PAGE,
+            label="See inside the model: graph, charts, compatibility",
+            icon=":material/query_stats:",
+            query_params={"job": job.id},
+        )
     st.divider()
     st.subheader("Convert again with other settings")
 else:
@@ -75,8 +88,9 @@ settings = load_settings()
 model = _model()
 st.markdown("#### 1. Model")
 if model is None:
-    up_tab, sample_tab = st.tabs([":material/upload: Upload a model",
-                                  ":material/science: Try a sample"])
+    up_tab, sample_tab = st.tabs(
+        [":material/upload: Upload a model", ":material/science: Try a sample"]
+    )
     with up_tab:
         uploaded = st.file_uploader(
             "SavedModel as .zip or .tar.gz, a .keras or .h5 file, or a .tflite to inspect",
@@ -105,20 +119,34 @@ if model is None:
             with st.container(border=True):
                 c1, c2 = st.columns([4, 1], vertical_alignment="center")
                 c1.markdown(f"**{s.title}**  \n{s.description}")
-                c1.caption(f"{s.file} · {s.kind_label} · {human_bytes(s.size_bytes)}"
-                           + (" · calibration data included" if s.calibration_path else ""))
-                if c2.button("Use this sample", key=f"{K}sample.{s.file}",
-                             type="primary" if i == 0 else "secondary"):
+                c1.caption(
+                    f"{s.file} · {s.kind_label} · {human_bytes(s.size_bytes)}"
+                    + (" · calibration data included" if s.calibration_path else "")
+                )
+                if c2.button(
+                    "Use this sample",
+                    key=f"{K}sample.{s.file}",
+                    type="primary" if i == 0 else "secondary",
+                ):
                     cal = store_file(s.calibration_path) if s.calibration_path else None
-                    _set_model(store_model(s.path, s.file, calibration=cal,
-                                           signature_keys=s.signature_keys, sample=s.file))
+                    _set_model(
+                        store_model(
+                            s.path,
+                            s.file,
+                            calibration=cal,
+                            signature_keys=s.signature_keys,
+                            sample=s.file,
+                        )
+                    )
                     st.rerun()
     st.stop()
 
 c1, c2 = st.columns([4, 1], vertical_alignment="center")
-c1.markdown(f":material/deployed_code: **{model.name}** · {model.kind_words} · "
-            f"{human_bytes(model.size)}"
-            + (f" · calibration: {model.calibration.name}" if model.calibration else ""))
+c1.markdown(
+    f":material/deployed_code: **{model.name}** · {model.kind_words} · "
+    f"{human_bytes(model.size)}"
+    + (f" · calibration: {model.calibration.name}" if model.calibration else "")
+)
 if c2.button("Change model", key=K + "change", icon=":material/swap_horiz:"):
     _set_model(None)
     st.session_state.pop(K + "seen_job", None)
@@ -126,8 +154,11 @@ if c2.button("Change model", key=K + "change", icon=":material/swap_horiz:"):
     st.rerun()
 
 if model.is_tflite:
-    st.info("This is already a TensorFlow Lite model: there is nothing to convert, but you "
-            "can look inside it.", icon=":material/info:")
+    st.info(
+        "This is already a TensorFlow Lite model: there is nothing to convert, but you "
+        "can look inside it.",
+        icon=":material/info:",
+    )
     if st.button("Inspect this model", type="primary", key=K + "inspect"):
         try:
             j = submit_inspection(model, user=current_user())
@@ -156,8 +187,10 @@ info = PRESETS[preset]
 with right, st.container(border=True):
     st.markdown(f"**{info.title}** (`{preset.value}`)")
     st.write(info.summary)
-    st.markdown(f":material/straighten: **Size:** {info.size_effect}  \n"
-                f":material/devices: **Suits:** {info.devices}")
+    st.markdown(
+        f":material/straighten: **Size:** {info.size_effect}  \n"
+        f":material/devices: **Suits:** {info.devices}"
+    )
 
 # A calibration file uploaded under Advanced options (the widget's value is in
 # session state before the widget is drawn): stored once per uploaded file.
@@ -171,13 +204,17 @@ if info.needs_calibration:
     cal_state = st.session_state.get(K + "calibration")
     calibration = FileRef(**cal_state) if cal_state else model.calibration
     if calibration is not None:
-        st.caption(f":material/dataset: Calibration data: **{calibration.name}** "
-                   f"({human_bytes(calibration.size)}). Change it under Advanced options.")
+        st.caption(
+            f":material/dataset: Calibration data: **{calibration.name}** "
+            f"({human_bytes(calibration.size)}). Change it under Advanced options."
+        )
     else:
         st.warning(
             "This preset needs calibration data: a few hundred typical inputs. Without it, "
             "random numbers are used and the accuracy of the result may collapse. Add a "
-            "file under **Advanced options**.", icon=":material/warning:")
+            "file under **Advanced options**.",
+            icon=":material/warning:",
+        )
 
 # ---------------------------------------------------------------- advanced options
 
@@ -185,39 +222,65 @@ with st.expander("Advanced options", icon=":material/tune:"):
     a1, a2 = st.columns(2, gap="large")
     with a1:
         select_tf_ops = st.toggle(
-            "Select TF ops", key=K + "select_tf_ops",
+            "Select TF ops",
+            key=K + "select_tf_ops",
             help="Lets TensorFlow operators that TFLite lacks run with TensorFlow's own "
-                 "kernels (Flex delegate). Costs several MB in the app on the device.")
+            "kernels (Flex delegate). Costs several MB in the app on the device.",
+        )
         allow_custom_ops = st.toggle(
-            "Allow custom ops", key=K + "allow_custom_ops",
-            help="Keeps unknown operators as custom ops; you must implement them in the app.")
+            "Allow custom ops",
+            key=K + "allow_custom_ops",
+            help="Keeps unknown operators as custom ops; you must implement them in the app.",
+        )
         if model.signature_keys and len(model.signature_keys) > 1:
             sig_choice = st.selectbox(
-                "Signature", ["(automatic)", *model.signature_keys], key=K + "signature",
+                "Signature",
+                ["(automatic)", *model.signature_keys],
+                key=K + "signature",
                 help="Which entry point of the model to convert. Automatic picks "
-                     "serving_default, or the only one.")
+                "serving_default, or the only one.",
+            )
             signature = None if sig_choice == "(automatic)" else sig_choice
         else:
             signature = st.text_input(
-                "Signature", key=K + "signature_text", placeholder="serving_default",
-                help="Which entry point of the model to convert; leave empty for the default.")
+                "Signature",
+                key=K + "signature_text",
+                placeholder="serving_default",
+                help="Which entry point of the model to convert; leave empty for the default.",
+            )
             signature = signature.strip() or None
         shapes_text = st.text_area(
-            "Input shapes", key=K + "input_shapes", height=80,
+            "Input shapes",
+            key=K + "input_shapes",
+            height=80,
             placeholder="image=1,224,224,3",
             help="Fix dynamic dimensions, one input per line as NAME=D1,D2,... "
-                 "Edge TPU, GPU and microcontrollers need fixed shapes.")
+            "Edge TPU, GPU and microcontrollers need fixed shapes.",
+        )
     with a2:
         st.file_uploader(
-            "Calibration data", type=["npz", "npy", "zip"], key=K + "calibration_upload",
+            "Calibration data",
+            type=["npz", "npy", "zip"],
+            key=K + "calibration_upload",
             help=".npz with one array per input (named like the input), .npy for one input, "
-                 "or a .zip of images. Used by the presets that need calibration.")
-        samples_n = st.number_input("Calibration samples", 1, 10_000, 100, step=50,
-                                    key=K + "calibration_samples",
-                                    help="How many inputs to calibrate on; 100–500 is typical.")
+            "or a .zip of images. Used by the presets that need calibration.",
+        )
+        samples_n = st.number_input(
+            "Calibration samples",
+            1,
+            10_000,
+            100,
+            step=50,
+            key=K + "calibration_samples",
+            help="How many inputs to calibrate on; 100–500 is typical.",
+        )
         r1, r2 = st.columns(2)
-        lo = r1.number_input("Image range low", value=0.0, key=K + "image_lo",
-                             help="Images are scaled to this range, e.g. 0–1, −1–1 or 0–255.")
+        lo = r1.number_input(
+            "Image range low",
+            value=0.0,
+            key=K + "image_lo",
+            help="Images are scaled to this range, e.g. 0–1, −1–1 or 0–255.",
+        )
         hi = r2.number_input("Image range high", value=1.0, key=K + "image_hi")
 
 # ---------------------------------------------------------------- 3. convert
@@ -229,13 +292,13 @@ if st.button("Convert", type="primary", key=K + "go", icon=":material/bolt:"):
             select_tf_ops=select_tf_ops,
             allow_custom_ops=allow_custom_ops,
             signature_key=signature,
-            input_shapes=tuple(parse_input_shape(line)
-                               for line in shapes_text.splitlines() if line.strip()),
+            input_shapes=tuple(
+                parse_input_shape(line) for line in shapes_text.splitlines() if line.strip()
+            ),
             calibration_samples=int(samples_n),
             image_range=(float(lo), float(hi)),
         )
-        new_job = submit_conversion(model, options, user=current_user(),
-                                    calibration=calibration)
+        new_job = submit_conversion(model, options, user=current_user(), calibration=calibration)
     except StudioError as e:
         show_error(e)
         st.stop()

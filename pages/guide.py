@@ -40,8 +40,13 @@ file works, but its accuracy may be poor.
 
 st.header("Which preset for which device")
 rows = [
-    {"Preset": p.value, "What it does": i.summary, "Expected size": i.size_effect,
-     "Suits": i.devices, "Needs calibration data": "yes" if i.needs_calibration else "no"}
+    {
+        "Preset": p.value,
+        "What it does": i.summary,
+        "Expected size": i.size_effect,
+        "Suits": i.devices,
+        "Needs calibration data": "yes" if i.needs_calibration else "no",
+    }
     for p, i in PRESETS.items()
 ]
 st.table(rows)

@@ -33,10 +33,19 @@ st.caption(
 )
 
 c1, c2 = st.columns([1, 2])
-who = c1.segmented_control("Show", options=list(_WHO), format_func=_WHO.get, default="mine",
-                           key="history.who") or "mine"
-wanted = c2.pills("Status", options=list(jobs.JobStatus), selection_mode="multi",
-                  format_func=lambda s: _STATUS_WORDS[s], key="history.status")
+who = (
+    c1.segmented_control(
+        "Show", options=list(_WHO), format_func=_WHO.get, default="mine", key="history.who"
+    )
+    or "mine"
+)
+wanted = c2.pills(
+    "Status",
+    options=list(jobs.JobStatus),
+    selection_mode="multi",
+    format_func=lambda s: _STATUS_WORDS[s],
+    key="history.status",
+)
 
 
 def _link(job: jobs.Job) -> str:
@@ -74,19 +83,23 @@ _refreshing = _active_now()
 @st.fragment(run_every=2.0 if _refreshing else None)
 @guard
 def _jobs_list() -> None:
-    listed = jobs.store().list(limit=_LIMIT, user=user if who == "mine" else None,
-                               status=wanted or None)
+    listed = jobs.store().list(
+        limit=_LIMIT, user=user if who == "mine" else None, status=wanted or None
+    )
     if not listed:
-        st.info("No jobs here yet. Convert or inspect a model and it shows up here.",
-                icon=":material/history:")
+        st.info(
+            "No jobs here yet. Convert or inspect a model and it shows up here.",
+            icon=":material/history:",
+        )
         return
     st.dataframe(
         [_row(j) for j in listed],
         hide_index=True,
         width="stretch",
         column_config={
-            "Open": st.column_config.LinkColumn("Open", display_text="Open",
-                                                help="The job's page; share this link."),
+            "Open": st.column_config.LinkColumn(
+                "Open", display_text="Open", help="The job's page; share this link."
+            ),
             "Note": st.column_config.TextColumn("Note", width="large"),
         },
     )
@@ -97,8 +110,10 @@ def _jobs_list() -> None:
         st.subheader("Your unfinished jobs")
         for j in active:
             a, b = st.columns([4, 1], vertical_alignment="center")
-            a.markdown(f"**{j.model_name}** · {j.preset or j.kind.value} · "
-                       f"{_STATUS_WORDS[j.status]} · {j.progress or 'waiting'}")
+            a.markdown(
+                f"**{j.model_name}** · {j.preset or j.kind.value} · "
+                f"{_STATUS_WORDS[j.status]} · {j.progress or 'waiting'}"
+            )
             if j.cancel_requested:
                 b.caption("Stopping…")
             elif b.button("Cancel", key=f"history.cancel.{j.id}", icon=":material/cancel:"):

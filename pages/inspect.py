@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.server import jobs
 from core.errors import StudioError
+from core.server import jobs
 from core.server.settings import load_settings
 from ui import job_view
 from ui.errors import show_error
@@ -24,10 +24,13 @@ job = job_view.load_job(job_id) if job_id else None
 
 if job is None:
     st.title("Inspect a TFLite model")
-    st.caption("Upload a `.tflite` file to see its operators, sizes, where it runs and its "
-               "graph. To convert a TensorFlow model first, use Convert.")
+    st.caption(
+        "Upload a `.tflite` file to see its operators, sizes, where it runs and its "
+        "graph. To convert a TensorFlow model first, use Convert."
+    )
     uploaded = st.file_uploader(
-        "A .tflite file", type=["tflite"],
+        "A .tflite file",
+        type=["tflite"],
         key=f"{K}upload.{st.session_state.get(K + 'uploader_gen', 0)}",
         max_upload_size=load_settings().max_upload_mb,
     )
@@ -38,8 +41,10 @@ if job is None:
         with st.spinner(f"Storing {uploaded.name}…"):
             model = store_model(uploaded, uploaded.name)
         if not model.is_tflite:
-            st.warning(f"{model.name} is a {model.kind_words}, not a .tflite file: convert it "
-                       "first.", icon=":material/info:")
+            st.warning(
+                f"{model.name} is a {model.kind_words}, not a .tflite file: convert it first.",
+                icon=":material/info:",
+            )
             st.page_link(CONVERT_PAGE, label="Go to Convert", icon=":material/upload_file:")
             st.stop()
         new = submit_inspection(model, user=current_user())
@@ -51,21 +56,29 @@ if job is None:
 
 st.title(job.model_name if job.kind is jobs.JobKind.INSPECT else job_view.job_title(job))
 if job.kind is jobs.JobKind.CONVERT:
-    st.caption(f"Converted with the **{job_view.preset_title(job.preset)}** preset "
-               f"(`{job.preset}`).")
+    st.caption(
+        f"Converted with the **{job_view.preset_title(job.preset)}** preset (`{job.preset}`)."
+    )
 
 if job_view.show_unfinished(job, key="inspect"):
     if job.status is jobs.JobStatus.FAILED:
-        st.page_link(CONVERT_PAGE, label="Back to Convert", icon=":material/upload_file:",
-                     query_params={"job": job.id})
+        st.page_link(
+            CONVERT_PAGE,
+            label="Back to Convert",
+            icon=":material/upload_file:",
+            query_params={"job": job.id},
+        )
     st.stop()
 
 show_report(job, key=K + "report")
 st.divider()
 c1, c2 = st.columns(2)
-c1.page_link(CONVERT_PAGE, label="Convert this model with another preset",
-             icon=":material/tune:",
-             query_params={"job": job.id} if job.kind is jobs.JobKind.CONVERT else None)
+c1.page_link(
+    CONVERT_PAGE,
+    label="Convert this model with another preset",
+    icon=":material/tune:",
+    query_params={"job": job.id} if job.kind is jobs.JobKind.CONVERT else None,
+)
 if c2.button("Inspect another .tflite", key=K + "another", icon=":material/upload:"):
     st.query_params.clear()
     st.rerun()

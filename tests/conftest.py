@@ -64,8 +64,11 @@ def job_consumer(studio_env_module):
 
 
 def chromium_path() -> str | None:
-    for p in (os.environ.get("TFLITE_STUDIO_CHROMIUM"), "/usr/bin/chromium",
-              "/usr/bin/chromium-browser"):
+    for p in (
+        os.environ.get("TFLITE_STUDIO_CHROMIUM"),
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+    ):
         if p and Path(p).is_file():
             return p
     return None

@@ -28,8 +28,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(pred: Callable[[], Any], timeout: float = 60.0, every: float = 0.1,
-              what: str = "condition") -> Any:
+def wait_for(
+    pred: Callable[[], Any], timeout: float = 60.0, every: float = 0.1, what: str = "condition"
+) -> Any:
     end = time.monotonic() + timeout
     while True:
         v = pred()
@@ -85,16 +86,33 @@ def studio_server(data: Path, password: str = "", **env: str) -> Iterator[Server
         "TFLITE_STUDIO_DATA_DIR": str(data),
         "TFLITE_STUDIO_PASSWORD": password,
         "TFLITE_STUDIO_EMBEDDED_WORKERS": "1",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH"))
-                                      if p),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
         **{f"TFLITE_STUDIO_{k.upper()}": str(v) for k, v in env.items()},
     }
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=child_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = Server(f"http://127.0.0.1:{port}", proc, log, data)
 
     def healthy() -> bool:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import requests
+from server_helpers import ROOT, Server, studio_server, tiny_model, wait_for
 
 from core.server.jobs import JobStore
 from core.server.settings import Settings
-from server_helpers import ROOT, Server, studio_server, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -34,21 +34,28 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def idle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """No workers (jobs stay queued) and small limits."""
-    with studio_server(tmp_path_factory.mktemp("idle") / "data", embedded_workers="0",
-                       max_upload_mb="1", max_jobs_per_user="2", max_queue="3") as srv:
+    with studio_server(
+        tmp_path_factory.mktemp("idle") / "data",
+        embedded_workers="0",
+        max_upload_mb="1",
+        max_jobs_per_user="2",
+        max_queue="3",
+    ) as srv:
         yield srv
 
 
-def _post(srv: Server, model: Path | None, auth: Any = None, name: str | None = None,
-          **fields: Any) -> requests.Response:
+def _post(
+    srv: Server, model: Path | None, auth: Any = None, name: str | None = None, **fields: Any
+) -> requests.Response:
     files = {}
     if model is not None:
         files["model"] = (name or model.name, model.read_bytes())
     if "calibration_data" in fields:
         cal = fields.pop("calibration_data")
         files["calibration_data"] = (cal.name, cal.read_bytes())
-    return requests.post(srv.url("/api/jobs"), files=files or None, data=fields, auth=auth,
-                         timeout=60)
+    return requests.post(
+        srv.url("/api/jobs"), files=files or None, data=fields, auth=auth, timeout=60
+    )
 
 
 def _wait(srv: Server, job_id: str, timeout: float = 240) -> dict[str, Any]:
@@ -93,8 +100,9 @@ def test_convert_poll_download(server, model):
 
 def test_a_tflite_upload_becomes_an_inspection(server, model, tmp_path):
     r = _post(server, model, preset="float32")
-    tfl = requests.get(server.url(_wait(server, r.json()["id"])["links"]["model"]),
-                       timeout=30).content
+    tfl = requests.get(
+        server.url(_wait(server, r.json()["id"])["links"]["model"]), timeout=30
+    ).content
     f = tmp_path / "mine.tflite"
     f.write_bytes(tfl)
     r = _post(server, f)
@@ -106,13 +114,16 @@ def test_a_tflite_upload_becomes_an_inspection(server, model, tmp_path):
     assert requests.get(server.url(done["links"]["report"]), timeout=30).status_code == 200
 
 
-@pytest.mark.parametrize(("fields", "status", "words"), [
-    ({"preset": "int3"}, 400, "Unknown preset"),
-    ({"input_shape": "x=1,a"}, 400, "Cannot read the input shape"),
-    ({"calibration_samples": "lots"}, 400, "whole number"),
-    ({"select_tf_ops": "maybe"}, 400, "not true or false"),
-    ({"colour": "red"}, 400, "Unknown field"),
-])
+@pytest.mark.parametrize(
+    ("fields", "status", "words"),
+    [
+        ({"preset": "int3"}, 400, "Unknown preset"),
+        ({"input_shape": "x=1,a"}, 400, "Cannot read the input shape"),
+        ({"calibration_samples": "lots"}, 400, "whole number"),
+        ({"select_tf_ops": "maybe"}, 400, "not true or false"),
+        ({"colour": "red"}, 400, "Unknown field"),
+    ],
+)
 def test_bad_options_are_refused_with_the_fix(idle_server, model, fields, status, words):
     r = _post(idle_server, model, **fields)
     assert r.status_code == status, r.text
@@ -123,8 +134,7 @@ def test_bad_options_are_refused_with_the_fix(idle_server, model, fields, status
 def test_bad_uploads_are_refused(idle_server, model, tmp_path):
     r = requests.post(idle_server.url("/api/jobs"), data={"preset": "float32"}, timeout=10)
     assert r.status_code == 415
-    r = requests.post(idle_server.url("/api/jobs"), files={"preset": (None, "float32")},
-                      timeout=10)
+    r = requests.post(idle_server.url("/api/jobs"), files={"preset": (None, "float32")}, timeout=10)
     assert r.status_code == 400 and "No model file" in r.json()["error"]["message"]
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
@@ -161,16 +171,24 @@ def test_queued_jobs_limits_not_ready_and_cancel(idle_server, model):
 
 
 def test_unknown_jobs_and_path_traversal(idle_server):
-    for path in ("/api/jobs/0123456789abcdef", "/api/jobs/nope/model.tflite",
-                 "/api/jobs/..%2F..%2Fjobs.db/model.tflite", "/api/jobs/%2e%2e/report.json",
-                 "/api/jobs/..%2fsecret_key", "/api/nothing"):
+    for path in (
+        "/api/jobs/0123456789abcdef",
+        "/api/jobs/nope/model.tflite",
+        "/api/jobs/..%2F..%2Fjobs.db/model.tflite",
+        "/api/jobs/%2e%2e/report.json",
+        "/api/jobs/..%2fsecret_key",
+        "/api/nothing",
+    ):
         r = requests.get(idle_server.url(path), timeout=10)
         # 404 from the API, or 400 from Streamlit's own path check in front of it
         assert r.status_code in (400, 404), (path, r.status_code)
         assert b"CREATE TABLE" not in r.content and b"SQLite" not in r.content
-    for path in ("/netron/models/..%2F..%2Fjobs.db/x.tflite",
-                 "/netron/models/" + "0" * 64 + "/..%2F..%2Fjobs.db",
-                 "/netron/..%2F..%2F..%2Fcore%2Fsettings.py", "/netron/%2e%2e/setup.py"):
+    for path in (
+        "/netron/models/..%2F..%2Fjobs.db/x.tflite",
+        "/netron/models/" + "0" * 64 + "/..%2F..%2Fjobs.db",
+        "/netron/..%2F..%2F..%2Fcore%2Fsettings.py",
+        "/netron/%2e%2e/setup.py",
+    ):
         r = requests.get(idle_server.url(path), timeout=10)
         assert r.status_code in (400, 404), (path, r.status_code)
         assert b"CREATE TABLE" not in r.content and b"import" not in r.content
@@ -191,9 +209,23 @@ def test_cli_submit_status_fetch(server, model, tmp_path, capsys):
     from core.cli.server import fetch_cmd, status_cmd, submit_cmd
 
     out, rep = tmp_path / "out.tflite", tmp_path / "r.json"
-    submit_cmd.main([str(model), "--server", server.base, "--preset", "float16", "--wait",
-                     "-o", str(out), "--report", str(rep), "--user", "cli-user"],
-                    standalone_mode=False)
+    submit_cmd.main(
+        [
+            str(model),
+            "--server",
+            server.base,
+            "--preset",
+            "float16",
+            "--wait",
+            "-o",
+            str(out),
+            "--report",
+            str(rep),
+            "--user",
+            "cli-user",
+        ],
+        standalone_mode=False,
+    )
     job_id = capsys.readouterr().out.strip()
     assert out.read_bytes()[4:8] == b"TFL3" and json.loads(rep.read_text())["file"]
     status_cmd.main([job_id, "--server", server.base, "--json"], standalone_mode=False)

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from core.model.archive import ModelKind, UnpackLimits, detect_kind, prepare_model
 from core.errors import ModelFormatError, Phase, StudioError, UnpackError, UnsafeArchiveError
+from core.model.archive import ModelKind, UnpackLimits, detect_kind, prepare_model
 
-SM = {"saved_model.pb": b"\x08\x01pb", "variables/variables.index": b"idx",
-      "variables/variables.data-00000-of-00001": b"data" * 10}
+SM = {
+    "saved_model.pb": b"\x08\x01pb",
+    "variables/variables.index": b"idx",
+    "variables/variables.data-00000-of-00001": b"data" * 10,
+}
 
 
 def make_zip(path: Path, members: dict[str, bytes], prefix: str = "") -> Path:
@@ -99,40 +102,68 @@ def _lying_sizes(path: Path) -> Path:
     data = bytearray(path.read_bytes())
     # patch the uncompressed size in the central directory record to 10 bytes
     cd = data.rfind(b"PK\x01\x02")
-    data[cd + 24: cd + 28] = (10).to_bytes(4, "little")
+    data[cd + 24 : cd + 28] = (10).to_bytes(4, "little")
     lh = data.find(b"PK\x03\x04")
-    data[lh + 22: lh + 26] = (10).to_bytes(4, "little")
+    data[lh + 22 : lh + 26] = (10).to_bytes(4, "little")
     path.write_bytes(bytes(data))
     return path
 
 
 BAD = {
-    "not an archive": (lambda p: (p.write_bytes(b"hello, I am text" * 10), p)[1],
-                       UnpackError, "not a valid zip archive"),
+    "not an archive": (
+        lambda p: (p.write_bytes(b"hello, I am text" * 10), p)[1],
+        UnpackError,
+        "not a valid zip archive",
+    ),
     "empty file": (lambda p: (p.write_bytes(b""), p)[1], ModelFormatError, "empty"),
-    "truncated zip": (lambda p: (p.write_bytes(make_zip(p, SM).read_bytes()[:60]), p)[1],
-                      UnpackError, "cut short"),
-    "truncated tar.gz": (lambda p: (p.write_bytes(make_tar(p, SM).read_bytes()[:40]), p)[1],
-                         UnpackError, "cut short"),
-    "absolute path": (lambda p: make_zip(p, {"/tmp/evil/saved_model.pb": b"x"}),
-                      UnsafeArchiveError, "absolute path"),
-    "dot-dot": (lambda p: make_zip(p, {"../../evil/saved_model.pb": b"x"}),
-                UnsafeArchiveError, "escapes"),
-    "tar dot-dot": (lambda p: make_tar(p, {"a/../../saved_model.pb": b"x"}),
-                    UnsafeArchiveError, "escapes"),
+    "truncated zip": (
+        lambda p: (p.write_bytes(make_zip(p, SM).read_bytes()[:60]), p)[1],
+        UnpackError,
+        "cut short",
+    ),
+    "truncated tar.gz": (
+        lambda p: (p.write_bytes(make_tar(p, SM).read_bytes()[:40]), p)[1],
+        UnpackError,
+        "cut short",
+    ),
+    "absolute path": (
+        lambda p: make_zip(p, {"/tmp/evil/saved_model.pb": b"x"}),
+        UnsafeArchiveError,
+        "absolute path",
+    ),
+    "dot-dot": (
+        lambda p: make_zip(p, {"../../evil/saved_model.pb": b"x"}),
+        UnsafeArchiveError,
+        "escapes",
+    ),
+    "tar dot-dot": (
+        lambda p: make_tar(p, {"a/../../saved_model.pb": b"x"}),
+        UnsafeArchiveError,
+        "escapes",
+    ),
     "zip symlink": (_zip_with_symlink, UnsafeArchiveError, "symbolic link"),
     "tar symlink": (lambda p: _tar_with(p, "symlink"), UnsafeArchiveError, "link"),
     "tar hardlink": (lambda p: _tar_with(p, "hardlink"), UnsafeArchiveError, "link"),
     "tar fifo": (lambda p: _tar_with(p, "fifo"), UnsafeArchiveError, "special file"),
-    "too many members": (lambda p: make_zip(p, {f"f{i}": b"" for i in range(60)}),
-                         UnsafeArchiveError, "more than 50 members"),
+    "too many members": (
+        lambda p: make_zip(p, {f"f{i}": b"" for i in range(60)}),
+        UnsafeArchiveError,
+        "more than 50 members",
+    ),
     "zip bomb": (_bomb, UnsafeArchiveError, "zip bomb"),
     "sizes that lie": (_lying_sizes, UnpackError, "corrupt"),
-    "no saved_model.pb": (lambda p: make_zip(p, {"model/weights.bin": b"w"}),
-                          ModelFormatError, "No saved_model.pb"),
-    "two models": (lambda p: make_zip(p, {**{"a/" + k: v for k, v in SM.items()},
-                                          **{"b/" + k: v for k, v in SM.items()}}),
-                   ModelFormatError, "holds 2 models"),
+    "no saved_model.pb": (
+        lambda p: make_zip(p, {"model/weights.bin": b"w"}),
+        ModelFormatError,
+        "No saved_model.pb",
+    ),
+    "two models": (
+        lambda p: make_zip(
+            p, {**{"a/" + k: v for k, v in SM.items()}, **{"b/" + k: v for k, v in SM.items()}}
+        ),
+        ModelFormatError,
+        "holds 2 models",
+    ),
 }
 
 
@@ -143,9 +174,8 @@ def test_bad_archives_get_a_clear_error_and_leave_nothing(tmp_path, workdir, cas
     archive = build(tmp_path / name)
     limits = UnpackLimits(max_members=50, max_total_bytes=200 << 20, ratio_floor_bytes=1 << 20)
     before = set(os.listdir(tmp_path))
-    with pytest.raises(err_type) as e:
-        with prepare_model(archive, workdir, limits):
-            pass
+    with pytest.raises(err_type) as e, prepare_model(archive, workdir, limits):
+        pass
     err = e.value
     assert isinstance(err, StudioError)
     assert words in err.message

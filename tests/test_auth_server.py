@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from server_helpers import Server, studio_server, tiny_model, wait_for
 
 from core.server.settings import Settings
-from server_helpers import Server, studio_server, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +25,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
 
 
-def _login(srv: Server, name: str = "ann", password: str = PASSWORD,
-           next_: str = "/") -> requests.Response:
-    return requests.post(srv.url("/login"), data={"name": name, "password": password,
-                                                  "next": next_},
-                         allow_redirects=False, timeout=10)
+def _login(
+    srv: Server, name: str = "ann", password: str = PASSWORD, next_: str = "/"
+) -> requests.Response:
+    return requests.post(
+        srv.url("/login"),
+        data={"name": name, "password": password, "next": next_},
+        allow_redirects=False,
+        timeout=10,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +55,9 @@ def test_open_routes(server):
     assert r.headers["x-frame-options"] == "DENY"
 
 
-@pytest.mark.parametrize("path", ["/", "/inspect?job=0123456789abcdef", "/history",
-                                  "/netron/index.html"])
+@pytest.mark.parametrize(
+    "path", ["/", "/inspect?job=0123456789abcdef", "/history", "/netron/index.html"]
+)
 def test_pages_redirect_to_login(server, path):
     r = requests.get(server.url(path), headers=HTML, allow_redirects=False, timeout=10)
     assert r.status_code == 303
@@ -60,17 +65,20 @@ def test_pages_redirect_to_login(server, path):
     assert requests.utils.unquote(r.headers["location"].split("next=", 1)[1]) == path
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/_stcore/host-config"),
-    ("GET", "/_stcore/metrics"),
-    ("POST", "/_stcore/agent/interact"),
-    ("PUT", "/_stcore/upload_file/s/f"),
-    ("GET", "/media/0123.png"),
-    ("GET", "/static/js/index.js"),
-    ("GET", "/favicon.png"),
-    ("GET", "/netron/browser.js"),
-    ("GET", "/netron/models/" + "0" * 64 + "/m.tflite"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/_stcore/host-config"),
+        ("GET", "/_stcore/metrics"),
+        ("POST", "/_stcore/agent/interact"),
+        ("PUT", "/_stcore/upload_file/s/f"),
+        ("GET", "/media/0123.png"),
+        ("GET", "/static/js/index.js"),
+        ("GET", "/favicon.png"),
+        ("GET", "/netron/browser.js"),
+        ("GET", "/netron/models/" + "0" * 64 + "/m.tflite"),
+    ],
+)
 def test_other_routes_answer_401(server, method, path):
     r = requests.request(method, server.url(path), timeout=10, allow_redirects=False)
     assert r.status_code == 401, (path, r.status_code)
@@ -82,8 +90,9 @@ def test_api_needs_the_password(server, model):
     assert "Bearer" in r.headers["www-authenticate"]
     r = requests.get(server.url("/api/jobs"), auth=("ann", "wrong"), timeout=10)
     assert r.status_code == 401 and r.json()["error"]["message"] == "Wrong password."
-    r = requests.post(server.url("/api/jobs"), files={"model": (model.name, model.read_bytes())},
-                      timeout=30)
+    r = requests.post(
+        server.url("/api/jobs"), files={"model": (model.name, model.read_bytes())}, timeout=30
+    )
     assert r.status_code == 401
     assert not list((server.data / "artifacts").glob("??/*"))  # nothing was stored
 
@@ -97,8 +106,9 @@ def test_websocket_needs_the_cookie(server, cookies):
         connect(ws_url, subprotocols=["streamlit"], open_timeout=10).close()
     assert e.value.response.status_code == 403
     cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-    ws = connect(ws_url, subprotocols=["streamlit"], open_timeout=10,
-                 additional_headers={"Cookie": cookie})
+    ws = connect(
+        ws_url, subprotocols=["streamlit"], open_timeout=10, additional_headers={"Cookie": cookie}
+    )
     ws.close()
 
 
@@ -112,15 +122,18 @@ def test_login_sets_a_safe_cookie_and_opens_everything(server, cookies):
     assert _login(server, next_="https://evil.example").headers["location"] == "/"
 
     assert requests.get(server.url("/"), cookies=cookies, timeout=10).status_code == 200
-    assert requests.get(server.url("/_stcore/host-config"), cookies=cookies,
-                        timeout=10).status_code == 200
+    assert (
+        requests.get(server.url("/_stcore/host-config"), cookies=cookies, timeout=10).status_code
+        == 200
+    )
     r = requests.get(server.url("/netron/index.html"), cookies=cookies, timeout=10)
     assert r.status_code == 200
     r = requests.get(server.url("/api"), cookies=cookies, timeout=10)
     assert r.status_code == 200 and r.json()["user"] == "ann"
     # a login page visit while signed in goes straight on
-    r = requests.get(server.url("/login?next=/history"), cookies=cookies,
-                     allow_redirects=False, timeout=10)
+    r = requests.get(
+        server.url("/login?next=/history"), cookies=cookies, allow_redirects=False, timeout=10
+    )
     assert r.status_code == 303 and r.headers["location"] == "/history"
 
 
@@ -132,22 +145,28 @@ def test_wrong_password_and_forged_cookies(server, cookies):
     value = cookies["tflite_studio_session"]
     forged = value[:-2] + ("AA" if not value.endswith("AA") else "BB")
     for bad in (forged, "eyJ1IjoiZXZlIn0.abc.def", ""):
-        r = requests.get(server.url("/api"), cookies={"tflite_studio_session": bad},
-                         timeout=10)
+        r = requests.get(server.url("/api"), cookies={"tflite_studio_session": bad}, timeout=10)
         assert r.status_code == 401
 
 
 def test_api_clients_bearer_and_basic(server, model, cookies):
-    r = requests.get(server.url("/api"), headers={"Authorization": f"Bearer {PASSWORD}"},
-                     timeout=10)
+    r = requests.get(
+        server.url("/api"), headers={"Authorization": f"Bearer {PASSWORD}"}, timeout=10
+    )
     assert r.status_code == 200 and r.json()["user"] == "api"
-    r = requests.get(server.url("/api"), headers={"Authorization": f"Bearer {PASSWORD}",
-                                                  "X-TFLite-Studio-User": "ci-bot"},
-                     timeout=10)
+    r = requests.get(
+        server.url("/api"),
+        headers={"Authorization": f"Bearer {PASSWORD}", "X-TFLite-Studio-User": "ci-bot"},
+        timeout=10,
+    )
     assert r.json()["user"] == "ci-bot"
-    r = requests.post(server.url("/api/jobs"), auth=("bob", PASSWORD),
-                      files={"model": (model.name, model.read_bytes())},
-                      data={"preset": "float32"}, timeout=30)
+    r = requests.post(
+        server.url("/api/jobs"),
+        auth=("bob", PASSWORD),
+        files={"model": (model.name, model.read_bytes())},
+        data={"preset": "float32"},
+        timeout=30,
+    )
     assert r.status_code == 201 and r.json()["user"] == "bob"
     job = r.json()
     # another person may not cancel bob's job
@@ -155,8 +174,9 @@ def test_api_clients_bearer_and_basic(server, model, cookies):
     assert r.status_code == 403 and "bob's job" in r.json()["error"]["message"]
 
     def finished() -> dict | None:
-        j = requests.get(server.url(job["links"]["self"]), auth=("bob", PASSWORD),
-                         timeout=10).json()
+        j = requests.get(
+            server.url(job["links"]["self"]), auth=("bob", PASSWORD), timeout=10
+        ).json()
         return j if j["status"] in ("done", "failed") else None
 
     done = wait_for(finished, timeout=240, every=0.3, what="bob's job")
@@ -172,8 +192,10 @@ def test_api_clients_bearer_and_basic(server, model, cookies):
 def test_logout_clears_the_cookie(server):
     r = requests.get(server.url("/logout"), allow_redirects=False, timeout=10)
     assert r.status_code == 303 and r.headers["location"] == "/login"
-    assert 'tflite_studio_session=""' in r.headers["set-cookie"] or \
-        "max-age=0" in r.headers["set-cookie"].lower()
+    assert (
+        'tflite_studio_session=""' in r.headers["set-cookie"]
+        or "max-age=0" in r.headers["set-cookie"].lower()
+    )
 
 
 # ---------------------------------------------------------------- in-process units
@@ -186,13 +208,14 @@ def test_cookie_signing_expiry_and_password_change(tmp_path):
     v = auth.make_session_cookie(s, " ann ")
     assert auth.read_session_cookie(s, v) == "ann"
     assert auth.read_session_cookie(Settings(data_dir=tmp_path, password="new"), v) is None
-    assert auth.read_session_cookie(Settings(data_dir=tmp_path / "other", password="pw"),
-                                     v) is None
+    assert auth.read_session_cookie(Settings(data_dir=tmp_path / "other", password="pw"), v) is None
     expired = Settings(data_dir=tmp_path, password="pw", session_days=-1)
     assert auth.read_session_cookie(expired, v) is None
     assert auth.user_from_headers({}, {"tflite_studio_session": v}, settings=s) == "ann"
-    assert auth.user_from_headers({"Cookie": f"a=b; tflite_studio_session={v}"}, {},
-                                  settings=s) == "ann"
+    assert (
+        auth.user_from_headers({"Cookie": f"a=b; tflite_studio_session={v}"}, {}, settings=s)
+        == "ann"
+    )
     assert auth.user_from_headers({}, {}, settings=s) == "local"
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
@@ -224,8 +247,9 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
     from core.server.api import api_routes
 
     s = Settings(data_dir=tmp_path, password="pw")
-    app = Starlette(routes=[*auth.login_routes(s), *api_routes(s)],
-                    middleware=auth.auth_middleware(s))
+    app = Starlette(
+        routes=[*auth.login_routes(s), *api_routes(s)], middleware=auth.auth_middleware(s)
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -237,13 +261,16 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
     try:
         wait_for(lambda: srv.started, timeout=20, what="the test app")
         auth._limiter.reset("127.0.0.1")
-        codes = [requests.get(base + "/api", auth=("x", "nope"), timeout=5).status_code
-                 for _ in range(auth._MAX_FAILS)]
+        codes = [
+            requests.get(base + "/api", auth=("x", "nope"), timeout=5).status_code
+            for _ in range(auth._MAX_FAILS)
+        ]
         assert codes == [401] * (auth._MAX_FAILS - 1) + [429]
         r = requests.get(base + "/api", auth=("x", "pw"), timeout=5)
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
-        r = requests.post(base + "/login", data={"name": "x", "password": "pw"}, timeout=5,
-                          allow_redirects=False)
+        r = requests.post(
+            base + "/login", data={"name": "x", "password": "pw"}, timeout=5, allow_redirects=False
+        )
         assert r.status_code == 429 and "Too many wrong passwords" in r.text
         cookie = auth.make_session_cookie(s, "ann")  # a signed-in browser still works
         r = requests.get(base + "/api", cookies={auth.COOKIE_NAME: cookie}, timeout=5)

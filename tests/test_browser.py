@@ -30,8 +30,9 @@ CHROMIUM = chromium_path()
 if CHROMIUM is None and os.environ.get("CI"):
     raise RuntimeError("CI must run the browser tests: .ci/run installs Debian's chromium")
 if CHROMIUM is None:
-    pytest.skip("no system Chromium (/usr/bin/chromium); .ci/run installs it",
-                allow_module_level=True)
+    pytest.skip(
+        "no system Chromium (/usr/bin/chromium); .ci/run installs it", allow_module_level=True
+    )
 
 ARTIFACTS = ROOT / "test-artifacts"
 SAMPLE = ROOT / "sample_models" / "digits_classifier.zip"
@@ -43,12 +44,23 @@ def _serve_command(port: int) -> list[str]:
     script (a patched copy of app.py) when debugging the app's wiring."""
     override = os.environ.get("TFLITE_STUDIO_TEST_APP")
     if override:
-        return [sys.executable, "-m", "streamlit", "run", override, "--server.port", str(port),
-                "--server.address", "127.0.0.1"]
+        return [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            override,
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ]
     # `make run` installs first when pyproject.toml changed; when its stamp is stale
     # (pytest run by hand, not via `make test`) run what it runs after installing.
-    stale = subprocess.run(["make", "-q", ".venv/.run-stamp"], cwd=ROOT,
-                           capture_output=True).returncode != 0
+    stale = (
+        subprocess.run(["make", "-q", ".venv/.run-stamp"], cwd=ROOT, capture_output=True).returncode
+        != 0
+    )
     if stale:
         return [str(ROOT / ".venv" / "bin" / "tflite-studio"), "serve", "--port", str(port)]
     return ["make", "run", f"PORT={port}"]
@@ -73,20 +85,32 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: 
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("browser")
     port = free_port()
-    env = {**os.environ, "TFLITE_STUDIO_DATA_DIR": str(tmp / "data"),
-           "TFLITE_STUDIO_WORKERS": "1", "TFLITE_STUDIO_EMBEDDED_WORKERS": "1",
-           "TFLITE_STUDIO_PASSWORD": "", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "TFLITE_STUDIO_DATA_DIR": str(tmp / "data"),
+        "TFLITE_STUDIO_WORKERS": "1",
+        "TFLITE_STUDIO_EMBEDDED_WORKERS": "1",
+        "TFLITE_STUDIO_PASSWORD": "",
+        "PYTHONPATH": str(ROOT),
+    }
     log = tmp / "server.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(_serve_command(port), cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            _serve_command(port),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc, log, 90)
         with urllib.request.urlopen(base + "/netron/index.html", timeout=10) as r:
             assert "Content-Security-Policy" in r.headers, (
                 "the app's own routes are not served: `streamlit run app.py` must find "
-                "`app = st.App(...)` (an assignment it can see) to serve the st.App")
+                "`app = st.App(...)` (an assignment it can see) to serve the st.App"
+            )
         yield base
     finally:
         try:
@@ -105,8 +129,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def browser_page(server: str) -> Iterator[tuple[object, list[str]]]:
     with playwright_sync.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      accept_downloads=True)
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, accept_downloads=True
+        )
         context.set_default_timeout(30_000)
         requests: list[str] = []
         context.on("request", lambda r: requests.append(r.url))  # pages, frames, workers
@@ -167,8 +192,9 @@ def _convert_and_wait(page, preset_title: str) -> None:  # type: ignore[no-untyp
     page.get_by_role("button", name="Convert", exact=True).click()
     page.wait_for_url("**job=*")
     try:  # the live progress, when the job is not already done
-        page.get_by_text("Working on").or_(page.get_by_text("Waiting in the queue")).first \
-            .wait_for(timeout=5_000)
+        page.get_by_text("Working on").or_(page.get_by_text("Waiting in the queue")).first.wait_for(
+            timeout=5_000
+        )
         _shot(page, f"0x-convert-running-{preset_title.split()[0].lower()}")
     except playwright_sync.TimeoutError:
         pass
@@ -184,7 +210,8 @@ def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path
 
     # Upload a sample through the real file uploader.
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        str(SAMPLE))
+        str(SAMPLE)
+    )
     _app_text(page, "digits_classifier.zip · SavedModel (zip)")
     _shot(page, "02-convert-model-chosen")
 
@@ -251,19 +278,26 @@ def test_convert_two_presets_inspect_and_download(browser_page, server, tmp_path
     other.close()
 
     # Every other page renders without an error.
-    for path, marker, shot in (("/guide", "What quantization does", "06-guide"),
-                               ("/inspect", "Inspect a TFLite model", "07-inspect-empty"),
-                               ("/history", "History", "08-history"),
-                               ("/compare", "Which preset should I ship?", "09-compare")):
+    for path, marker, shot in (
+        ("/guide", "What quantization does", "06-guide"),
+        ("/inspect", "Inspect a TFLite model", "07-inspect-empty"),
+        ("/history", "History", "08-history"),
+        ("/compare", "Which preset should I ship?", "09-compare"),
+    ):
         page.goto(server + path)
         _app_text(page, marker)
         assert page.get_by_test_id("stException").count() == 0, path
         _shot(page, shot)
 
     # Nothing left the machine: pages, frames (Netron), workers, downloads.
-    outside = sorted({u for u in requests
-                      if urlsplit(u).scheme not in ("data", "blob")
-                      and urlsplit(u).hostname not in ("127.0.0.1",)})
+    outside = sorted(
+        {
+            u
+            for u in requests
+            if urlsplit(u).scheme not in ("data", "blob")
+            and urlsplit(u).hostname not in ("127.0.0.1",)
+        }
+    )
     assert not outside, f"requests left 127.0.0.1: {outside}"
     assert any("/netron/" in u for u in requests)
 
@@ -291,7 +325,12 @@ def test_compare_sample_presets_in_one_click(browser_page, server):
     assert "99%" in body
     assert page.get_by_test_id("stException").count() == 0
     _shot(page, "10-compare-sweep")
-    outside = sorted({u for u in requests
-                      if urlsplit(u).scheme not in ("data", "blob")
-                      and urlsplit(u).hostname not in ("127.0.0.1",)})
+    outside = sorted(
+        {
+            u
+            for u in requests
+            if urlsplit(u).scheme not in ("data", "blob")
+            and urlsplit(u).hostname not in ("127.0.0.1",)
+        }
+    )
     assert not outside, f"requests left 127.0.0.1: {outside}"

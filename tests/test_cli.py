@@ -17,8 +17,9 @@ CLI = [sys.executable, "-m", "core.cli"]
 
 def run(*args, cwd=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +41,28 @@ def assert_clean_failure(proc, out: Path, *words):
 def test_convert_writes_model_and_json_report(models, tmp_path):
     archive = shutil.make_archive(str(tmp_path / "tiny"), "zip", models, "tiny_sm")
     out, rep = tmp_path / "o.tflite", tmp_path / "r.json"
-    p = run("convert", archive, "-o", out, "--preset", "int8", "--calibration-data",
-            models / "tiny_cal.npz", "--report", rep)
+    p = run(
+        "convert",
+        archive,
+        "-o",
+        out,
+        "--preset",
+        "int8",
+        "--calibration-data",
+        models / "tiny_cal.npz",
+        "--report",
+        rep,
+    )
     assert p.returncode == 0, p.stderr
     assert out.read_bytes()[4:8] == b"TFL3"
     r = json.loads(rep.read_text())
     assert r["preset"] == "int8"
     assert r["options"]["calibration_source"] == "arrays"
-    assert r["input"] == {"name": "tiny.zip", "kind": "saved_model",
-                          "size_bytes": Path(archive).stat().st_size}
+    assert r["input"] == {
+        "name": "tiny.zip",
+        "kind": "saved_model",
+        "size_bytes": Path(archive).stat().st_size,
+    }
     assert r["output"]["size_bytes"] == out.stat().st_size
     assert r["conversion_seconds"] > 0
     assert isinstance(r["warnings"], list)
@@ -84,8 +98,9 @@ def test_bad_inputs(tmp_path):
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"PK\x03\x04 truncated")
     assert_clean_failure(run("convert", junk, "-o", out), out, "error: [unpack]", "cut short")
-    assert_clean_failure(run("convert", tmp_path / "nope.zip", "-o", out), out,
-                         "error:", "does not exist")
+    assert_clean_failure(
+        run("convert", tmp_path / "nope.zip", "-o", out), out, "error:", "does not exist"
+    )
 
 
 def test_presets_lists_every_id():

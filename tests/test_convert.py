@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from core.pipeline.convert import convert_model
-from core.worker.convert_errors import parse_converter_error
-from core.worker.data import SYNTHETIC_WARNING
 from core.errors import (
     CalibrationError,
     ConvertError,
-    QuantizeError,
     LoadError,
     OptionsError,
     Phase,
+    QuantizeError,
     UnsupportedOpsError,
 )
 from core.options import ConversionOptions, Preset
+from core.pipeline.convert import convert_model
+from core.worker.convert_errors import parse_converter_error
+from core.worker.data import SYNTHETIC_WARNING
 from tests.helpers.models import build_tiny_models
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,9 @@ def convert(src, tmp_path, **opts):
 @pytest.mark.parametrize("preset", [p.value for p in Preset])
 def test_every_preset_converts_a_zipped_saved_model(models, tmp_path, preset):
     archive = shutil.make_archive(str(tmp_path / "tiny"), "zip", models, "tiny_sm")
-    res, out = convert(archive, tmp_path, preset=preset,
-                       calibration_path=str(models / "tiny_cal.npz"))
+    res, out = convert(
+        archive, tmp_path, preset=preset, calibration_path=str(models / "tiny_cal.npz")
+    )
     assert res.preset == preset and res.input_kind == "saved_model"
     assert res.signature_key == "serving_default"
     assert [i.name for i in res.inputs] == ["image"]
@@ -74,8 +75,11 @@ def test_synthetic_calibration_is_flagged(models, tmp_path):
 
 def test_tar_gz_keras_and_h5_inputs(models, tmp_path):
     tgz = shutil.make_archive(str(tmp_path / "tiny"), "gztar", models, "tiny_sm")
-    for src, kind in ((tgz, "saved_model"), (models / "tiny.keras", "keras"),
-                      (models / "tiny.h5", "h5")):
+    for src, kind in (
+        (tgz, "saved_model"),
+        (models / "tiny.keras", "keras"),
+        (models / "tiny.h5", "h5"),
+    ):
         res, out = convert(src, tmp_path, preset="dynamic")
         assert res.input_kind == kind
         assert next(iter(run_tflite(out).values())).shape == (1, 3)
@@ -130,8 +134,7 @@ def test_several_signatures_must_be_chosen(models, tmp_path):
 def test_dynamic_dimensions_are_fixed_by_input_shape(models, tmp_path):
     res, out = convert(models / "dynamic_sm", tmp_path)
     assert any("dynamic dimensions" in w for w in res.warnings)
-    res, out = convert(models / "dynamic_sm", tmp_path,
-                       input_shapes=(("pic", (1, 16, 16, 3)),))
+    res, out = convert(models / "dynamic_sm", tmp_path, input_shapes=(("pic", (1, 16, 16, 3)),))
     (detail,) = Interpreter(model_path=str(out)).get_input_details()
     assert list(detail["shape_signature"]) == [1, 16, 16, 3]
     assert res.inputs[0].shape == (1, 16, 16, 3)
@@ -174,9 +177,11 @@ def test_a_tflite_upload_is_not_converted(models, tmp_path):
 
 
 def test_converter_messages_are_parsed():
-    msg = ("error: 'tf.Foo' op is neither a custom op nor a flex op\n"
-           "Some ops are not supported by the native TFLite runtime, you can enable TF "
-           "kernels fallback using TF Select.\nTF Select ops: Cumprod, Bar\nDetails: ...")
+    msg = (
+        "error: 'tf.Foo' op is neither a custom op nor a flex op\n"
+        "Some ops are not supported by the native TFLite runtime, you can enable TF "
+        "kernels fallback using TF Select.\nTF Select ops: Cumprod, Bar\nDetails: ..."
+    )
     err = parse_converter_error(msg, ConversionOptions())
     assert isinstance(err, UnsupportedOpsError) and err.select_tf_ops == ["Bar", "Cumprod"]
     err = parse_converter_error("Custom ops: MyOp\nDetails:", ConversionOptions(select_tf_ops=True))

@@ -40,9 +40,22 @@ def swept(tmp_path_factory):
     require_samples(MODEL, CAL, EVAL)
     out = tmp_path_factory.mktemp("digits-sweep")
     report = out / "report.json"
-    rc = cli("sweep", MODEL, "--calibration-data", CAL, "--eval-data", EVAL,
-             "--report", report, "--out-dir", out / "models", "--runs", "30",
-             "--keep-worst", "2")
+    rc = cli(
+        "sweep",
+        MODEL,
+        "--calibration-data",
+        CAL,
+        "--eval-data",
+        EVAL,
+        "--report",
+        report,
+        "--out-dir",
+        out / "models",
+        "--runs",
+        "30",
+        "--keep-worst",
+        "2",
+    )
     assert rc == 0
     return json.loads(report.read_text()), out / "models"
 
@@ -94,8 +107,9 @@ def test_per_layer_error_for_int8_and_int16x8(swept):
     assert int8["method"] == "quantization_debugger" and int8["samples"] > 0
     ops = {x["op"] for x in int8["layers"]}
     assert {"CONV_2D", "FULLY_CONNECTED"} <= ops
-    assert int8["worst"] and all(x["rmse_over_scale"] is not None
-                                 for x in int8["layers"] if x["scale"] > 0)
+    assert int8["worst"] and all(
+        x["rmse_over_scale"] is not None for x in int8["layers"] if x["scale"] > 0
+    )
     assert int8["keep_float_preset"] == "int8-float-io"
     i16 = by["int16x8"]
     assert i16["method"] == "tensor_compare" and i16["layers"]
@@ -121,24 +135,32 @@ def test_keeping_the_worst_layers_in_float(swept, tmp_path):
     from core.tasks.layers import LayerErrorReport
 
     report, _ = swept
-    le = LayerErrorReport.from_dict(next(x for x in report["layer_errors"]
-                                         if x["method"] == "quantization_debugger"))
+    le = LayerErrorReport.from_dict(
+        next(x for x in report["layer_errors"] if x["method"] == "quantization_debugger")
+    )
     keep = le.worst_n(2)
     out = tmp_path / "kept.tflite"
-    res = convert_model(MODEL, out, ConversionOptions(
-        preset="int8-float-io", calibration_path=str(CAL), keep_float_ops=keep))
+    res = convert_model(
+        MODEL,
+        out,
+        ConversionOptions(preset="int8-float-io", calibration_path=str(CAL), keep_float_ops=keep),
+    )
     assert not [w for w in res.warnings if "keep in float" in w], res.warnings
     interp = Interpreter(model_path=str(out))
     names = {d["index"]: d for d in interp.get_tensor_details()}
-    float_outputs = {names[i]["name"] for op in interp._get_ops_details()
-                     for i in op["outputs"] if i in names
-                     and names[i]["dtype"].__name__ == "float32"}
+    float_outputs = {
+        names[i]["name"]
+        for op in interp._get_ops_details()
+        for i in op["outputs"]
+        if i in names and names[i]["dtype"].__name__ == "float32"
+    }
     assert set(keep) <= float_outputs
     # the same trained weights as a .keras file: the original runs through Keras' export
     keras_file = SAMPLES / "digits_classifier.keras"
     require_samples(keras_file)
-    acc = evaluate(keras_file, out, eval_data=EVAL,
-                   options=ConversionOptions(calibration_path=str(CAL)))
+    acc = evaluate(
+        keras_file, out, eval_data=EVAL, options=ConversionOptions(calibration_path=str(CAL))
+    )
     assert acc.primary.top1_agreement >= 0.97 and acc.verdict in ("good", "check")
     assert acc.primary.accuracy_original == pytest.approx(0.9867, abs=0.01)
 
@@ -154,8 +176,11 @@ def test_diff_of_float32_and_int8_lists_the_quantized_tensors(swept, capsys):
     assert "digits_classifier_1/conv_1/convolution" in q
     assert "serving_default_image:0" in q  # int8 input
     assert {o["op"] for o in d["ops_changed"]} >= {"CONV_2D", "FULLY_CONNECTED"}
-    assert all("int8" in t["dtype_b"].lower() or "int32" in t["dtype_b"].lower()
-               for t in d["tensors_changed"] if t["name"] in q)
+    assert all(
+        "int8" in t["dtype_b"].lower() or "int32" in t["dtype_b"].lower()
+        for t in d["tensors_changed"]
+        if t["name"] in q
+    )
     fc = next(s for s in d["by_op_type"] if s["op"] == "FULLY_CONNECTED")
     assert fc["weight_bytes_b"] < fc["weight_bytes_a"] / 3
     assert cli("diff", f32, i8) == 0
@@ -168,8 +193,7 @@ def test_benchmark_json_has_p50(swept, capsys, runtime):
     i8 = next(models.glob("*-int8.tflite"))
     capsys.readouterr()
     extra = ["--runtime", runtime] if runtime else []
-    assert cli("benchmark", i8, "--threads", "1,2", "--runs", "20", "--format", "json",
-               *extra) == 0
+    assert cli("benchmark", i8, "--threads", "1,2", "--runs", "20", "--format", "json", *extra) == 0
     d = json.loads(capsys.readouterr().out)
     want = runtime or "compiled_model"  # the default
     assert d["runtime_api"] == want  # no fallback

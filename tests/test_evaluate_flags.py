@@ -26,9 +26,13 @@ def bad_calibration_job(studio_env_module, job_consumer, tmp_path_factory):
     require_samples(MODEL, CAL, EVAL)
     zeros = tmp_path_factory.mktemp("cal") / "zeros.npz"
     np.savez(zeros, image=np.zeros((100, 8, 8, 1), np.float32))
-    job = jobs.submit(jobs.JobKind.SWEEP, MODEL, model_name=MODEL.name,
-                      params={"presets": ["float32", "int8"], "runs": 20},
-                      extra_files={"calibration": zeros, "eval": EVAL})
+    job = jobs.submit(
+        jobs.JobKind.SWEEP,
+        MODEL,
+        model_name=MODEL.name,
+        params={"presets": ["float32", "int8"], "runs": 20},
+        extra_files={"calibration": zeros, "eval": EVAL},
+    )
     return jobs.wait(job.id, timeout=300)
 
 
@@ -42,8 +46,9 @@ def test_constant_calibration_shows_a_large_error_and_is_flagged(bad_calibration
     assert row["metrics"]["accuracy_drop"] > 0.4
     codes = {f["code"] for f in row["accuracy"]["flags"]}
     assert {"large_error", "calibration_constant"} <= codes
-    assert any(f["code"] == "calibration_constant" and "constant" in f["message"]
-               for f in report["flags"])
+    assert any(
+        f["code"] == "calibration_constant" and "constant" in f["message"] for f in report["flags"]
+    )
     rec = report["recommendation"]
     assert rec["preset"] == "float32" and "Outside the rule: int8" in rec["text"]
     layers = next(le for le in report["layer_errors"] if le["preset"] == "int8")
@@ -66,8 +71,11 @@ def test_compare_page_shows_the_sweep_and_reconverts(bad_calibration_job):
     assert "quantized" in " ".join(m.value for m in at.markdown)  # the diff's summary
     at.button(key="compare.layers.reconvert.int8").click().run()
     assert not at.exception
-    rid = at.query_params["reconvert"][0] if isinstance(at.query_params["reconvert"], list) \
+    rid = (
+        at.query_params["reconvert"][0]
+        if isinstance(at.query_params["reconvert"], list)
         else at.query_params["reconvert"]
+    )
     ej = jobs.wait(str(rid), timeout=300)
     assert ej.status.value == "done", ej.error
     row = ej.result["row"]
@@ -85,11 +93,16 @@ def test_select_tf_ops_model_says_plainly_it_cannot_run_here():
     from core.tasks.sweep import SweepRequest
 
     require_samples(SELECT, SELECT_CAL)
-    report = sweep(SweepRequest(
-        str(SELECT), presets=("float32",),
-        variants=(ConversionOptions(preset="float32", select_tf_ops=True),),
-        options=ConversionOptions(calibration_path=str(SELECT_CAL)), runs=10,
-        layer_errors=False))
+    report = sweep(
+        SweepRequest(
+            str(SELECT),
+            presets=("float32",),
+            variants=(ConversionOptions(preset="float32", select_tf_ops=True),),
+            options=ConversionOptions(calibration_path=str(SELECT_CAL)),
+            runs=10,
+            layer_errors=False,
+        )
+    )
     plain, flex = report.rows
     assert plain.label == "float32" and plain.failed_step == "convert"
     assert plain.error["type"] == "UnsupportedOpsError"
@@ -110,12 +123,20 @@ def test_recurrent_state_does_not_leak_between_samples():
     from core.pipeline.sweep import sweep
     from core.tasks.sweep import SweepRequest
 
-    model, cal, ev = (SAMPLES / f for f in ("sequence_lstm.zip", "sequence_calibration.npz",
-                                            "sequence_eval.npz"))
+    model, cal, ev = (
+        SAMPLES / f for f in ("sequence_lstm.zip", "sequence_calibration.npz", "sequence_eval.npz")
+    )
     require_samples(model, cal, ev)
-    report = sweep(SweepRequest(
-        str(model), presets=("float32",), options=ConversionOptions(calibration_path=str(cal)),
-        eval_data=str(ev), runs=10, layer_errors=False))
+    report = sweep(
+        SweepRequest(
+            str(model),
+            presets=("float32",),
+            options=ConversionOptions(calibration_path=str(cal)),
+            eval_data=str(ev),
+            runs=10,
+            layer_errors=False,
+        )
+    )
     m = report.rows[0].metrics
     assert m["kind"] == "binary" and m["top1_agreement"] == 1.0
     assert m["accuracy"] == pytest.approx(0.996, abs=0.01)

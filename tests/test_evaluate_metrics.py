@@ -88,9 +88,11 @@ def test_output_kind_detection():
 
 
 def test_quantize_input_applies_scale_and_zero_point_and_counts_clipping():
-    details = {"dtype": np.int8, "quantization": (1 / 255, -128),
-               "quantization_parameters": {"scales": np.array([1 / 255]),
-                                           "zero_points": np.array([-128])}}
+    details = {
+        "dtype": np.int8,
+        "quantization": (1 / 255, -128),
+        "quantization_parameters": {"scales": np.array([1 / 255]), "zero_points": np.array([-128])},
+    }
     q, clipped = quantize_input(np.array([[0.0, 0.5, 1.0]], np.float32), details)
     assert q.dtype == np.int8 and q.tolist() == [[-128, 0, 127]] and clipped == 0
     # 0..255 fed to an input calibrated on 0..1: nearly everything clips
@@ -102,11 +104,21 @@ def test_quantize_input_applies_scale_and_zero_point_and_counts_clipping():
 
 
 def test_dequantize_output_per_tensor_and_per_channel():
-    d = {"quantization_parameters": {"scales": np.array([0.5]), "zero_points": np.array([2]),
-                                     "quantized_dimension": 0}}
+    d = {
+        "quantization_parameters": {
+            "scales": np.array([0.5]),
+            "zero_points": np.array([2]),
+            "quantized_dimension": 0,
+        }
+    }
     assert dequantize_output(np.array([2, 4], np.int8), d).tolist() == [0.0, 1.0]
-    d = {"quantization_parameters": {"scales": np.array([1.0, 0.1]),
-                                     "zero_points": np.array([0, 0]), "quantized_dimension": 1}}
+    d = {
+        "quantization_parameters": {
+            "scales": np.array([1.0, 0.1]),
+            "zero_points": np.array([0, 0]),
+            "quantized_dimension": 1,
+        }
+    }
     out = dequantize_output(np.array([[10, 10]], np.int8), d)
     assert out[0].tolist() == pytest.approx([10.0, 1.0])
     f = np.array([0.25], np.float32)
@@ -129,15 +141,29 @@ def test_verdicts_follow_the_thresholds():
 def _row(label, size, lat, agree=None, cosine=None, snr=None, **kw):
     metrics = {}
     if agree is not None or cosine is not None:
-        metrics = {"top1_agreement": agree, "cosine": cosine if cosine is not None else 1.0,
-                   "snr_db": snr, "verdict": "good"}
-    return SweepRow(preset=label.split(",")[0], label=label, size_bytes=size, latency_ms=lat,
-                    metrics=metrics, **kw)
+        metrics = {
+            "top1_agreement": agree,
+            "cosine": cosine if cosine is not None else 1.0,
+            "snr_db": snr,
+            "verdict": "good",
+        }
+    return SweepRow(
+        preset=label.split(",")[0],
+        label=label,
+        size_bytes=size,
+        latency_ms=lat,
+        metrics=metrics,
+        **kw,
+    )
 
 
 def test_recommendation_is_the_smallest_row_meeting_the_rule():
-    rows = [_row("float32", 1000, 2.0, 1.0), _row("dynamic", 300, 1.5, 0.995),
-            _row("int8", 250, 1.0, 0.97), _row("int16x8", 320, 5.0, 0.999)]
+    rows = [
+        _row("float32", 1000, 2.0, 1.0),
+        _row("dynamic", 300, 1.5, 0.995),
+        _row("int8", 250, 1.0, 0.97),
+        _row("int16x8", 320, 5.0, 0.999),
+    ]
     rec = recommend(rows)
     assert rec.preset == "dynamic"
     assert "99%" in rec.text and "smallest" in rec.text
@@ -146,9 +172,11 @@ def test_recommendation_is_the_smallest_row_meeting_the_rule():
 
 
 def test_recommendation_for_non_classifiers_uses_cosine_and_snr():
-    rows = [_row("float32", 1000, 2.0, cosine=1.0, snr=None),
-            _row("int8", 250, 1.0, cosine=0.999, snr=15.0),
-            _row("dynamic", 300, 1.5, cosine=0.9995, snr=30.0)]
+    rows = [
+        _row("float32", 1000, 2.0, cosine=1.0, snr=None),
+        _row("int8", 250, 1.0, cosine=0.999, snr=15.0),
+        _row("dynamic", 300, 1.5, cosine=0.9995, snr=30.0),
+    ]
     rec = recommend(rows)
     assert rec.preset == "dynamic"
     assert "cosine" in rec.rule and "snr_db" in rec.rule and "dB" in rec.text
@@ -157,15 +185,24 @@ def test_recommendation_for_non_classifiers_uses_cosine_and_snr():
 def test_no_recommendation_when_nothing_meets_the_rule_or_nothing_ran():
     rec = recommend([_row("int8", 250, 1.0, 0.5)])
     assert rec.preset is None and "No preset meets the rule" in rec.text
-    err = {"type": "EvaluateError", "phase": "evaluate", "message": "cannot run here",
-           "hint": "", "details": {"cannot_run_here": True}}
+    err = {
+        "type": "EvaluateError",
+        "phase": "evaluate",
+        "message": "cannot run here",
+        "hint": "",
+        "details": {"cannot_run_here": True},
+    }
     rec = recommend([_row("float32", 900, None, error=err, note="Cannot run here: Flex.")])
     assert rec.preset is None and "Cannot run here" in rec.text
 
 
 def test_pareto_front():
-    rows = [_row("a", 100, 1.0, 0.99), _row("b", 200, 2.0, 0.98),  # b dominated by a
-            _row("c", 50, 3.0, 0.90), _row("d", 300, 0.5, 1.0)]
+    rows = [
+        _row("a", 100, 1.0, 0.99),
+        _row("b", 200, 2.0, 0.98),  # b dominated by a
+        _row("c", 50, 3.0, 0.90),
+        _row("d", 300, 0.5, 1.0),
+    ]
     assert pareto_front(rows) == {"a", "c", "d"}
 
 
@@ -180,28 +217,66 @@ def test_parse_threads():
 
 
 def test_result_types_round_trip_through_json():
-    om = compare_outputs("y", np.eye(3), np.eye(3) * 0.99, kind="classifier",
-                         labels=np.array([0, 1, 2]))
-    acc = AccuracyResult("m.tflite", "int8", "serving_default", DataSource.USER, "e.npz", 3,
-                         (om,), "good", "ok", (Flag("x", "info", "note"),), 0.1)
+    om = compare_outputs(
+        "y", np.eye(3), np.eye(3) * 0.99, kind="classifier", labels=np.array([0, 1, 2])
+    )
+    acc = AccuracyResult(
+        "m.tflite",
+        "int8",
+        "serving_default",
+        DataSource.USER,
+        "e.npz",
+        3,
+        (om,),
+        "good",
+        "ok",
+        (Flag("x", "info", "note"),),
+        0.1,
+    )
     back = AccuracyResult.from_dict(json.loads(json.dumps(acc.to_dict())))
     assert back == acc and back.summary["top1_agreement"] == 1.0
-    lat = LatencyResult("m.tflite", 10, "rt", "XNNPACK", 5,
-                        (ThreadLatency(1, 50, 1.0, 0.9, 1.2, 0.8, 2.0, 0.1, 3.0, 1.5),),
-                        1024, 2048, 2, "random")
+    lat = LatencyResult(
+        "m.tflite",
+        10,
+        "rt",
+        "XNNPACK",
+        5,
+        (ThreadLatency(1, 50, 1.0, 0.9, 1.2, 0.8, 2.0, 0.1, 3.0, 1.5),),
+        1024,
+        2048,
+        2,
+        "random",
+    )
     d = lat.to_dict()
     assert d["p50_ms"] == 0.9 and LatencyResult.from_dict(json.loads(json.dumps(d))) == lat
     assert d["runtime_api"] == "interpreter"  # older results (no field) were the Interpreter
     cm = replace(lat, runtime_api="compiled_model", note="fell back")
     assert LatencyResult.from_dict(json.loads(json.dumps(cm.to_dict()))) == cm
     assert "runtime compiled_model" in cm.to_text() and "note: fell back" in cm.to_text()
-    rows = (_row("float32", 1000, 2.0, 1.0, pareto=True), _row("int8", 250, None, error={
-        "type": "ConvertError", "phase": "convert", "message": "no", "hint": "", "details": {}},
-        failed_step="convert"))
-    rep = SweepReport(SweepModel("m.zip", 5000, "serving_default"),
-                      {"source": "user", "samples": 3},
-                      "cal.npz", rows, Recommendation("float32", "float32", "r", "t"),
-                      Thresholds())
+    rows = (
+        _row("float32", 1000, 2.0, 1.0, pareto=True),
+        _row(
+            "int8",
+            250,
+            None,
+            error={
+                "type": "ConvertError",
+                "phase": "convert",
+                "message": "no",
+                "hint": "",
+                "details": {},
+            },
+            failed_step="convert",
+        ),
+    )
+    rep = SweepReport(
+        SweepModel("m.zip", 5000, "serving_default"),
+        {"source": "user", "samples": 3},
+        "cal.npz",
+        rows,
+        Recommendation("float32", "float32", "r", "t"),
+        Thresholds(),
+    )
     back = SweepReport.from_dict(json.loads(render_sweep(rep, "json")))
     assert back.rows == rep.rows and back.recommendation == rep.recommendation
     text = render_sweep(rep, "text")
@@ -209,9 +284,11 @@ def test_result_types_round_trip_through_json():
 
 
 def test_layer_report_ranks_and_flags_suspects():
-    layers = [_layer(0, "CONV_2D", "a", 1, 10, 0, 0, 0.1, 0.0001, 0.1, 0),       # 0.1 steps
-              _layer(1, "FULLY_CONNECTED", "b", 2, 10, 0, 0, 1, 0.64, 1.0, 0),    # 0.8 steps
-              _layer(2, "SOFTMAX", "c", 3, 10, 0, 0, 0, 0.0, 0.0, 0)]            # scale 0
+    layers = [
+        _layer(0, "CONV_2D", "a", 1, 10, 0, 0, 0.1, 0.0001, 0.1, 0),  # 0.1 steps
+        _layer(1, "FULLY_CONNECTED", "b", 2, 10, 0, 0, 1, 0.64, 1.0, 0),  # 0.8 steps
+        _layer(2, "SOFTMAX", "c", 3, 10, 0, 0, 0, 0.0, 0.0, 0),
+    ]  # scale 0
     rep = _finish("int8", "quantization_debugger", 4, layers, 0.0)
     assert rep.worst_n(2) == ("b", "a") and [x.tensor for x in rep.suspects] == ["b"]
     assert rep.keep_float_preset == "int8-float-io" and "1 of 3" in rep.note

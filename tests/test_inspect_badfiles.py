@@ -17,10 +17,10 @@ from ai_edge_litert import schema_py_generated as s
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.model.compat import check_compatibility
 from core.errors import TFLiteFormatError
-from core.model.report import FileInfo, Report, _size_breakdown
+from core.model.compat import check_compatibility
 from core.model.reader import OpKind, read_model, weights_by_op
+from core.model.report import FileInfo, Report, size_breakdown
 
 _EXTERNAL = np.arange(256, dtype=np.uint8).tobytes() * 4  # 1 KB stored after the FlatBuffer
 
@@ -120,12 +120,22 @@ def test_hand_built_model():
         ("FlexErf", OpKind.SELECT_TF),
     ]
     conv = info.operators[0]
-    assert conv.version == 3 and conv.fused_activation == "RELU6" and conv.options["padding"] == "VALID"
+    assert (
+        conv.version == 3
+        and conv.fused_activation == "RELU6"
+        and conv.options["padding"] == "VALID"
+    )
     assert info.operators[1].custom_options_bytes == 3
     t = info.subgraphs[0].tensors
     assert t[0].shape_signature == (-1, 4, 4, 2) and t[0].is_dynamic
-    assert t[1].bytes == 16 and t[1].quantization.scales == (0.5, 0.25) and t[1].quantization.per_channel
-    assert t[2].bytes == 8 and info.buffers[2].all_zero is True and info.buffers[1].all_zero is False
+    assert (
+        t[1].bytes == 16
+        and t[1].quantization.scales == (0.5, 0.25)
+        and t[1].quantization.per_channel
+    )
+    assert (
+        t[2].bytes == 8 and info.buffers[2].all_zero is True and info.buffers[1].all_zero is False
+    )
     assert t[4].bytes == len(_EXTERNAL)
     ext = info.buffers[3]
     assert ext.external and ext.size == len(_EXTERNAL) and ext.offset + ext.size == len(MODEL)
@@ -232,13 +242,23 @@ def test_bad_indices_are_rejected():
     assert "tensor 999" in _rejected(bytes(data)).message
 
 
-_SPECIAL = [b"\xff\xff\xff\xff", b"\x00\x00\x00\x80", b"\xff\xff\xff\x7f", b"\x00\x00\x00\x00", b"\x01\x00\x00\x00"]
+_SPECIAL = [
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x00\x80",
+    b"\xff\xff\xff\x7f",
+    b"\x00\x00\x00\x00",
+    b"\x01\x00\x00\x00",
+]
 
 
-@settings(max_examples=300, deadline=1000, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=1000, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     flips=st.lists(st.tuples(st.integers(0, len(MODEL) - 1), st.integers(0, 255)), max_size=8),
-    words=st.lists(st.tuples(st.integers(0, len(MODEL) - 4), st.sampled_from(_SPECIAL)), max_size=3),
+    words=st.lists(
+        st.tuples(st.integers(0, len(MODEL) - 4), st.sampled_from(_SPECIAL)), max_size=3
+    ),
     cut=st.one_of(st.none(), st.integers(0, len(MODEL))),
 )
 def test_fuzz_mutated_files(flips, words, cut):
@@ -256,8 +276,13 @@ def test_fuzz_mutated_files(flips, words, cut):
         return
     assert info.file_size == len(data)
     # Whatever parses must also check and serialise (strict JSON: no NaN).
-    report = Report(1, FileInfo("fuzz", len(data), "0" * 64), info, _size_breakdown(info, None, None),
-                    check_compatibility(info))
+    report = Report(
+        1,
+        FileInfo("fuzz", len(data), "0" * 64),
+        info,
+        size_breakdown(info, None, None),
+        check_compatibility(info),
+    )
     json.dumps(report.to_dict(), allow_nan=False)
 
 
@@ -270,8 +295,13 @@ def _shared_weights_model() -> bytes:
     bufs[1].data = np.ones(100, np.float32).view(np.uint8)
     m.buffers = bufs
     sg = s.SubGraphT()
-    sg.tensors = [_tensor("x", [100]), _tensor("w_add", [100], buffer=1),
-                  _tensor("y", [100]), _tensor("w_mul", [100], buffer=1), _tensor("z", [100])]
+    sg.tensors = [
+        _tensor("x", [100]),
+        _tensor("w_add", [100], buffer=1),
+        _tensor("y", [100]),
+        _tensor("w_mul", [100], buffer=1),
+        _tensor("z", [100]),
+    ]
     mul, add = s.OperatorT(), s.OperatorT()
     mul.opcodeIndex, mul.inputs, mul.outputs = 0, [0, 3], [2]
     add.opcodeIndex, add.inputs, add.outputs = 1, [2, 1], [4]

@@ -25,12 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("module", ["core.model.reader", "core.model.compat", "core.model.report"])
 def test_import_does_not_pull_tensorflow(module):
     code = f"import {module}, sys; assert 'tensorflow' not in sys.modules, sorted(m for m in sys.modules if 'tensorflow' in m)"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_failed_op_from_log():
-    assert failed_op_from_log("Didn't find op for builtin opcode 'DENSIFY'\r\nFailed to get registration") == "DENSIFY"
+    assert (
+        failed_op_from_log(
+            "Didn't find op for builtin opcode 'DENSIFY'\r\nFailed to get registration"
+        )
+        == "DENSIFY"
+    )
     assert failed_op_from_log("Failed to get registration from op code CUSTOM\n") == "CUSTOM"
     assert failed_op_from_log("all good") is None
 
@@ -44,8 +51,11 @@ def _hand_model() -> bytes:
 def test_probe_crash_names_the_op():
     """A probe whose worker aborted: the verdict is the crash, naming the op its log names."""
     log = "Didn't find op for builtin opcode 'CONV_2D'\r\n"
-    crash = WorkerCrashed("TensorFlow crashed during inspect (SIGABRT).", "",
-                          details={"log_tail": log, "exit_code": -6})
+    crash = WorkerCrashed(
+        "TensorFlow crashed during inspect (SIGABRT).",
+        "",
+        details={"log_tail": log, "exit_code": -6},
+    )
     result = micro_result_from_failure(crash)
     assert result.crashed and not result.ok and result.failed_op == "CONV_2D"
     assert "SIGABRT" in result.error
@@ -80,7 +90,9 @@ def test_crash_verdict_in_compatibility():
     crash = MicroProbeResult(ok=False, crashed=True, failed_op="CUSTOM", error="exit -6")
     micro = check_compatibility(info, targets=[Target.MICRO], micro_probe=crash)[Target.MICRO]
     assert micro.verdict is Verdict.UNSUPPORTED
-    assert "crashed" in micro.model_reasons[-1].message and "MyOp" in micro.model_reasons[-1].message
+    assert (
+        "crashed" in micro.model_reasons[-1].message and "MyOp" in micro.model_reasons[-1].message
+    )
     assert micro.details["failed_op"] == "MyOp"
 
 
@@ -107,7 +119,9 @@ def test_rule_tables_are_well_formed():
     for key, target in tables.items():
         assert target["source"].startswith("https://"), key
         for kind in ("select_tf", "custom"):
-            assert Verdict(target["kinds"][kind]["verdict"]) and target["kinds"][kind]["source"].startswith("https://")
+            assert Verdict(target["kinds"][kind]["verdict"]) and target["kinds"][kind][
+                "source"
+            ].startswith("https://")
         entries = {**target["ops"], **target["custom_ops"]}
         for name, entry in entries.items():
             assert entry.get("source", target["source"]).startswith("https://"), (key, name)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.model.compat import Target, Verdict, check_compatibility
 from core.errors import OptionsError, StudioError, TFLiteFormatError
-from core.model.report import build_report, render
+from core.model.compat import Target, Verdict, check_compatibility
 from core.model.reader import OpKind, read_model
+from core.model.report import build_report, render
 from core.pipeline.inspect import inspect_tflite, probe_micro
 
 _BUILD = textwrap.dedent(
@@ -133,9 +133,15 @@ def test_op_names_kinds_and_counts(models):
     assert conv.options["padding"] == "VALID" and conv.options["stride_w"] == 1
 
     custom = read_model(models["custom"])
-    assert [(op.name, op.kind) for op in custom.operators] == [("Cumprod", OpKind.CUSTOM), ("ADD", OpKind.BUILTIN)]
+    assert [(op.name, op.kind) for op in custom.operators] == [
+        ("Cumprod", OpKind.CUSTOM),
+        ("ADD", OpKind.BUILTIN),
+    ]
     flex = read_model(models["flex"])
-    assert [(op.name, op.kind) for op in flex.operators] == [("FlexCumprod", OpKind.SELECT_TF), ("ADD", OpKind.BUILTIN)]
+    assert [(op.name, op.kind) for op in flex.operators] == [
+        ("FlexCumprod", OpKind.SELECT_TF),
+        ("ADD", OpKind.BUILTIN),
+    ]
 
 
 @pytest.mark.parametrize("name", _NAMES)
@@ -266,7 +272,11 @@ def test_every_reason_names_a_source(models):
     for name in _NAMES:
         for tv in check_compatibility(read_model(models[name])).values():
             for reason in [r for o in tv.ops for r in o.reasons] + list(tv.model_reasons):
-                assert reason.message and reason.source.startswith("https://"), (name, tv.target, reason)
+                assert reason.message and reason.source.startswith("https://"), (
+                    name,
+                    tv.target,
+                    reason,
+                )
 
 
 def test_micro_probe_runs_real_interpreter(models):
@@ -297,14 +307,26 @@ def test_report_json_schema(int8_report, models):
     for op in data["operators"]:
         assert {"subgraph", "index", "op", "kind", "version"} <= op.keys()
     for t in data["tensors"]:
-        assert {"subgraph", "index", "name", "shape", "dtype", "bytes", "quantization", "sparse"} <= t.keys()
+        assert {
+            "subgraph",
+            "index",
+            "name",
+            "shape",
+            "dtype",
+            "bytes",
+            "quantization",
+            "sparse",
+        } <= t.keys()
     assert data["op_counts"] == dict(read_model(models["int8"]).op_counts)
     assert set(data["compatibility"]) == {t.value for t in Target}
     for target in data["compatibility"].values():
         assert target["verdict"] in {"supported", "partial", "unsupported"}
     assert data["compatibility"]["micro"]["details"]["arena_bytes"] > 0
     size = data["size"]
-    assert size["file_bytes"] == size["weights_bytes"] + size["metadata_bytes"] + size["overhead_bytes"]
+    assert (
+        size["file_bytes"]
+        == size["weights_bytes"] + size["metadata_bytes"] + size["overhead_bytes"]
+    )
     assert size["by_dtype"]["INT8"] > 0 and size["by_op"]["FULLY_CONNECTED"] == 1440
     assert size["source"]["size_bytes"] == 50_000 and size["source"]["ratio"] < 1
     assert data["inputs"][0]["dtype"] == "INT8" and data["outputs"][0]["shape"] == [1, 10]

@@ -19,11 +19,15 @@ def _app() -> AppTest:
 
 def test_lists_filters_links_and_cancels(studio_env):
     st = jobs.store(studio_env)
-    mine = st.submit(JobKind.CONVERT, b"a", model_name="digits.zip",
-                     params={"options": {"preset": "int8"}}, user="local")
+    mine = st.submit(
+        JobKind.CONVERT,
+        b"a",
+        model_name="digits.zip",
+        params={"options": {"preset": "int8"}},
+        user="local",
+    )
     theirs = st.submit(JobKind.INSPECT, b"\x1c\0\0\0TFL3", model_name="net.tflite", user="bob")
-    st._finish(theirs.id, JobStatus.DONE,
-               result={"output_sha": theirs.input_sha, "output_size": 8})
+    st._finish(theirs.id, JobStatus.DONE, result={"output_sha": theirs.input_sha, "output_size": 8})
 
     at = _app().run()
     assert not at.exception
@@ -51,12 +55,10 @@ def test_lists_filters_links_and_cancels(studio_env):
 def test_a_reconversion_links_to_its_sweep(studio_env):
     st = jobs.store(studio_env)
     sweep = st.submit(JobKind.SWEEP, b"m", model_name="digits.zip", params={})
-    again = st.submit(JobKind.EVALUATE, b"m", model_name="digits.zip",
-                      params={"parent": sweep.id})
+    again = st.submit(JobKind.EVALUATE, b"m", model_name="digits.zip", params={"parent": sweep.id})
     at = _app().run()
     links = set(at.dataframe[0].value["Open"])
-    assert links == {f"/compare?job={sweep.id}",
-                     f"/compare?job={sweep.id}&reconvert={again.id}"}
+    assert links == {f"/compare?job={sweep.id}", f"/compare?job={sweep.id}&reconvert={again.id}"}
 
 
 def test_empty_history_says_so(studio_env):

@@ -9,11 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from server_helpers import ROOT, tiny_model, wait_for
 
 from core.server import jobs
 from core.server.jobs import JobStatus
 from core.server.settings import Settings
-from server_helpers import ROOT, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +62,13 @@ def test_eight_jobs_submitted_at_once_all_complete(tmp_path, model):
 
     def one(preset: str) -> None:
         try:
-            job = st.submit_model(model, model_name=model.name, options={"preset": preset},
-                                  calibration=cal if preset.startswith("int8") else None,
-                                  user="ann")
+            job = st.submit_model(
+                model,
+                model_name=model.name,
+                options={"preset": preset},
+                calibration=cal if preset.startswith("int8") else None,
+                user="ann",
+            )
             with lock:
                 ids.append(job.id)
         except BaseException as e:  # noqa: BLE001

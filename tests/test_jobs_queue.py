@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_helpers import wait_for
 
-from core.server import jobs
 from core.errors import JobError, ModelFormatError, OptionsError
+from core.server import jobs
 from core.server.jobs import JobKind, JobStatus
 from core.server.settings import Settings
-from server_helpers import wait_for
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -41,8 +41,12 @@ def sleepy(ctx: jobs.JobContext) -> dict[str, Any]:
     from core.tasks.requests import SelftestRequest, SelftestResult
 
     seconds = float(ctx.job.params.get("seconds", 60))
-    run_task(SelftestRequest(action="sleep", seconds=seconds), SelftestResult,
-             workdir=ctx.workdir / "w", ctx=ctx.run_context)
+    run_task(
+        SelftestRequest(action="sleep", seconds=seconds),
+        SelftestResult,
+        workdir=ctx.workdir / "w",
+        ctx=ctx.run_context,
+    )
     return quick(ctx)
 
 
@@ -65,8 +69,13 @@ def test_job_runs_and_everything_persists(tmp_path, monkeypatch, make_consumer):
     s = _settings(tmp_path)
     st = jobs.store(s)
     make_consumer(s)
-    job = st.submit(JobKind.CONVERT, b"model bytes", model_name="m.zip",
-                    params={"options": {"preset": "dynamic"}}, user="ann")
+    job = st.submit(
+        JobKind.CONVERT,
+        b"model bytes",
+        model_name="m.zip",
+        params={"options": {"preset": "dynamic"}},
+        user="ann",
+    )
     done = st.wait(job.id, timeout=30)
     assert done.status is JobStatus.DONE, done.error
     assert done.attempts == 1 and done.progress == "Done" and done.preset == "dynamic"
@@ -92,8 +101,9 @@ def test_one_worker_runs_jobs_in_submission_order(tmp_path, monkeypatch, make_co
     monkeypatch.setitem(jobs.RUNNERS, JobKind.CONVERT, record)
     s = _settings(tmp_path, max_jobs_per_user=10)
     st = jobs.store(s)
-    ids = [st.submit(JobKind.CONVERT, f"m{i}".encode(), model_name=f"m{i}.zip").id
-           for i in range(5)]
+    ids = [
+        st.submit(JobKind.CONVERT, f"m{i}".encode(), model_name=f"m{i}.zip").id for i in range(5)
+    ]
     make_consumer(s)
     for i in ids:
         assert st.wait(i, timeout=30).status is JobStatus.DONE
@@ -129,13 +139,16 @@ def test_cancel_running_job_kills_its_process(tmp_path, monkeypatch, make_consum
     st.cancel(job.id, by="local")
     done = st.wait(job.id, timeout=15)
     assert done.status is JobStatus.CANCELLED and done.error is None
-    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
-             open(f"/proc/{pid}/stat").read().split()[2] == "Z", timeout=10,
-             what="the cancelled worker process to end")
+    wait_for(
+        lambda: (
+            not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        ),
+        timeout=10,
+        what="the cancelled worker process to end",
+    )
 
 
-def test_a_runner_bug_fails_one_job_and_the_consumer_goes_on(tmp_path, monkeypatch,
-                                                             make_consumer):
+def test_a_runner_bug_fails_one_job_and_the_consumer_goes_on(tmp_path, monkeypatch, make_consumer):
     def buggy(ctx: jobs.JobContext) -> dict[str, Any]:
         if ctx.job.model_name == "bad.zip":
             raise KeyError("oops")
@@ -191,8 +204,9 @@ def test_limits_hold_when_many_submit_at_once(tmp_path):
     def one(i: int) -> None:
         barrier.wait()
         try:
-            ok.append(st.submit(JobKind.CONVERT, f"m{i}".encode(), model_name="m.zip",
-                                user="ann").id)
+            ok.append(
+                st.submit(JobKind.CONVERT, f"m{i}".encode(), model_name="m.zip", user="ann").id
+            )
         except JobError:
             refused.append(i)
 
@@ -249,8 +263,12 @@ def test_a_failed_job_names_the_upload_not_its_hash(tmp_path, make_consumer):
     s = _settings(tmp_path)
     st = jobs.store(s)
     make_consumer(s)
-    job = st.submit(JobKind.CONVERT, b"PK\x03\x04 cut short", model_name="my_model.zip",
-                    params={"options": {"preset": "float32"}})
+    job = st.submit(
+        JobKind.CONVERT,
+        b"PK\x03\x04 cut short",
+        model_name="my_model.zip",
+        params={"options": {"preset": "float32"}},
+    )
     done = st.wait(job.id, timeout=60)
     assert done.status is JobStatus.FAILED
     assert done.error["message"].startswith("my_model.zip ")
@@ -259,11 +277,11 @@ def test_a_failed_job_names_the_upload_not_its_hash(tmp_path, make_consumer):
 
 def test_names_from_uploads_cannot_escape_the_job_folder(tmp_path):
     st = jobs.store(_settings(tmp_path))
-    assert st.submit(JobKind.CONVERT, b"x", model_name="../../etc/passwd").model_name == \
-        "passwd"
+    assert st.submit(JobKind.CONVERT, b"x", model_name="../../etc/passwd").model_name == "passwd"
     assert st.submit(JobKind.CONVERT, b"x", model_name="..", user="b").model_name == "model"
-    assert st.submit(JobKind.CONVERT, b"x", model_name="C:\\x\\m.zip",
-                     user="c").model_name == "m.zip"
+    assert (
+        st.submit(JobKind.CONVERT, b"x", model_name="C:\\x\\m.zip", user="c").model_name == "m.zip"
+    )
     assert jobs.safe_user("  ann\x00\n ") == "ann" and jobs.safe_user("") == "local"
     with pytest.raises(JobError, match="no job"):
         st.get("../jobs.db")
@@ -280,9 +298,13 @@ def test_submit_model_detects_the_format_and_checks_options(tmp_path):
     st = jobs.store(_settings(tmp_path, max_jobs_per_user=10))
     tfl = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64
     assert st.submit_model(tfl, model_name="a.tflite").kind is JobKind.INSPECT
-    job = st.submit_model(_zip_bytes(), model_name="m.zip",
-                          options={"preset": "int8", "input_shapes": {"x": [1, 4]}},
-                          calibration=b"npz", calibration_name="cal.npz")
+    job = st.submit_model(
+        _zip_bytes(),
+        model_name="m.zip",
+        options={"preset": "int8", "input_shapes": {"x": [1, 4]}},
+        calibration=b"npz",
+        calibration_name="cal.npz",
+    )
     assert job.kind is JobKind.CONVERT and job.preset == "int8"
     assert job.params["options"]["input_shapes"] == {"x": [1, 4]}
     assert job.params["files"]["calibration"]["name"] == "cal.npz"

@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from server_helpers import ROOT, wait_for
+from test_jobs_queue import quick, sleepy
 
 from core.server import jobs
 from core.server.jobs import JobKind, JobStatus
 from core.server.settings import Settings
-from server_helpers import ROOT, wait_for
-from test_jobs_queue import quick, sleepy
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "data", **{"workers": 1, "lease_s": 30.0,
-                                                   "max_jobs_per_user": 10, **kw})
+    return Settings(
+        data_dir=tmp_path / "data", **{"workers": 1, "lease_s": 30.0, "max_jobs_per_user": 10, **kw}
+    )
 
 
 def _gone(pid: int) -> bool:
@@ -38,8 +39,12 @@ def test_stop_puts_running_jobs_back_and_a_new_consumer_runs_all(tmp_path, monke
     monkeypatch.setitem(jobs.RUNNERS, JobKind.CONVERT, sleepy)
     s = _settings(tmp_path)
     st = jobs.store(s)
-    ids = [st.submit(JobKind.CONVERT, f"m{i}".encode(), model_name=f"m{i}.zip",
-                     params={"seconds": 120}).id for i in range(3)]
+    ids = [
+        st.submit(
+            JobKind.CONVERT, f"m{i}".encode(), model_name=f"m{i}.zip", params={"seconds": 120}
+        ).id
+        for i in range(3)
+    ]
     first = jobs.start_consumer(s, warm=False)
     try:
         pid = wait_for(lambda: st.get(ids[0]).pid, timeout=30, what="job 1 to run")
@@ -82,12 +87,20 @@ def test_a_killed_consumer_loses_nothing(tmp_path, monkeypatch):
     the jobs still queued."""
     s = _settings(tmp_path)
     st = jobs.store(s)
-    ids = [st.submit(JobKind.CONVERT, f"m{i}".encode(), model_name=f"m{i}.zip",
-                     params={"seconds": 120}).id for i in range(3)]
+    ids = [
+        st.submit(
+            JobKind.CONVERT, f"m{i}".encode(), model_name=f"m{i}.zip", params={"seconds": 120}
+        ).id
+        for i in range(3)
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", _CONSUMER, str(s.data_dir),
-                             str(ROOT / "tests")], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CONSUMER, str(s.data_dir), str(ROOT / "tests")],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         pid = wait_for(lambda: st.get(ids[0]).pid, timeout=60, what="job 1 to run")
         assert st.get(ids[0]).status is JobStatus.RUNNING
@@ -111,8 +124,14 @@ def test_a_killed_consumer_loses_nothing(tmp_path, monkeypatch):
 
 def _fake_running(st: jobs.JobStore, worker: str, attempts: int, beat: float) -> str:
     job = st.submit(JobKind.CONVERT, os.urandom(8), model_name="m.zip")
-    st._update(job.id, status=JobStatus.RUNNING, worker=worker, attempts=attempts,
-               started_at=beat, heartbeat_at=beat)
+    st._update(
+        job.id,
+        status=JobStatus.RUNNING,
+        worker=worker,
+        attempts=attempts,
+        started_at=beat,
+        heartbeat_at=beat,
+    )
     return job.id
 
 
@@ -156,14 +175,20 @@ def test_a_queued_job_lost_from_the_queue_is_sent_again(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- retention
 
 
-def _finished(st: jobs.JobStore, data: bytes, out: bytes, age_days: float,
-              user: str = "local") -> jobs.Job:
+def _finished(
+    st: jobs.JobStore, data: bytes, out: bytes, age_days: float, user: str = "local"
+) -> jobs.Job:
     job = st.submit(JobKind.CONVERT, data, model_name="m.zip", user=user)
     osha, osize = st.put_artifact(out)
     rsha, _ = st.put_artifact(json.dumps({"report": out.decode()}).encode())
     t = time.time() - age_days * 86400
-    st._update(job.id, status=JobStatus.DONE, created_at=t, finished_at=t,
-               result={"output_sha": osha, "output_size": osize, "report_sha": rsha})
+    st._update(
+        job.id,
+        status=JobStatus.DONE,
+        created_at=t,
+        finished_at=t,
+        result={"output_sha": osha, "output_size": osize, "report_sha": rsha},
+    )
     for sha in (job.input_sha, osha, rsha):
         os.utime(st.artifact_path(sha), (t, t))
     return st.get(job.id)
@@ -227,7 +252,6 @@ def test_server_restart_mid_queue_loses_no_job(tmp_path):
     server is stopped (SIGTERM) while the first runs and started again on the
     same data folder: all three finish."""
     import requests
-
     from server_helpers import studio_server, tiny_model
 
     model = tiny_model(tmp_path)
@@ -236,21 +260,34 @@ def test_server_restart_mid_queue_loses_no_job(tmp_path):
         ids = []
         for preset in ("float32", "float16", "dynamic"):
             with open(model, "rb") as f:
-                r = requests.post(srv.url("/api/jobs"), files={"model": (model.name, f)},
-                                  data={"preset": preset}, timeout=30)
+                r = requests.post(
+                    srv.url("/api/jobs"),
+                    files={"model": (model.name, f)},
+                    data={"preset": preset},
+                    timeout=30,
+                )
             assert r.status_code == 201, r.text
             ids.append(r.json()["id"])
-        wait_for(lambda: requests.get(srv.url(f"/api/jobs/{ids[0]}"), timeout=5)
-                 .json()["status"] != "queued", timeout=60, what="job 1 to start")
+        wait_for(
+            lambda: (
+                requests.get(srv.url(f"/api/jobs/{ids[0]}"), timeout=5).json()["status"] != "queued"
+            ),
+            timeout=60,
+            what="job 1 to start",
+        )
     st = jobs.JobStore(Settings(data_dir=data))
     states = {i: st.get(i).status for i in ids}
     assert JobStatus.RUNNING not in states.values(), states
     with studio_server(data, workers="1") as srv:
         for i in ids:
-            job = wait_for(lambda i=i: (lambda j: j if j["status"] in
-                                        ("done", "failed", "cancelled") else None)(
-                requests.get(srv.url(f"/api/jobs/{i}"), timeout=5).json()),
-                timeout=180, every=0.5, what=f"job {i}")
+            job = wait_for(
+                lambda i=i: (
+                    lambda j: j if j["status"] in ("done", "failed", "cancelled") else None
+                )(requests.get(srv.url(f"/api/jobs/{i}"), timeout=5).json()),
+                timeout=180,
+                every=0.5,
+                what=f"job {i}",
+            )
             assert job["status"] == "done", job
 
 
@@ -266,12 +303,26 @@ def test_worker_command_runs_jobs_and_stops_cleanly(tmp_path):
     st = jobs.JobStore(s)
     model = tiny_model(tmp_path)
     job = st.submit_model(model, model_name=model.name, options={"preset": "float32"})
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TFLITE_STUDIO_DATA_DIR": str(s.data_dir),
-           "TFLITE_STUDIO_PASSWORD": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TFLITE_STUDIO_DATA_DIR": str(s.data_dir),
+        "TFLITE_STUDIO_PASSWORD": "",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from core.cli.server import worker_cmd; worker_cmd()",
-         "--workers", "1", "--no-warm"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "from core.cli.server import worker_cmd; worker_cmd()",
+            "--workers",
+            "1",
+            "--no-warm",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         done = st.wait(job.id, timeout=180)
         assert done.status is JobStatus.DONE, done.error

@@ -6,6 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
 def _core_modules_outside_the_worker() -> list[str]:
     """Every module of ``core`` but the worker room (import-linter checks the
     same statically; this proves it at run time, lazy imports included)."""
@@ -13,17 +14,24 @@ def _core_modules_outside_the_worker() -> list[str]:
 
     import core
 
-    return sorted(m.name for m in pkgutil.walk_packages(core.__path__, "core.")
-                  if not m.name.startswith("core.worker") and not m.name.endswith("__main__"))
+    return sorted(
+        m.name
+        for m in pkgutil.walk_packages(core.__path__, "core.")
+        if not m.name.startswith("core.worker") and not m.name.endswith("__main__")
+    )
 
 
 CORE_MODULES = _core_modules_outside_the_worker()
 
 
 def _imports_tensorflow(code: str) -> bool:
-    probe = code + "\nimport sys\nprint('TF' if any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) for m in sys.modules) else 'clean')"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    probe = (
+        code
+        + "\nimport sys\nprint('TF' if any(m == 'tensorflow' or m.startswith(('tensorflow.', 'keras')) for m in sys.modules) else 'clean')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().endswith("TF")
 

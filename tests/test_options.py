@@ -6,7 +6,13 @@ from core.options import PRESETS, CalibrationSource, ConversionOptions, Preset, 
 
 def test_every_preset_has_plain_words_and_size_effect():
     assert {p.value for p in Preset} == {
-        "float32", "float16", "dynamic", "int8-float-io", "int8", "int16x8"}
+        "float32",
+        "float16",
+        "dynamic",
+        "int8-float-io",
+        "int8",
+        "int16x8",
+    }
     for p in Preset:
         info = PRESETS[p]
         assert info.summary and info.size_effect and info.devices
@@ -51,8 +57,16 @@ def test_parse_input_shape():
 
 
 def test_calibration_source_is_guessed():
-    assert ConversionOptions(calibration_path="c.npz").calibration_source is CalibrationSource.ARRAYS
-    assert ConversionOptions(calibration_path="imgs.zip").calibration_source is CalibrationSource.IMAGES
-    assert ConversionOptions(calibration_path="/data/images").calibration_source is CalibrationSource.IMAGES
+    assert (
+        ConversionOptions(calibration_path="c.npz").calibration_source is CalibrationSource.ARRAYS
+    )
+    assert (
+        ConversionOptions(calibration_path="imgs.zip").calibration_source
+        is CalibrationSource.IMAGES
+    )
+    assert (
+        ConversionOptions(calibration_path="/data/images").calibration_source
+        is CalibrationSource.IMAGES
+    )
     assert ConversionOptions(preset="int8").uses_synthetic_calibration
     assert not ConversionOptions(preset="int8", calibration_path="c.npz").uses_synthetic_calibration

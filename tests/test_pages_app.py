@@ -13,8 +13,13 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 
 STUDIO = str(ROOT / "studio.py")
-PAGES = ["pages/convert.py", "pages/inspect.py", "pages/compare.py", "pages/history.py",
-         "pages/guide.py"]
+PAGES = [
+    "pages/convert.py",
+    "pages/inspect.py",
+    "pages/compare.py",
+    "pages/history.py",
+    "pages/guide.py",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -74,7 +79,8 @@ def test_on_script_error_suppresses_the_default_display():
     at = AppTest.from_string(
         "import streamlit as st\nfrom ui.errors import on_script_error\n"
         "st.session_state['handled'] = on_script_error(ValueError('x'))\n",
-        default_timeout=30).run()
+        default_timeout=30,
+    ).run()
     assert at.session_state["handled"] is True
     assert "Something went wrong" in at.error[0].value
 
@@ -113,8 +119,9 @@ print(json.dumps({{"pages": shown, "heavy": heavy}}))
 def test_the_app_process_never_imports_tensorflow(studio_env):
     """Every page plus the entry point, in a fresh interpreter: no TensorFlow."""
     code = _NO_TF_SCRIPT.format(root=str(ROOT), pages=PAGES, studio=STUDIO)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, timeout=240)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], result["heavy"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.server import jobs
 from core.options import PRESETS, Preset
+from core.server import jobs
 from tests.conftest import ROOT
 
 STUDIO = str(ROOT / "studio.py")
@@ -32,8 +32,11 @@ def _finish(at: AppTest, timeout: float = 240) -> jobs.Job:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "success", "warning", "error", "info")
-             for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "success", "warning", "error", "info")
+        for e in getattr(at, kind)
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -89,8 +92,12 @@ def test_sample_shows_model_presets_and_size_effects(studio_env):
 def test_upload_without_calibration_warns_for_int8(studio_env):
     at = _app().run()
     at.file_uploader[0].set_value(
-        ("digits_classifier.zip", (SAMPLES / "digits_classifier.zip").read_bytes(),
-         "application/zip")).run()
+        (
+            "digits_classifier.zip",
+            (SAMPLES / "digits_classifier.zip").read_bytes(),
+            "application/zip",
+        )
+    ).run()
     assert not at.exception
     assert "digits_classifier.zip" in _texts(at)
     # the uploader was reset: the page keeps ids, Streamlit drops its copy
@@ -100,7 +107,8 @@ def test_upload_without_calibration_warns_for_int8(studio_env):
     # calibration data uploaded under Advanced options is used, and sent with the job
     cal = (SAMPLES / "digits_calibration.npz").read_bytes()
     at.file_uploader(key="convert.calibration_upload").set_value(
-        ("digits_calibration.npz", cal, "application/octet-stream")).run()
+        ("digits_calibration.npz", cal, "application/octet-stream")
+    ).run()
     assert not any("needs calibration data" in w.value for w in at.warning)
     assert "Calibration data: **digits_calibration.npz**" in _texts(at)
     at.button(key="convert.go").click().run()
@@ -171,8 +179,10 @@ def test_convert_a_sample_and_see_the_headline(job_consumer):
     assert not at.exception
     job = _finish(at)
     assert job.status is jobs.JobStatus.DONE, job.error
-    assert any("Converted **digits_classifier.zip** with **Float16 weights**" in s.value
-               for s in at.success)
+    assert any(
+        "Converted **digits_classifier.zip** with **Float16 weights**" in s.value
+        for s in at.success
+    )
     metrics = {m.label: m.value for m in at.metric}
     assert set(metrics) >= {"Uploaded model", "TFLite file", "Smaller by", "Conversion time"}
     labels = [b.proto.label for b in at.get("download_button")]

@@ -14,8 +14,12 @@ def test_guide_explains_the_choices(studio_env):
     at.run()
     assert not at.exception
     headers = [h.value for h in at.header]
-    for h in ("What quantization does", "Which preset for which device",
-              "What Select TF ops cost", "How to upload a SavedModel"):
+    for h in (
+        "What quantization does",
+        "Which preset for which device",
+        "What Select TF ops cost",
+        "How to upload a SavedModel",
+    ):
         assert h in headers
     table = at.table[0].value
     assert list(table["Preset"]) == [p.value for p in PRESETS]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.server import jobs
 from core.options import ConversionOptions, Preset
+from core.server import jobs
 from tests.conftest import ROOT
 
 STUDIO = str(ROOT / "studio.py")
@@ -38,8 +38,9 @@ def converted(job_consumer) -> dict[str, jobs.Job]:
     model = store_model(SAMPLES / "digits_classifier.zip", calibration=cal)
     out = {}
     for preset in (Preset.FLOAT32, Preset.INT8):
-        job = submit_conversion(model, ConversionOptions(preset=preset), user="local",
-                                calibration=cal)
+        job = submit_conversion(
+            model, ConversionOptions(preset=preset), user="local", calibration=cal
+        )
         out[preset.value] = jobs.wait(job.id, 240)
         assert out[preset.value].status is jobs.JobStatus.DONE, out[preset.value].error
     return out
@@ -75,8 +76,13 @@ def test_report_of_a_conversion(converted):
     # charts before tables; four charts
     assert len(at.get("plotly_chart")) == 4
     tab_labels = [t.label for t in at.tabs]
-    for target in ("LiteRT CPU", "XNNPACK (CPU)", "GPU delegate", "Edge TPU (Coral)",
-                   "Microcontrollers (TFLite Micro)"):
+    for target in (
+        "LiteRT CPU",
+        "XNNPACK (CPU)",
+        "GPU delegate",
+        "Edge TPU (Coral)",
+        "Microcontrollers (TFLite Micro)",
+    ):
         assert any(target in lbl for lbl in tab_labels)
     assert {"Inputs & outputs", "Signatures", "Tensors", "Operators", "Metadata"} <= set(tab_labels)
     words = " ".join(m.value for m in at.markdown)
@@ -212,10 +218,19 @@ async def _call(app: Any, path: str, method: str = "GET") -> tuple[int, dict[str
 
     from urllib.parse import unquote
 
-    scope = {"type": "http", "method": method, "path": unquote(raw), "raw_path": raw.encode(),
-             "query_string": query.encode(), "headers": [(b"host", b"127.0.0.1")],
-             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
-             "root_path": "", "http_version": "1.1"}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": unquote(raw),
+        "raw_path": raw.encode(),
+        "query_string": query.encode(),
+        "headers": [(b"host", b"127.0.0.1")],
+        "scheme": "http",
+        "server": ("127.0.0.1", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "http_version": "1.1",
+    }
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -259,21 +274,27 @@ def test_netron_viewer_is_served_patched_with_a_csp(netron_app):
     assert status in (302, 307) and headers["location"] == "/netron/index.html"
 
 
-@pytest.mark.parametrize("path", [
-    "/netron/server.py", "/netron/__init__.py", "/netron/..%2F..%2Fetc%2Fpasswd",
-    "/netron/.hidden", "/netron/nothere.js",
-    "/netron/models/" + "0" * 64 + "/m.tflite",          # well-formed, not stored
-    "/netron/models/" + "Z" * 64 + "/m.tflite",          # not a sha
-    "/netron/models/../../jobs.db/m.tflite",
-    "/netron/models/" + "0" * 63 + "/m.tflite",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/netron/server.py",
+        "/netron/__init__.py",
+        "/netron/..%2F..%2Fetc%2Fpasswd",
+        "/netron/.hidden",
+        "/netron/nothere.js",
+        "/netron/models/" + "0" * 64 + "/m.tflite",  # well-formed, not stored
+        "/netron/models/" + "Z" * 64 + "/m.tflite",  # not a sha
+        "/netron/models/../../jobs.db/m.tflite",
+        "/netron/models/" + "0" * 63 + "/m.tflite",
+    ],
+)
 def test_netron_refuses_what_is_not_a_viewer_file_or_a_stored_model(netron_app, path):
     status, _, _ = _get(netron_app, path)
     assert status in (400, 404)
 
 
 def test_netron_serves_a_stored_model_by_its_sha(netron_app):
-    data = (b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56)
+    data = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56
     sha, _ = jobs.put_artifact(data)
     status, headers, body = _get(netron_app, f"/netron/models/{sha}/m.tflite")
     assert status == 200 and body == data

@@ -37,7 +37,8 @@ def test_manifest_is_a_list_of_unique_files() -> None:
 
 def test_every_file_in_folder_is_listed() -> None:
     present = {
-        p.name for p in SAMPLES.iterdir()
+        p.name
+        for p in SAMPLES.iterdir()
         if p.is_file() and p.name not in NOT_IN_MANIFEST and not p.name.startswith(".")
     }
     assert present == set(BY_FILE), "files and manifest entries differ"

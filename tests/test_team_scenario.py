@@ -12,11 +12,11 @@ import sys
 
 import pytest
 import requests
+from server_helpers import ROOT, studio_server, tiny_model, wait_for
 from streamlit.testing.v1 import AppTest
 
 from core.server.jobs import JobStatus, JobStore
 from core.server.settings import Settings
-from server_helpers import ROOT, studio_server, tiny_model, wait_for
 
 pytestmark = pytest.mark.slow
 PASSWORD = "team-secret"
@@ -25,8 +25,13 @@ FINISHED = ("done", "failed", "cancelled")
 
 def _submit(srv, model, user: str, preset: str) -> str:
     with open(model, "rb") as f:
-        r = requests.post(srv.url("/api/jobs"), files={"model": (model.name, f)},
-                          data={"preset": preset}, auth=(user, PASSWORD), timeout=30)
+        r = requests.post(
+            srv.url("/api/jobs"),
+            files={"model": (model.name, f)},
+            data={"preset": preset},
+            auth=(user, PASSWORD),
+            timeout=30,
+        )
     assert r.status_code == 201, r.text
     return r.json()["id"]
 
@@ -47,27 +52,61 @@ def test_submit_kill_restart_every_job_ends_with_a_reason(tmp_path, monkeypatch)
         bob = _submit(srv, model, "bob", "dynamic")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "TFLITE_STUDIO_PASSWORD": PASSWORD}
         cli = subprocess.run(
-            [sys.executable, "-m", "core.cli", "submit", str(model), "--server", srv.base,
-             "--user", "carl", "--preset", "float16", "--json"],
-            capture_output=True, text=True, env=env, timeout=120)
+            [
+                sys.executable,
+                "-m",
+                "core.cli",
+                "submit",
+                str(model),
+                "--server",
+                srv.base,
+                "--user",
+                "carl",
+                "--preset",
+                "float16",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
         assert cli.returncode == 0, cli.stderr
         carl = __import__("json").loads(cli.stdout)["id"]
 
         # kill the TensorFlow process of the running job
-        pid = wait_for(lambda: (lambda j: j.pid if j.status is JobStatus.RUNNING else None)(
-            store.get(victim)), timeout=120, what="the first job's worker pid")
+        pid = wait_for(
+            lambda: (lambda j: j.pid if j.status is JobStatus.RUNNING else None)(store.get(victim)),
+            timeout=120,
+            what="the first job's worker pid",
+        )
         os.kill(pid, signal.SIGKILL)
-        killed = wait_for(lambda: (lambda j: j if j["status"] in FINISHED else None)(
-            _status(srv, victim)), timeout=60, what="the killed job to end")
+        killed = wait_for(
+            lambda: (lambda j: j if j["status"] in FINISHED else None)(_status(srv, victim)),
+            timeout=60,
+            what="the killed job to end",
+        )
         assert killed["status"] == "failed"
         assert "killed" in killed["error"]["message"] and killed["error"]["hint"]
 
         # the worker lives on: the next job starts; restart while it runs
-        wait_for(lambda: _status(srv, bob)["status"] == "running" or
-                 _status(srv, bob)["status"] in FINISHED, timeout=120, what="bob's job")
+        wait_for(
+            lambda: (
+                _status(srv, bob)["status"] == "running" or _status(srv, bob)["status"] in FINISHED
+            ),
+            timeout=120,
+            what="bob's job",
+        )
     with studio_server(data, password=PASSWORD, workers="1") as srv:
-        ends = {i: wait_for(lambda i=i: (lambda j: j if j["status"] in FINISHED else None)(
-            _status(srv, i)), timeout=240, every=0.5, what=f"job {i}") for i in (bob, carl)}
+        ends = {
+            i: wait_for(
+                lambda i=i: (lambda j: j if j["status"] in FINISHED else None)(_status(srv, i)),
+                timeout=240,
+                every=0.5,
+                what=f"job {i}",
+            )
+            for i in (bob, carl)
+        }
     assert {i: j["status"] for i, j in ends.items()} == {bob: "done", carl: "done"}
 
     # History, for everyone: all three, with the failure's reason

@@ -18,8 +18,13 @@ LIMITS = WorkerLimits(timeout_s=30, memory_bytes=1 << 30, file_bytes=8 << 20)
 
 
 def run(tmp_path, payload, limits=LIMITS, **kw):
-    return run_task(SelftestRequest(**payload), SelftestResult, workdir=tmp_path,
-                    ctx=RunContext(limits=limits, **kw), phase=Phase.CONVERT)
+    return run_task(
+        SelftestRequest(**payload),
+        SelftestResult,
+        workdir=tmp_path,
+        ctx=RunContext(limits=limits, **kw),
+        phase=Phase.CONVERT,
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,8 +50,11 @@ def test_each_death_is_a_plain_message_and_the_next_task_runs(tmp_path, payload,
 
 def test_timeout_kills_the_task(tmp_path):
     with pytest.raises(WorkerTimeout, match="longer than 1 s"):
-        run(tmp_path, {"action": "sleep", "seconds": 60},
-            limits=WorkerLimits(timeout_s=1, memory_bytes=1 << 30, file_bytes=1 << 20))
+        run(
+            tmp_path,
+            {"action": "sleep", "seconds": 60},
+            limits=WorkerLimits(timeout_s=1, memory_bytes=1 << 30, file_bytes=1 << 20),
+        )
 
 
 def test_progress_reaches_the_caller(tmp_path):
@@ -71,9 +79,12 @@ def test_warm_pool_has_tensorflow_loaded_and_runs_one_task_per_process(tmp_path)
         pool.fill()
         pids = []
         for i in range(2):
-            out = run_task(SelftestRequest(action="tf"), SelftestResult,
-                           workdir=tmp_path / str(i),
-                           ctx=RunContext(limits=pool.limits, pool=pool, on_start=pids.append))
+            out = run_task(
+                SelftestRequest(action="tf"),
+                SelftestResult,
+                workdir=tmp_path / str(i),
+                ctx=RunContext(limits=pool.limits, pool=pool, on_start=pids.append),
+            )
             assert out.tf.startswith("2.")
         assert len(set(pids)) == 2  # a fresh process per task
     finally:

@@ -22,7 +22,11 @@ def app_icon() -> Any:
     d.rounded_rectangle((18, 18, 45, 45), radius=4, fill=(255, 255, 255, 255))
     d.rectangle((25, 25, 38, 38), fill=ORANGE)
     for i in (22, 30, 38):
-        for a, b in (((i, 9), (i + 3, 16)), ((i, 47), (i + 3, 54)),
-                     ((9, i), (16, i + 3)), ((47, i), (54, i + 3))):
+        for a, b in (
+            ((i, 9), (i + 3, 16)),
+            ((i, 47), (i + 3, 54)),
+            ((9, i), (16, i + 3)),
+            ((47, i), (54, i + 3)),
+        ):
             d.rectangle((*a, *b), fill=(255, 255, 255, 255))
     return img

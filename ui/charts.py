@@ -23,23 +23,42 @@ __all__ = [
 
 VERDICT_COLORS = {"supported": "#2E7D32", "partial": "#EF6C00", "unsupported": "#C62828"}
 _KIND_COLORS = {"builtin": "#1565C0", "select_tf": "#EF6C00", "custom": "#C62828"}
-_KIND_WORDS = {"builtin": "TFLite built-in", "select_tf": "Select TF op (Flex)",
-               "custom": "custom op"}
+_KIND_WORDS = {
+    "builtin": "TFLite built-in",
+    "select_tf": "Select TF op (Flex)",
+    "custom": "custom op",
+}
 _DTYPE_COLORS = {
-    "FLOAT32": "#1565C0", "FLOAT16": "#42A5F5", "BFLOAT16": "#90CAF9", "FLOAT64": "#0D47A1",
-    "INT8": "#2E7D32", "UINT8": "#66BB6A", "INT16": "#9CCC65", "INT4": "#1B5E20",
-    "INT32": "#8D6E63", "INT64": "#6D4C41", "BOOL": "#BDBDBD", "STRING": "#9E9E9E",
+    "FLOAT32": "#1565C0",
+    "FLOAT16": "#42A5F5",
+    "BFLOAT16": "#90CAF9",
+    "FLOAT64": "#0D47A1",
+    "INT8": "#2E7D32",
+    "UINT8": "#66BB6A",
+    "INT16": "#9CCC65",
+    "INT4": "#1B5E20",
+    "INT32": "#8D6E63",
+    "INT64": "#6D4C41",
+    "BOOL": "#BDBDBD",
+    "STRING": "#9E9E9E",
 }
 _QUANT_DTYPES = {"INT8", "UINT8", "INT16", "INT4"}
 _FLOAT_DTYPES = {"FLOAT32", "FLOAT16", "BFLOAT16", "FLOAT64"}
-_NUMERIC_COLORS = {"integer (quantized)": "#2E7D32", "hybrid / mixed": "#F9A825",
-                   "float": "#1565C0", "other (shapes, indices)": "#BDBDBD"}
+_NUMERIC_COLORS = {
+    "integer (quantized)": "#2E7D32",
+    "hybrid / mixed": "#F9A825",
+    "float": "#1565C0",
+    "other (shapes, indices)": "#BDBDBD",
+}
 
 
 def _layout(fig: go.Figure, height: int = 320) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=8, r=8, t=40, b=8),
-                      title=dict(font=dict(size=15)),
-                      legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
+    fig.update_layout(
+        height=height,
+        margin=dict(l=8, r=8, t=40, b=8),
+        title=dict(font=dict(size=15)),
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+    )
     return fig
 
 
@@ -49,7 +68,8 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
     for op in report.get("operators") or []:
         kinds.setdefault(op["op"], op.get("kind", "builtin"))
     counts = report.get("op_counts") or dict(
-        Counter(o["op"] for o in report.get("operators") or []))
+        Counter(o["op"] for o in report.get("operators") or [])
+    )
     items = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]))
     fig = go.Figure()
     for kind in ("builtin", "select_tf", "custom"):
@@ -57,15 +77,22 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
         if not rows:
             continue
         fig.add_bar(
-            y=[n for n, _ in rows], x=[c for _, c in rows], orientation="h",
-            name=_KIND_WORDS[kind], marker_color=_KIND_COLORS[kind],
+            y=[n for n, _ in rows],
+            x=[c for _, c in rows],
+            orientation="h",
+            name=_KIND_WORDS[kind],
+            marker_color=_KIND_COLORS[kind],
             hovertemplate="%{y}: %{x} time(s)<extra>" + _KIND_WORDS[kind] + "</extra>",
         )
     most = max(counts.values(), default=1)
-    fig.update_layout(title="Operators used", xaxis_title="times used", barmode="stack",
-                      xaxis=dict(dtick=1 if most <= 10 else None, rangemode="tozero"),
-                      yaxis=dict(categoryorder="array", categoryarray=[n for n, _ in items]),
-                      showlegend=len(fig.data) > 1)
+    fig.update_layout(
+        title="Operators used",
+        xaxis_title="times used",
+        barmode="stack",
+        xaxis=dict(dtick=1 if most <= 10 else None, rangemode="tozero"),
+        yaxis=dict(categoryorder="array", categoryarray=[n for n, _ in items]),
+        showlegend=len(fig.data) > 1,
+    )
     return _layout(fig, height=max(260, 28 * len(items) + 90))
 
 
@@ -76,14 +103,16 @@ def weight_layers(report: dict[str, Any]) -> list[dict[str, Any]]:
     for t in report.get("tensors") or []:
         if not t.get("weights_of"):
             continue  # not a weight, or its buffer is counted for another tensor
-        rows.append({
-            "op": t["weights_of"],
-            "layer": short_layer_name(t.get("name", "")),
-            "name": t.get("name", ""),
-            "dtype": t.get("dtype", "?"),
-            "bytes": int(t["bytes"]),
-            "shape": t.get("shape"),
-        })
+        rows.append(
+            {
+                "op": t["weights_of"],
+                "layer": short_layer_name(t.get("name", "")),
+                "name": t.get("name", ""),
+                "dtype": t.get("dtype", "?"),
+                "bytes": int(t["bytes"]),
+                "shape": t.get("shape"),
+            }
+        )
     return rows
 
 
@@ -134,13 +163,20 @@ def size_treemap(report: dict[str, Any], max_layers_per_op: int = 25) -> go.Figu
         values.append(structure)
         colors.append("#E0E0E0")
     values[0] = max(file_bytes, sum(v for v, p in zip(values, parents) if p == "file"))
-    fig = go.Figure(go.Treemap(
-        ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
-        marker=dict(colors=colors) if any(colors) else None,
-        hovertemplate="%{label}<br>%{value:,} bytes<br>%{percentRoot:.1%} of the file"
-                      "<extra></extra>",
-        texttemplate="%{label}<br>%{percentRoot:.0%}", maxdepth=3,
-    ))
+    fig = go.Figure(
+        go.Treemap(
+            ids=ids,
+            labels=labels,
+            parents=parents,
+            values=values,
+            branchvalues="total",
+            marker=dict(colors=colors) if any(colors) else None,
+            hovertemplate="%{label}<br>%{value:,} bytes<br>%{percentRoot:.1%} of the file"
+            "<extra></extra>",
+            texttemplate="%{label}<br>%{percentRoot:.0%}",
+            maxdepth=3,
+        )
+    )
     fig.update_layout(title="Where the bytes go (by operator type, then layer)")
     return _layout(fig, height=420)
 
@@ -149,16 +185,24 @@ def weights_by_dtype(report: dict[str, Any]) -> go.Figure:
     """Weight bytes per number type (float32, int8, …)."""
     by = (report.get("size") or {}).get("by_dtype") or {}
     items = [(k, v) for k, v in by.items() if v]
-    fig = go.Figure(go.Pie(
-        labels=[k for k, _ in items], values=[v for _, v in items], hole=0.55, sort=False,
-        marker=dict(colors=[_DTYPE_COLORS.get(k, "#9E9E9E") for k, _ in items]),
-        hovertemplate="%{label}: %{value:,} bytes (%{percent})<extra></extra>",
-        textinfo="percent", textposition="inside",
-    ))
+    fig = go.Figure(
+        go.Pie(
+            labels=[k for k, _ in items],
+            values=[v for _, v in items],
+            hole=0.55,
+            sort=False,
+            marker=dict(colors=[_DTYPE_COLORS.get(k, "#9E9E9E") for k, _ in items]),
+            hovertemplate="%{label}: %{value:,} bytes (%{percent})<extra></extra>",
+            textinfo="percent",
+            textposition="inside",
+        )
+    )
     total = sum(v for _, v in items)
-    fig.update_layout(title="Weights by number type", showlegend=True, annotations=[dict(
-        text=human_bytes(total), showarrow=False,
-        font=dict(size=16))])
+    fig.update_layout(
+        title="Weights by number type",
+        showlegend=True,
+        annotations=[dict(text=human_bytes(total), showarrow=False, font=dict(size=16))],
+    )
     return _layout(fig)
 
 
@@ -167,8 +211,11 @@ def op_numerics(report: dict[str, Any]) -> Counter[str]:
     tensors = {(t["subgraph"], t["index"]): t for t in report.get("tensors") or []}
     out: Counter[str] = Counter()
     for op in report.get("operators") or []:
-        dts = [tensors[(op["subgraph"], i)] for i in [*op.get("inputs", []), *op.get("outputs", [])]
-               if i >= 0 and (op["subgraph"], i) in tensors]
+        dts = [
+            tensors[(op["subgraph"], i)]
+            for i in [*op.get("inputs", []), *op.get("outputs", [])]
+            if i >= 0 and (op["subgraph"], i) in tensors
+        ]
         quant = any(t["dtype"] in _QUANT_DTYPES and t.get("quantization") for t in dts)
         flt = any(t["dtype"] in _FLOAT_DTYPES for t in dts)
         if quant and not flt:
@@ -189,8 +236,13 @@ def quantization_coverage(report: dict[str, Any]) -> go.Figure:
     acts: Counter[str] = Counter()
     for t in report.get("tensors") or []:
         dt = t.get("dtype", "?")
-        cat = ("integer (quantized)" if dt in _QUANT_DTYPES and t.get("quantization")
-               else "float" if dt in _FLOAT_DTYPES else "other (shapes, indices)")
+        cat = (
+            "integer (quantized)"
+            if dt in _QUANT_DTYPES and t.get("quantization")
+            else "float"
+            if dt in _FLOAT_DTYPES
+            else "other (shapes, indices)"
+        )
         if t.get("constant"):
             weights[cat] += int(t.get("bytes") or 0)
         else:
@@ -206,11 +258,21 @@ def quantization_coverage(report: dict[str, Any]) -> go.Figure:
             raw.append(counter.get(cat, 0))
         if not any(raw):
             continue
-        fig.add_bar(x=xs, y=ys, orientation="h", name=cat, marker_color=color,
-                    customdata=raw,
-                    hovertemplate="%{y}: %{x:.0f}% " + cat + " (%{customdata:,})<extra></extra>")
-    fig.update_layout(title="Quantization coverage", barmode="stack",
-                      xaxis=dict(title="% of each", range=[0, 100], ticksuffix="%"),
-                      yaxis=dict(categoryorder="array",
-                                 categoryarray=["Activations", "Weight bytes", "Operators"]))
+        fig.add_bar(
+            x=xs,
+            y=ys,
+            orientation="h",
+            name=cat,
+            marker_color=color,
+            customdata=raw,
+            hovertemplate="%{y}: %{x:.0f}% " + cat + " (%{customdata:,})<extra></extra>",
+        )
+    fig.update_layout(
+        title="Quantization coverage",
+        barmode="stack",
+        xaxis=dict(title="% of each", range=[0, 100], ticksuffix="%"),
+        yaxis=dict(
+            categoryorder="array", categoryarray=["Activations", "Weight bytes", "Operators"]
+        ),
+    )
     return _layout(fig)

@@ -14,6 +14,7 @@ from core.units import human_bytes
 
 __all__ = ["accuracy_label", "pareto_chart", "layer_error_chart"]
 
+
 def accuracy_label(report: dict[str, Any]) -> str:
     rows = [r for r in report.get("rows", []) if r.get("metrics")]
     if any(r["metrics"].get("top1_agreement") is not None for r in rows):
@@ -50,43 +51,72 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
             extra = f"<br>accuracy {m['accuracy']:.2%}"
         hover.append(
             f"<b>{r['label']}</b><br>{human_bytes(r['size_bytes'])}<br>"
-            + (f"{r['latency_ms']:.4g} ms median<br>" if r.get("latency_ms") is not None
-               else "latency not measured<br>")
+            + (
+                f"{r['latency_ms']:.4g} ms median<br>"
+                if r.get("latency_ms") is not None
+                else "latency not measured<br>"
+            )
             + f"{label.lower()}: {a:.4f}{extra}<br>verdict: {m.get('verdict', '–')}"
         )
     lo = min(accs)
-    fig.add_trace(go.Scatter(
-        x=[r["size_bytes"] / 1024 for r in rows], y=y, mode="markers+text",
-        text=texts, textposition=positions, hovertext=hover, hoverinfo="text",
-        marker=dict(
-            size=[22 if r["label"] == rec else 15 for r in rows],
-            symbol=["star" if r["label"] == rec else "circle" for r in rows],
-            color=accs, colorscale="RdYlGn", cmin=min(lo, 0.9), cmax=1.0,
-            line=dict(width=[3 if r.get("pareto") else 0 for r in rows], color="#212121"),
-            colorbar=dict(title=dict(text=label.replace(" with the original", "")
-                                     .replace(" to the original", ""), side="right"),
-                          thickness=12),
-        ),
-        showlegend=False,
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=[r["size_bytes"] / 1024 for r in rows],
+            y=y,
+            mode="markers+text",
+            text=texts,
+            textposition=positions,
+            hovertext=hover,
+            hoverinfo="text",
+            marker=dict(
+                size=[22 if r["label"] == rec else 15 for r in rows],
+                symbol=["star" if r["label"] == rec else "circle" for r in rows],
+                color=accs,
+                colorscale="RdYlGn",
+                cmin=min(lo, 0.9),
+                cmax=1.0,
+                line=dict(width=[3 if r.get("pareto") else 0 for r in rows], color="#212121"),
+                colorbar=dict(
+                    title=dict(
+                        text=label.replace(" with the original", "").replace(
+                            " to the original", ""
+                        ),
+                        side="right",
+                    ),
+                    thickness=12,
+                ),
+            ),
+            showlegend=False,
+        )
+    )
     front = sorted((r for r in rows if r.get("pareto")), key=lambda r: r["size_bytes"])
     if len(front) > 1 and has_lat:
-        fig.add_trace(go.Scatter(
-            x=[r["size_bytes"] / 1024 for r in front],
-            y=[r.get("latency_ms") or 0.0 for r in front],
-            mode="lines", line=dict(dash="dot", color="#616161", width=1),
-            hoverinfo="skip", name="Pareto front", showlegend=True,
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[r["size_bytes"] / 1024 for r in front],
+                y=[r.get("latency_ms") or 0.0 for r in front],
+                mode="lines",
+                line=dict(dash="dot", color="#616161", width=1),
+                hoverinfo="skip",
+                name="Pareto front",
+                showlegend=True,
+            )
+        )
     fig.update_xaxes(title="File size (KB)", rangemode="tozero")
     measured = [v for v in lat if v]
     spread = max(measured) / min(measured) if measured else 1.0
     if spread > 8:  # one slow preset (int16x8 reference kernels) would flatten the rest
         fig.update_yaxes(type="log", title="Median latency (ms, log scale)")
     else:
-        fig.update_yaxes(title="Median latency (ms)" if has_lat else "latency not measured",
-                         rangemode="tozero")
-    return _layout(fig, "Size, speed and accuracy (ringed: no other preset is smaller, "
-                        "faster and more accurate at once)", height=420)
+        fig.update_yaxes(
+            title="Median latency (ms)" if has_lat else "latency not measured", rangemode="tozero"
+        )
+    return _layout(
+        fig,
+        "Size, speed and accuracy (ringed: no other preset is smaller, "
+        "faster and more accurate at once)",
+        height=420,
+    )
 
 
 def layer_error_chart(layers: dict[str, Any], *, highlight: int = 0) -> go.Figure:
@@ -101,34 +131,54 @@ def layer_error_chart(layers: dict[str, Any], *, highlight: int = 0) -> go.Figur
     if not items:
         fig.add_annotation(text="No layer error to show", showarrow=False)
         return _layout(fig, "Quantization error by layer")
-    ytitle = ("RMSE in quantization steps (rmse/scale)" if metric == "rmse_over_scale"
-              else "RMSE relative to the layer's output")
-    fig.add_trace(go.Bar(
-        x=[f"{x['index']}: {x['op']}" for x in items],
-        y=[x[metric] for x in items],
-        marker=dict(
-            color=["#C62828" if x.get("suspect") else "#1565C0" for x in items],
-            line=dict(width=[3 if x["tensor"] in worst else 0 for x in items], color="#212121"),
-        ),
-        hovertext=[f"<b>{x['op']}</b><br>{short_layer_name(x['tensor'], 80)}<br>"
-                   f"{metric.replace('_', ' ')}: {x[metric]:.4g}<br>max |error| "
-                   f"{x['max_abs_error']:.4g}<br>scale {x['scale']:.4g}" for x in items],
-        hoverinfo="text",
-        showlegend=False,
-    ))
-    fig.add_hline(y=thr, line_dash="dash", line_color="#C62828",
-                  annotation_text=f"suspect above {thr:g}", annotation_position="top left")
+    ytitle = (
+        "RMSE in quantization steps (rmse/scale)"
+        if metric == "rmse_over_scale"
+        else "RMSE relative to the layer's output"
+    )
+    fig.add_trace(
+        go.Bar(
+            x=[f"{x['index']}: {x['op']}" for x in items],
+            y=[x[metric] for x in items],
+            marker=dict(
+                color=["#C62828" if x.get("suspect") else "#1565C0" for x in items],
+                line=dict(width=[3 if x["tensor"] in worst else 0 for x in items], color="#212121"),
+            ),
+            hovertext=[
+                f"<b>{x['op']}</b><br>{short_layer_name(x['tensor'], 80)}<br>"
+                f"{metric.replace('_', ' ')}: {x[metric]:.4g}<br>max |error| "
+                f"{x['max_abs_error']:.4g}<br>scale {x['scale']:.4g}"
+                for x in items
+            ],
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
+    fig.add_hline(
+        y=thr,
+        line_dash="dash",
+        line_color="#C62828",
+        annotation_text=f"suspect above {thr:g}",
+        annotation_position="top left",
+    )
     if metric == "rmse_over_scale":
-        fig.add_hline(y=0.289, line_dash="dot", line_color="#2E7D32",
-                      annotation_text="plain rounding (0.29)",
-                      annotation_position="bottom right")
+        fig.add_hline(
+            y=0.289,
+            line_dash="dot",
+            line_color="#2E7D32",
+            annotation_text="plain rounding (0.29)",
+            annotation_position="bottom right",
+        )
     fig.update_xaxes(title="Layer (in execution order)", tickangle=-45)
     fig.update_yaxes(title=ytitle, rangemode="tozero")
     return _layout(fig, f"Quantization error by layer ({layers.get('preset')})", height=380)
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
-    fig.update_layout(title=dict(text=title, font=dict(size=15)), height=height,
-                      margin=dict(l=8, r=8, t=48, b=8),
-                      legend=dict(orientation="h", yanchor="top", y=-0.2, x=0))
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=15)),
+        height=height,
+        margin=dict(l=8, r=8, t=48, b=8),
+        legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
+    )
     return fig

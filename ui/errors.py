@@ -73,7 +73,7 @@ def on_script_error(exc: Exception) -> bool:
             log.info("page error: %s", exc)
         else:
             _unexpected(exc)
-    except Exception:  # noqa: BLE001  (showing the error must never raise)
+    except Exception:
         log.exception("could not show an error")
         return False
     return True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from core.model.naming import download_name, model_stem  # noqa: F401  (one naming rule)
-from core.units import human_bytes  # noqa: F401  (one byte format)
+from core.model.naming import download_name, model_stem
+from core.units import human_bytes
 
 __all__ = ["human_bytes", "human_seconds", "model_stem", "download_name", "ago"]
 
@@ -32,5 +32,3 @@ def ago(ts: float | None) -> str:
     if d < 86400:
         return f"{int(d // 3600)} h ago"
     return f"{int(d // 86400)} days ago"
-
-

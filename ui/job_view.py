@@ -13,9 +13,9 @@ from typing import Any
 
 import streamlit as st
 
-from core.server import jobs
 from core.errors import JobError, StudioError
 from core.options import PRESETS, Preset
+from core.server import jobs
 from ui.errors import PHASE_WORDS, guard, show_error
 from ui.format import human_bytes, human_seconds
 from ui.identity import current_user
@@ -108,7 +108,8 @@ def show_progress(job_id: str, *, key: str, every: float = 1.0) -> None:
             ahead = _queue_ahead(job)
             box.markdown(
                 f"{ahead} job{'s' if ahead != 1 else ''} ahead of this one."
-                if ahead else "Starting as soon as a worker is free."
+                if ahead
+                else "Starting as soon as a worker is free."
             )
         else:
             steps = _steps(job)
@@ -118,8 +119,9 @@ def show_progress(job_id: str, *, key: str, every: float = 1.0) -> None:
                 box.markdown(f":material/progress_activity: **{steps[-1]}…**")
             if job.started_at:
                 elapsed = time.time() - job.started_at
-                box.caption("Just started." if elapsed < 1
-                            else f"Running for {human_seconds(elapsed)}.")
+                box.caption(
+                    "Just started." if elapsed < 1 else f"Running for {human_seconds(elapsed)}."
+                )
         box.caption(
             "You can close this tab: the job keeps running, and this page's link "
             "brings you back to it."
@@ -131,8 +133,7 @@ def show_progress(job_id: str, *, key: str, every: float = 1.0) -> None:
     _poll()
 
 
-def _retry(job: jobs.Job, label: str, key: str, *, primary: bool = True,
-           **changes: Any) -> None:
+def _retry(job: jobs.Job, label: str, key: str, *, primary: bool = True, **changes: Any) -> None:
     if st.button(label, key=key, type="primary" if primary else "secondary"):
         try:
             new = resubmit(job, user=current_user(), **changes)
@@ -144,8 +145,9 @@ def _retry(job: jobs.Job, label: str, key: str, *, primary: bool = True,
 
 def show_failure(job: jobs.Job, *, key: str) -> None:
     """What went wrong, in words, and one click for the fix when there is one."""
-    err = job.error_obj or StudioError("The job failed without a message.",
-                                       "Try again; if it repeats, tell the server's admin.")
+    err = job.error_obj or StudioError(
+        "The job failed without a message.", "Try again; if it repeats, tell the server's admin."
+    )
     phase = PHASE_WORDS.get(err.phase.value, err.phase.value)
     show_error(err, title=f"{job_title(job)} failed while {phase}.")
     details = err.details or {}
@@ -156,28 +158,41 @@ def show_failure(job: jobs.Job, *, key: str) -> None:
     if fix == "select_tf_ops":
         ops = details.get("select_tf_ops") or []
         if ops:
-            st.markdown("Operators TFLite has no built-in version of: "
-                        + ", ".join(f"`{o}`" for o in ops))
+            st.markdown(
+                "Operators TFLite has no built-in version of: " + ", ".join(f"`{o}`" for o in ops)
+            )
         _retry(job, "Retry with Select TF ops", f"{key}.fix.select", select_tf_ops=True)
-        st.caption("The converted model will then need the Flex delegate on the device "
-                   "(several MB more in the app). See the Guide.")
+        st.caption(
+            "The converted model will then need the Flex delegate on the device "
+            "(several MB more in the app). See the Guide."
+        )
     elif fix == "allow_custom_ops":
         ops = details.get("custom_ops") or []
         if ops:
-            st.markdown("Operators with no TFLite or TensorFlow kernel: "
-                        + ", ".join(f"`{o}`" for o in ops))
+            st.markdown(
+                "Operators with no TFLite or TensorFlow kernel: " + ", ".join(f"`{o}`" for o in ops)
+            )
         _retry(job, "Retry allowing custom ops", f"{key}.fix.custom", allow_custom_ops=True)
         st.caption("You will then have to implement and register these ops in your app.")
     keys = details.get("signature_keys") or []
     if keys:
         c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-        sig = c1.selectbox("Choose a signature", keys, key=f"{key}.fix.sig_choice",
-                           help="A signature is one entry point of the model.")
+        sig = c1.selectbox(
+            "Choose a signature",
+            keys,
+            key=f"{key}.fix.sig_choice",
+            help="A signature is one entry point of the model.",
+        )
         with c2:
             _retry(job, "Convert this signature", f"{key}.fix.sig", signature_key=sig)
     if err.phase.value == "quantize" and options.get("preset") == Preset.INT8.value:
-        _retry(job, "Retry with int8-float-io (float fallback)", f"{key}.fix.fallback",
-               primary=not fix, preset=Preset.INT8_FLOAT_IO.value)
+        _retry(
+            job,
+            "Retry with int8-float-io (float fallback)",
+            f"{key}.fix.fallback",
+            primary=not fix,
+            preset=Preset.INT8_FLOAT_IO.value,
+        )
     if err.phase.value == "calibrate" and job.params.get("files", {}).get("calibration"):
         st.caption("Check the calibration file under Advanced options on the Convert page.")
 
@@ -209,21 +224,34 @@ def show_conversion_headline(job: jobs.Job) -> None:
     out_size = conv.get("output_size") or result.get("output_size")
     in_size = conv.get("input_size") or job.input_size
     c = st.columns(4)
-    c[0].metric("Uploaded model", human_bytes(in_size),
-                help="Size of what was uploaded (the archive or Keras file).")
+    c[0].metric(
+        "Uploaded model",
+        human_bytes(in_size),
+        help="Size of what was uploaded (the archive or Keras file).",
+    )
     delta = None
     if in_size and out_size:
         delta = f"{(out_size - in_size) / in_size:+.0%}"
-    c[1].metric("TFLite file", human_bytes(out_size), delta=delta, delta_color="inverse",
-                help="Size of the converted .tflite file.")
+    c[1].metric(
+        "TFLite file",
+        human_bytes(out_size),
+        delta=delta,
+        delta_color="inverse",
+        help="Size of the converted .tflite file.",
+    )
     if in_size and out_size:
         ratio = in_size / out_size
-        c[2].metric("Smaller by" if ratio >= 1 else "Larger by",
-                    f"{ratio:.1f}×" if ratio >= 1 else f"{1 / ratio:.1f}×",
-                    help="Uploaded size divided by the .tflite size.")
+        c[2].metric(
+            "Smaller by" if ratio >= 1 else "Larger by",
+            f"{ratio:.1f}×" if ratio >= 1 else f"{1 / ratio:.1f}×",
+            help="Uploaded size divided by the .tflite size.",
+        )
     else:
         c[2].metric("Smaller by", "–")
-    c[3].metric("Conversion time", human_seconds(conv.get("seconds")),
-                help="Loading and converting in the worker (queue time not included).")
+    c[3].metric(
+        "Conversion time",
+        human_seconds(conv.get("seconds")),
+        help="Loading and converting in the worker (queue time not included).",
+    )
     for w in conv.get("warnings") or []:
         st.warning(w, icon=":material/warning:")

@@ -35,9 +35,11 @@ __all__ = [
 ]
 
 VERDICT_WORDS = {"supported": "runs", "partial": "partly", "unsupported": "does not run"}
-_VERDICT_STYLE = {"supported": ("green", ":material/check_circle:"),
-                  "partial": ("orange", ":material/error:"),
-                  "unsupported": ("red", ":material/cancel:")}
+_VERDICT_STYLE = {
+    "supported": ("green", ":material/check_circle:"),
+    "partial": ("orange", ":material/error:"),
+    "unsupported": ("red", ":material/cancel:"),
+}
 _PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
 
 
@@ -74,9 +76,13 @@ def _render(job: jobs.Job, fmt: str) -> str:
         p = d / name  # the report shows this file name, not the content id
         os.symlink(jobs.artifact_path(str(job.output_sha)), p)
         # the worker's probe result and hash: a click starts no TFLite Micro process
-        report = build_report(p, source_kind=conv.get("input_kind"),
-                              source_size=conv.get("input_size"), sha256=job.output_sha,
-                              micro_probe=MicroProbeResult(**stored) if stored else None)
+        report = build_report(
+            p,
+            source_kind=conv.get("input_kind"),
+            source_size=conv.get("input_size"),
+            sha256=job.output_sha,
+            micro_probe=MicroProbeResult(**stored) if stored else None,
+        )
         return render(report, fmt)
     finally:
         shutil.rmtree(d, ignore_errors=True)
@@ -90,30 +96,50 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
     tfl = jobs.artifact_path(job.output_sha)
     c = st.columns(4)
     c[0].download_button(
-        "Download .tflite", data=lambda: tfl.read_bytes(),
+        "Download .tflite",
+        data=lambda: tfl.read_bytes(),
         file_name=download_name(job.model_name, preset, "tflite"),
-        mime="application/octet-stream", type="primary", icon=":material/download:",
-        key=f"{key}.tflite.{job.id}", on_click="ignore", width="stretch",
+        mime="application/octet-stream",
+        type="primary",
+        icon=":material/download:",
+        key=f"{key}.tflite.{job.id}",
+        on_click="ignore",
+        width="stretch",
     )
     if job.report_sha:
         rep = jobs.artifact_path(job.report_sha)
         c[1].download_button(
-            "Report (HTML)", data=lambda: _render(job, "html"),
-            file_name=download_name(job.model_name, preset, "html"), mime="text/html",
-            icon=":material/description:", key=f"{key}.html.{job.id}", on_click="ignore",
-            width="stretch", help="One self-contained page with charts; opens offline.",
+            "Report (HTML)",
+            data=lambda: _render(job, "html"),
+            file_name=download_name(job.model_name, preset, "html"),
+            mime="text/html",
+            icon=":material/description:",
+            key=f"{key}.html.{job.id}",
+            on_click="ignore",
+            width="stretch",
+            help="One self-contained page with charts; opens offline.",
         )
         c[2].download_button(
-            "Report (Markdown)", data=lambda: _render(job, "md"),
-            file_name=download_name(job.model_name, preset, "md"), mime="text/markdown",
-            icon=":material/article:", key=f"{key}.md.{job.id}", on_click="ignore",
-            width="stretch", help="For a pull request or an issue.",
+            "Report (Markdown)",
+            data=lambda: _render(job, "md"),
+            file_name=download_name(job.model_name, preset, "md"),
+            mime="text/markdown",
+            icon=":material/article:",
+            key=f"{key}.md.{job.id}",
+            on_click="ignore",
+            width="stretch",
+            help="For a pull request or an issue.",
         )
         c[3].download_button(
-            "Report (JSON)", data=lambda: rep.read_bytes(),
-            file_name=download_name(job.model_name, preset, "json"), mime="application/json",
-            icon=":material/data_object:", key=f"{key}.json.{job.id}", on_click="ignore",
-            width="stretch", help="Everything in the report, for scripts and CI.",
+            "Report (JSON)",
+            data=lambda: rep.read_bytes(),
+            file_name=download_name(job.model_name, preset, "json"),
+            mime="application/json",
+            icon=":material/data_object:",
+            key=f"{key}.json.{job.id}",
+            on_click="ignore",
+            width="stretch",
+            help="Everything in the report, for scripts and CI.",
         )
 
 
@@ -147,27 +173,45 @@ def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
     cols = st.columns(5 if src else 4)
     i = 0
     if src:
-        cols[i].metric("Uploaded model", human_bytes(src.get("size_bytes")),
-                       help="The archive or Keras file that was converted.")
+        cols[i].metric(
+            "Uploaded model",
+            human_bytes(src.get("size_bytes")),
+            help="The archive or Keras file that was converted.",
+        )
         i += 1
     delta = f"{src['ratio'] - 1:+.0%}" if src and src.get("ratio") else None
-    cols[i].metric("TFLite file", human_bytes(file_bytes), delta=delta, delta_color="inverse",
-                   help="Size of the .tflite file" + (" compared with the upload." if src else "."))
+    cols[i].metric(
+        "TFLite file",
+        human_bytes(file_bytes),
+        delta=delta,
+        delta_color="inverse",
+        help="Size of the .tflite file" + (" compared with the upload." if src else "."),
+    )
     i += 1
     if src and src.get("ratio"):
-        cols[i].metric(*_ratio_metric(float(src["ratio"])),
-                       help="Uploaded size divided by the .tflite size.")
+        cols[i].metric(
+            *_ratio_metric(float(src["ratio"])), help="Uploaded size divided by the .tflite size."
+        )
         i += 1
     weights = size.get("weights_bytes") or 0
     share = f"{weights / file_bytes:.0%} of the file" if file_bytes else None
-    cols[i].metric("Weights", human_bytes(weights), delta=share, delta_color="off",
-                   delta_arrow="off",
-                   help="Learned numbers stored in the file; the rest is graph structure.")
+    cols[i].metric(
+        "Weights",
+        human_bytes(weights),
+        delta=share,
+        delta_color="off",
+        delta_arrow="off",
+        help="Learned numbers stored in the file; the rest is graph structure.",
+    )
     i += 1
     n_ops = model.get("num_operators") or len(report.get("operators") or [])
-    cols[i].metric("Operators", f"{n_ops}",
-                   delta=f"{len(report.get('op_counts') or {})} kinds",
-                   delta_color="off", delta_arrow="off")
+    cols[i].metric(
+        "Operators",
+        f"{n_ops}",
+        delta=f"{len(report.get('op_counts') or {})} kinds",
+        delta_color="off",
+        delta_arrow="off",
+    )
 
 
 def show_compatibility(report: dict[str, Any], *, key: str = "compat") -> None:
@@ -184,10 +228,17 @@ def show_compatibility(report: dict[str, Any], *, key: str = "compat") -> None:
         with col, st.container(border=True, height="stretch"):
             st.markdown(f"**{t.get('title', _k)}**")
             st.markdown(f"### :{color}[{icon} {VERDICT_WORDS.get(verdict, verdict).capitalize()}]")
-            st.caption(f"{counts.get('supported', 0)} of {sum(counts.values())} operators "
-                       "fully supported")
-    tabs = st.tabs([f"{_VERDICT_STYLE.get(t.get('verdict'), ('', ':material/help:'))[1]} "
-                    f"{t.get('title', k)}" for k, t in compat.items()], key=f"{key}.tabs")
+            st.caption(
+                f"{counts.get('supported', 0)} of {sum(counts.values())} operators fully supported"
+            )
+    tabs = st.tabs(
+        [
+            f"{_VERDICT_STYLE.get(t.get('verdict'), ('', ':material/help:'))[1]} "
+            f"{t.get('title', k)}"
+            for k, t in compat.items()
+        ],
+        key=f"{key}.tabs",
+    )
     for tab, (k, t) in zip(tabs, compat.items()):
         with tab:
             _target_reasons(k, t)
@@ -203,14 +254,17 @@ def _target_reasons(key: str, t: dict[str, Any]) -> None:
         msgs = _unique(r.get("message", "") for r in s.get("reasons") or [])
         hints = _unique(r.get("hint", "") for r in s.get("reasons") or [] if r.get("hint"))
         st.markdown(
-            f":{c}[**{op}**] ×{s.get('count', 1)}: " + "; ".join(msgs[:4])
+            f":{c}[**{op}**] ×{s.get('count', 1)}: "
+            + "; ".join(msgs[:4])
             + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
             + "".join(f"  \n  *Fix:* {h}" for h in hints[:2])
         )
     details = t.get("details") or {}
     if key == "micro" and details.get("arena_bytes"):
-        st.caption(f"Loaded and run once in the TFLite Micro interpreter; tensor arena "
-                   f"{human_bytes(details['arena_bytes'])}.")
+        st.caption(
+            f"Loaded and run once in the TFLite Micro interpreter; tensor arena "
+            f"{human_bytes(details['arena_bytes'])}."
+        )
     if not bad and not t.get("model_reasons"):
         st.markdown(":green[Every operator is supported here.]")
     if t.get("source"):
@@ -231,15 +285,16 @@ def _unique(items: Any) -> list[str]:
 
 def _reason(r: dict[str, Any]) -> None:
     c, _ = _VERDICT_STYLE.get(r.get("severity"), ("gray", ""))
-    st.markdown(f":{c}[**Whole model:**] {r.get('message', '')}"
-                + (f"  \n*Fix:* {r['hint']}" if r.get("hint") else ""))
+    st.markdown(
+        f":{c}[**Whole model:**] {r.get('message', '')}"
+        + (f"  \n*Fix:* {r['hint']}" if r.get("hint") else "")
+    )
 
 
 def show_charts(report: dict[str, Any], *, key: str) -> None:
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.op_histogram(report), key=f"{key}.ops", config=_PLOTLY_CONFIG)
-    c2.plotly_chart(charts.quantization_coverage(report), key=f"{key}.quant",
-                    config=_PLOTLY_CONFIG)
+    c2.plotly_chart(charts.quantization_coverage(report), key=f"{key}.quant", config=_PLOTLY_CONFIG)
     c3, c4 = st.columns([2, 1])
     c3.plotly_chart(charts.size_treemap(report), key=f"{key}.treemap", config=_PLOTLY_CONFIG)
     c4.plotly_chart(charts.weights_by_dtype(report), key=f"{key}.dtype", config=_PLOTLY_CONFIG)
@@ -259,60 +314,115 @@ def _quant(q: dict[str, Any] | None) -> str:
 
 
 def _io_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"name": t.get("name"), "shape": _shape(t.get("shape")),
-             "shape (dynamic = -1)": _shape(t.get("shape_signature") or t.get("shape")),
-             "type": t.get("dtype"), "quantization": _quant(t.get("quantization"))}
-            for t in items]
+    return [
+        {
+            "name": t.get("name"),
+            "shape": _shape(t.get("shape")),
+            "shape (dynamic = -1)": _shape(t.get("shape_signature") or t.get("shape")),
+            "type": t.get("dtype"),
+            "quantization": _quant(t.get("quantization")),
+        }
+        for t in items
+    ]
 
 
 def show_tables(report: dict[str, Any], *, key: str) -> None:
     tabs = st.tabs(["Inputs & outputs", "Signatures", "Tensors", "Operators", "Metadata"])
     with tabs[0]:
         st.markdown("**Inputs**")
-        st.dataframe(_io_rows(report.get("inputs") or []), hide_index=True, width="stretch",
-                     key=f"{key}.inputs")
+        st.dataframe(
+            _io_rows(report.get("inputs") or []),
+            hide_index=True,
+            width="stretch",
+            key=f"{key}.inputs",
+        )
         st.markdown("**Outputs**")
-        st.dataframe(_io_rows(report.get("outputs") or []), hide_index=True, width="stretch",
-                     key=f"{key}.outputs")
+        st.dataframe(
+            _io_rows(report.get("outputs") or []),
+            hide_index=True,
+            width="stretch",
+            key=f"{key}.outputs",
+        )
     with tabs[1]:
         sigs = report.get("signatures") or []
         if not sigs:
             st.caption("This model has no signatures (older converters did not write them).")
-        st.dataframe([{"signature": s.get("key"), "subgraph": s.get("subgraph"),
-                       "inputs": ", ".join(s.get("inputs") or {}),
-                       "outputs": ", ".join(s.get("outputs") or {})} for s in sigs],
-                     hide_index=True, width="stretch", key=f"{key}.sigs")
+        st.dataframe(
+            [
+                {
+                    "signature": s.get("key"),
+                    "subgraph": s.get("subgraph"),
+                    "inputs": ", ".join(s.get("inputs") or {}),
+                    "outputs": ", ".join(s.get("outputs") or {}),
+                }
+                for s in sigs
+            ],
+            hide_index=True,
+            width="stretch",
+            key=f"{key}.sigs",
+        )
     with tabs[2]:
-        rows = [{"subgraph": t["subgraph"], "index": t["index"], "name": t.get("name"),
-                 "shape": _shape(t.get("shape")), "type": t.get("dtype"),
-                 "bytes": t.get("bytes") or 0, "constant": bool(t.get("constant")),
-                 "quantization": _quant(t.get("quantization")), "sparse": bool(t.get("sparse"))}
-                for t in report.get("tensors") or []]
-        st.dataframe(rows, hide_index=True, width="stretch", key=f"{key}.tensors",
-                     column_config={"bytes": st.column_config.NumberColumn(format="%d")})
+        rows = [
+            {
+                "subgraph": t["subgraph"],
+                "index": t["index"],
+                "name": t.get("name"),
+                "shape": _shape(t.get("shape")),
+                "type": t.get("dtype"),
+                "bytes": t.get("bytes") or 0,
+                "constant": bool(t.get("constant")),
+                "quantization": _quant(t.get("quantization")),
+                "sparse": bool(t.get("sparse")),
+            }
+            for t in report.get("tensors") or []
+        ]
+        st.dataframe(
+            rows,
+            hide_index=True,
+            width="stretch",
+            key=f"{key}.tensors",
+            column_config={"bytes": st.column_config.NumberColumn(format="%d")},
+        )
     with tabs[3]:
-        st.dataframe([{"subgraph": o["subgraph"], "index": o["index"], "operator": o["op"],
-                       "kind": o.get("kind"), "version": o.get("version"),
-                       "fused activation": o.get("fused_activation") or ""}
-                      for o in report.get("operators") or []],
-                     hide_index=True, width="stretch", key=f"{key}.operators")
+        st.dataframe(
+            [
+                {
+                    "subgraph": o["subgraph"],
+                    "index": o["index"],
+                    "operator": o["op"],
+                    "kind": o.get("kind"),
+                    "version": o.get("version"),
+                    "fused activation": o.get("fused_activation") or "",
+                }
+                for o in report.get("operators") or []
+            ],
+            hide_index=True,
+            width="stretch",
+            key=f"{key}.operators",
+        )
     with tabs[4]:
         meta = report.get("metadata") or {}
         conv = meta.get("conversion") or {}
-        rows = [{"field": "file", "value": (report.get("file") or {}).get("name", "")},
-                {"field": "sha256", "value": (report.get("file") or {}).get("sha256", "")},
-                {"field": "minimum runtime version",
-                 "value": meta.get("min_runtime_version") or ""},
-                {"field": "description",
-                 "value": (report.get("model") or {}).get("description") or ""}]
+        rows = [
+            {"field": "file", "value": (report.get("file") or {}).get("name", "")},
+            {"field": "sha256", "value": (report.get("file") or {}).get("sha256", "")},
+            {"field": "minimum runtime version", "value": meta.get("min_runtime_version") or ""},
+            {"field": "description", "value": (report.get("model") or {}).get("description") or ""},
+        ]
         if conv:
-            rows += [{"field": "TensorFlow version", "value": conv.get("tensorflow_version") or ""},
-                     {"field": "optimizations",
-                      "value": ", ".join(conv.get("optimization_modes") or []) or "none"},
-                     {"field": "Select TF ops", "value": str(conv.get("enable_select_tf_ops"))},
-                     {"field": "custom ops allowed", "value": str(conv.get("allow_custom_ops"))}]
-        rows += [{"field": f"metadata: {e.get('name')}", "value": human_bytes(e.get("size_bytes"))}
-                 for e in meta.get("entries") or []]
+            rows += [
+                {"field": "TensorFlow version", "value": conv.get("tensorflow_version") or ""},
+                {
+                    "field": "optimizations",
+                    "value": ", ".join(conv.get("optimization_modes") or []) or "none",
+                },
+                {"field": "Select TF ops", "value": str(conv.get("enable_select_tf_ops"))},
+                {"field": "custom ops allowed", "value": str(conv.get("allow_custom_ops"))},
+            ]
+        rows += [
+            {"field": f"metadata: {e.get('name')}", "value": human_bytes(e.get("size_bytes"))}
+            for e in meta.get("entries") or []
+        ]
         st.dataframe(rows, hide_index=True, width="stretch", key=f"{key}.meta")
 
 
@@ -321,8 +431,9 @@ def show_report(job: jobs.Job, *, key: str) -> None:
     graph, tables — in that order."""
     report = load_report(job)
     if report is None:
-        st.warning("This job's report is missing; it may have been cleaned up.",
-                   icon=":material/warning:")
+        st.warning(
+            "This job's report is missing; it may have been cleaned up.", icon=":material/warning:"
+        )
         return
     show_headline(job, report)
     for w in ((job.result or {}).get("conversion") or {}).get("warnings") or []:

@@ -11,8 +11,12 @@ from typing import Any
 __all__ = ["SAMPLES_DIR", "Sample", "load_samples", "find_sample"]
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "sample_models"
-_MODEL_KINDS = {"saved_model_zip": "SavedModel (zip)", "keras": "Keras file",
-                "h5": "Keras HDF5 file", "tflite": "TFLite model"}
+_MODEL_KINDS = {
+    "saved_model_zip": "SavedModel (zip)",
+    "keras": "Keras file",
+    "h5": "Keras HDF5 file",
+    "tflite": "TFLite model",
+}
 
 
 @dataclass(frozen=True)
@@ -69,17 +73,19 @@ def _load(path: str, mtime: float) -> tuple[Sample, ...]:
         f = str(e.get("file", ""))
         if not f or "/" in f or "\\" in f or not (SAMPLES_DIR / f).is_file():
             continue
-        out.append(Sample(
-            file=f,
-            title=str(e.get("title") or f),
-            description=str(e.get("description") or ""),
-            kind=str(e["kind"]),
-            size_bytes=int(e.get("size_bytes") or (SAMPLES_DIR / f).stat().st_size),
-            calibration=_plain_name(e.get("calibration")),
-            eval=_plain_name(e.get("eval")),
-            signature_keys=tuple(e.get("signature_keys") or ()),
-            inputs=dict(e.get("inputs") or {}),
-        ))
+        out.append(
+            Sample(
+                file=f,
+                title=str(e.get("title") or f),
+                description=str(e.get("description") or ""),
+                kind=str(e["kind"]),
+                size_bytes=int(e.get("size_bytes") or (SAMPLES_DIR / f).stat().st_size),
+                calibration=_plain_name(e.get("calibration")),
+                eval=_plain_name(e.get("eval")),
+                signature_keys=tuple(e.get("signature_keys") or ()),
+                inputs=dict(e.get("inputs") or {}),
+            )
+        )
     return tuple(out)
 
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from core.server import jobs
 from core.model.archive import detect_kind
 from core.options import ConversionOptions
+from core.server import jobs
 
 __all__ = [
     "FileRef",
@@ -85,7 +85,10 @@ class ModelRef:
             return None
         cal = d.get("calibration")
         return cls(
-            sha=d["sha"], name=d["name"], size=int(d["size"]), kind=d["kind"],
+            sha=d["sha"],
+            name=d["name"],
+            size=int(d["size"]),
+            kind=d["kind"],
             calibration=FileRef(**cal) if isinstance(cal, dict) else None,
             signature_keys=tuple(d.get("signature_keys") or ()),
             sample=d.get("sample"),
@@ -138,9 +141,14 @@ def store_file(src: IO[bytes] | Path, name: str | None = None) -> FileRef:
     return FileRef(ref.sha, ref.name, ref.size)
 
 
-def store_model(src: IO[bytes] | Path, name: str | None = None, *,
-                calibration: FileRef | None = None, signature_keys: tuple[str, ...] = (),
-                sample: str | None = None) -> ModelRef:
+def store_model(
+    src: IO[bytes] | Path,
+    name: str | None = None,
+    *,
+    calibration: FileRef | None = None,
+    signature_keys: tuple[str, ...] = (),
+    sample: str | None = None,
+) -> ModelRef:
     """Store a model upload and check it is a format we read.
 
     Raises ModelFormatError / UnpackError (with a hint) for anything else, and
@@ -148,8 +156,7 @@ def store_model(src: IO[bytes] | Path, name: str | None = None, *,
     ref = _put(src, name)
     with _named(ref.sha, ref.name) as probe:
         kind = detect_kind(probe)
-    return ModelRef(ref.sha, ref.name, ref.size, kind, calibration, tuple(signature_keys),
-                    sample)
+    return ModelRef(ref.sha, ref.name, ref.size, kind, calibration, tuple(signature_keys), sample)
 
 
 def model_from_job(job: jobs.Job) -> ModelRef:
@@ -157,11 +164,19 @@ def model_from_job(job: jobs.Job) -> ModelRef:
     files = job.params.get("files") or {}
     cal = files.get("calibration")
     conv = (job.result or {}).get("conversion") or {}
-    kind = "tflite" if job.kind is jobs.JobKind.INSPECT else str(
-        job.params.get("source_format")
-        or {"keras": "keras", "h5": "h5"}.get(conv.get("input_kind", ""), "zip"))
+    kind = (
+        "tflite"
+        if job.kind is jobs.JobKind.INSPECT
+        else str(
+            job.params.get("source_format")
+            or {"keras": "keras", "h5": "h5"}.get(conv.get("input_kind", ""), "zip")
+        )
+    )
     return ModelRef(
-        sha=job.input_sha, name=job.model_name, size=job.input_size, kind=kind,
+        sha=job.input_sha,
+        name=job.model_name,
+        size=job.input_size,
+        kind=kind,
         calibration=FileRef(cal["sha"], cal["name"], int(cal["size"])) if cal else None,
         signature_keys=tuple(conv.get("signature_keys") or ()),
     )
@@ -171,13 +186,17 @@ def _ref(f: FileRef | ModelRef) -> jobs.ArtifactRef:
     return jobs.ArtifactRef(f.sha, f.size, f.name)
 
 
-def submit_conversion(model: ModelRef, options: ConversionOptions, *, user: str,
-                      calibration: FileRef | None = None) -> jobs.Job:
+def submit_conversion(
+    model: ModelRef, options: ConversionOptions, *, user: str, calibration: FileRef | None = None
+) -> jobs.Job:
     """Queue a conversion of the stored ``model`` (nothing is copied again);
     calibration data goes with it only for the presets that use it."""
     use_cal = calibration is not None and options.preset.needs_calibration
     return jobs.store().submit_model(
-        _ref(model), model_name=model.name, options=options, user=user,
+        _ref(model),
+        model_name=model.name,
+        options=options,
+        user=user,
         calibration=_ref(calibration) if use_cal and calibration else None,
     )
 

@@ -11,11 +11,12 @@ from typing import Any
 
 import click
 
-from core.errors import OptionsError, StudioError
 from core.cli.options import convert_options, options_from_kw, run_context
+from core.errors import OptionsError, StudioError
 from core.options import PRESETS
 
 __all__ = ["main", "cli"]
+
 
 def _write_text(text: str, out: str | None) -> None:
     if out:
@@ -41,14 +42,28 @@ def presets_cmd() -> None:
 
 @cli.command("convert")
 @click.argument("model", type=click.Path(exists=True, path_type=Path))
-@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Where to write the .tflite file.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the .tflite file.",
+)
 @convert_options
-@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
-              help="Write a JSON report here.")
-@click.option("--timeout", type=float, default=None, help="Seconds before the conversion is stopped.")
-def convert_cmd(model: Path, output: Path, report_path: Path | None, timeout: float | None,
-                **kw: Any) -> None:
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a JSON report here.",
+)
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds before the conversion is stopped."
+)
+def convert_cmd(
+    model: Path, output: Path, report_path: Path | None, timeout: float | None, **kw: Any
+) -> None:
     """Convert MODEL (SavedModel dir/.zip/.tar.gz, .keras, .h5) to OUTPUT.tflite."""
     from core.pipeline.convert import convert_model
 
@@ -80,26 +95,34 @@ def _conversion_report(result: Any, output: Path) -> dict[str, Any]:
         "preset": d["preset"],
         "options": d["options"],
         "input": {"name": d["input_name"], "kind": d["input_kind"], "size_bytes": d["input_size"]},
-        "output": {"path": str(output), "size_bytes": d["output_size"],
-                   "sha256": d["output_sha256"]},
+        "output": {
+            "path": str(output),
+            "size_bytes": d["output_size"],
+            "sha256": d["output_sha256"],
+        },
         "size_ratio": d["output_size"] / d["input_size"] if d["input_size"] else None,
         "conversion_seconds": d["seconds"],
-        "signature": {"key": d["signature_key"], "available": d["signature_keys"],
-                      "inputs": d["inputs"]},
+        "signature": {
+            "key": d["signature_key"],
+            "available": d["signature_keys"],
+            "inputs": d["inputs"],
+        },
         "tf_version": d["tf_version"],
         "warnings": d["warnings"],
     }
     from core.pipeline.inspect import inspect_tflite
 
-    report["model"] = inspect_tflite(output, source_kind=d["input_kind"],
-                                   source_size=d["input_size"]).to_dict()
+    report["model"] = inspect_tflite(
+        output, source_kind=d["input_kind"], source_size=d["input_size"]
+    ).to_dict()
     return report
 
 
 @cli.command("inspect")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json",
-              show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json", show_default=True
+)
 @click.option("-o", "--output", default=None, help="Write here instead of stdout.")
 @click.option("--no-micro", is_flag=True, help="Skip the TFLite Micro load check.")
 def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool) -> None:
@@ -112,8 +135,11 @@ def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool) -> Non
 
 @cli.command("serve")
 @click.option("--port", type=int, default=8501, show_default=True)
-@click.option("--host", default=None,
-              help="Address to bind (default: 127.0.0.1 without a password, 0.0.0.0 with one).")
+@click.option(
+    "--host",
+    default=None,
+    help="Address to bind (default: 127.0.0.1 without a password, 0.0.0.0 with one).",
+)
 def serve_cmd(port: int, host: str | None) -> None:
     """Start the web app (and its workers) on one port."""
     from core.server.settings import load_settings
@@ -135,8 +161,17 @@ def serve_cmd(port: int, host: str | None) -> None:
             f"(http://127.0.0.1:{port}). Set TFLITE_STUDIO_PASSWORD to share it with a team.",
             err=True,
         )
-    args = [sys.executable, "-m", "streamlit", "run", str(root / "app.py"),
-            "--server.port", str(port), "--server.address", host]
+    args = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(root / "app.py"),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+    ]
     os.chdir(root)
     os.execv(sys.executable, args)
 
@@ -162,10 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         return 130
-    except Exception as e:  # noqa: BLE001  (no traceback for a person; debug env shows it)
+    except Exception as e:
         if os.environ.get("TFLITE_STUDIO_DEBUG"):
             raise
         click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
         return 1
-
-

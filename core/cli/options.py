@@ -24,31 +24,63 @@ def run_context(timeout: float | None = None, *, quiet: bool = False) -> RunCont
     say = None if quiet else (lambda m: click.echo(f"  {m}…", err=True))
     return RunContext(limits=limits, on_progress=say)
 
+
 # Options about the model and its calibration data; every converting command takes them.
 _SOURCE = [
-    click.option("--select-tf-ops", is_flag=True,
-                 help="Let TensorFlow ops without a builtin run via the Flex delegate."),
-    click.option("--allow-custom-ops", is_flag=True,
-                 help="Keep unknown ops as custom ops (you implement them)."),
-    click.option("--signature", metavar="KEY", default=None,
-                 help="Signature to convert (default: serving_default or the only one)."),
-    click.option("--input-shape", metavar="NAME=D1,D2,...", multiple=True,
-                 help="Fix an input's dynamic dimensions; repeat per input."),
-    click.option("--calibration-data", metavar="FILE", default=None,
-                 help=".npz/.npy (keys = input names) or a folder/zip of images."),
+    click.option(
+        "--select-tf-ops",
+        is_flag=True,
+        help="Let TensorFlow ops without a builtin run via the Flex delegate.",
+    ),
+    click.option(
+        "--allow-custom-ops",
+        is_flag=True,
+        help="Keep unknown ops as custom ops (you implement them).",
+    ),
+    click.option(
+        "--signature",
+        metavar="KEY",
+        default=None,
+        help="Signature to convert (default: serving_default or the only one).",
+    ),
+    click.option(
+        "--input-shape",
+        metavar="NAME=D1,D2,...",
+        multiple=True,
+        help="Fix an input's dynamic dimensions; repeat per input.",
+    ),
+    click.option(
+        "--calibration-data",
+        metavar="FILE",
+        default=None,
+        help=".npz/.npy (keys = input names) or a folder/zip of images.",
+    ),
     click.option("--calibration-samples", type=int, default=100, show_default=True),
-    click.option("--image-range", default="0,1", show_default=True,
-                 help="Scale images to LOW,HIGH."),
+    click.option(
+        "--image-range", default="0,1", show_default=True, help="Scale images to LOW,HIGH."
+    ),
 ]
 
 _PRESET_AND_LAYERS = [
-    click.option("--preset", type=click.Choice(list(PRESET_IDS)), default="float32",
-                 show_default=True, help="Quantization preset."),
-    click.option("--keep-float", metavar="LAYER", multiple=True,
-                 help="With int8-float-io: keep this layer in float (repeat; names from "
-                      "`tflite-studio layers`)."),
-    click.option("--sparsity", is_flag=True,
-                 help="Store mostly-zero weights sparse (the converter's EXPERIMENTAL_SPARSITY)."),
+    click.option(
+        "--preset",
+        type=click.Choice(list(PRESET_IDS)),
+        default="float32",
+        show_default=True,
+        help="Quantization preset.",
+    ),
+    click.option(
+        "--keep-float",
+        metavar="LAYER",
+        multiple=True,
+        help="With int8-float-io: keep this layer in float (repeat; names from "
+        "`tflite-studio layers`).",
+    ),
+    click.option(
+        "--sparsity",
+        is_flag=True,
+        help="Store mostly-zero weights sparse (the converter's EXPERIMENTAL_SPARSITY).",
+    ),
 ]
 
 

@@ -36,8 +36,15 @@ import click
 
 from core.errors import JobError, StudioError
 
-__all__ = ["worker_cmd", "cleanup_cmd", "submit_cmd", "status_cmd", "fetch_cmd", "COMMANDS",
-           "ApiClient"]
+__all__ = [
+    "worker_cmd",
+    "cleanup_cmd",
+    "submit_cmd",
+    "status_cmd",
+    "fetch_cmd",
+    "COMMANDS",
+    "ApiClient",
+]
 
 _CHUNK = 1 << 20
 
@@ -46,10 +53,14 @@ _CHUNK = 1 << 20
 
 
 @click.command("worker")
-@click.option("--workers", type=int, default=None,
-              help="Jobs run at once (default: TFLITE_STUDIO_WORKERS).")
-@click.option("--no-warm", is_flag=True,
-              help="Do not keep TensorFlow pre-loaded in spare processes (saves memory).")
+@click.option(
+    "--workers", type=int, default=None, help="Jobs run at once (default: TFLITE_STUDIO_WORKERS)."
+)
+@click.option(
+    "--no-warm",
+    is_flag=True,
+    help="Do not keep TensorFlow pre-loaded in spare processes (saves memory).",
+)
 def worker_cmd(workers: int | None, no_warm: bool) -> None:
     """Run jobs from the shared queue until stopped (Ctrl-C or SIGTERM).
 
@@ -68,10 +79,16 @@ def worker_cmd(workers: int | None, no_warm: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     consumer = start_consumer(settings, workers=workers, warm=not no_warm)
-    queue = ("Redis " + _redact(settings.redis_url)) if settings.redis_url else \
-        f"SQLite {settings.data_dir / 'queue.db'}"
-    click.echo(f"worker {consumer.id}: {consumer.consumer.workers} at once, data "
-               f"{settings.data_dir}, queue {queue}. Stop with Ctrl-C.", err=True)
+    queue = (
+        ("Redis " + _redact(settings.redis_url))
+        if settings.redis_url
+        else f"SQLite {settings.data_dir / 'queue.db'}"
+    )
+    click.echo(
+        f"worker {consumer.id}: {consumer.consumer.workers} at once, data "
+        f"{settings.data_dir}, queue {queue}. Stop with Ctrl-C.",
+        err=True,
+    )
     try:
         while not stop.wait(1.0):
             pass
@@ -90,8 +107,14 @@ def _redact(url: str) -> str:
 
 
 @click.command("cleanup")
-@click.option("--older-than", "days", type=float, default=None, metavar="DAYS",
-              help="Retention in days (default: TFLITE_STUDIO_RETENTION_DAYS).")
+@click.option(
+    "--older-than",
+    "days",
+    type=float,
+    default=None,
+    metavar="DAYS",
+    help="Retention in days (default: TFLITE_STUDIO_RETENTION_DAYS).",
+)
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 def cleanup_cmd(days: float | None, dry_run: bool) -> None:
     """Remove the files of finished jobs older than the retention period.
@@ -103,31 +126,43 @@ def cleanup_cmd(days: float | None, dry_run: bool) -> None:
     st = store()
     r = st.cleanup(older_than_days=days, dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} the files of {r['jobs']} job(s) older than {r['older_than_days']} "
-               f"days: {r['artifacts']} artifact(s) and {r['other_files']} other file(s), "
-               f"{r['bytes'] / (1 << 20):.1f} MiB.")
+    click.echo(
+        f"{verb} the files of {r['jobs']} job(s) older than {r['older_than_days']} "
+        f"days: {r['artifacts']} artifact(s) and {r['other_files']} other file(s), "
+        f"{r['bytes'] / (1 << 20):.1f} MiB."
+    )
 
 
 # ---------------------------------------------------------------- API client
 
 
-def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path]]
-               ) -> tuple[Iterator[bytes], int, str]:
+def _multipart(
+    fields: list[tuple[str, str]], files: list[tuple[str, Path]]
+) -> tuple[Iterator[bytes], int, str]:
     """A streamed multipart/form-data body: (chunks, length, content type)."""
     boundary = uuid.uuid4().hex
     pre: list[bytes] = []
     for name, value in fields:
-        pre.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                   .encode() + value.encode() + b"\r\n")
+        pre.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
     heads = []
     for name, path in files:
         fname = path.name.replace('"', "_").replace("\\", "_").replace("\r", "").replace("\n", "")
-        heads.append((f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                      f'filename="{fname}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-                      ).encode())
+        heads.append(
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{fname}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+        )
     end = f"--{boundary}--\r\n".encode()
-    length = sum(map(len, pre)) + len(end) + sum(
-        len(h) + path.stat().st_size + 2 for h, (_, path) in zip(heads, files))
+    length = (
+        sum(map(len, pre))
+        + len(end)
+        + sum(len(h) + path.stat().st_size + 2 for h, (_, path) in zip(heads, files))
+    )
 
     def chunks() -> Iterator[bytes]:
         yield from pre
@@ -145,34 +180,49 @@ def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path]]
 class ApiClient:
     """The HTTP API of a running TFLite Studio server (standard library only)."""
 
-    def __init__(self, server: str, password: str | None = None, user: str | None = None,
-                 timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        server: str,
+        password: str | None = None,
+        user: str | None = None,
+        timeout: float = 60.0,
+    ) -> None:
         if not server:
-            raise JobError("No server given.",
-                           "Pass --server http://host:8501 or set TFLITE_STUDIO_SERVER.")
+            raise JobError(
+                "No server given.", "Pass --server http://host:8501 or set TFLITE_STUDIO_SERVER."
+            )
         if "://" not in server:
             server = "http://" + server
         self.server = server.rstrip("/")
         self.timeout = timeout
-        self.headers: dict[str, str] = {"Accept": "application/json",
-                                        "User-Agent": "tflite-studio-cli"}
+        self.headers: dict[str, str] = {
+            "Accept": "application/json",
+            "User-Agent": "tflite-studio-cli",
+        }
         name = user or ""
         if password or name:
             token = base64.b64encode(f"{name or 'cli'}:{password or ''}".encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
 
-    def _open(self, method: str, path: str, data: Any = None,
-              headers: dict[str, str] | None = None) -> Any:
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={**self.headers, **(headers or {})})
+    def _open(
+        self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        req = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={**self.headers, **(headers or {})},
+        )
         try:
-            return urllib.request.urlopen(req, timeout=self.timeout)  # noqa: S310 (http/https only)
+            return urllib.request.urlopen(req, timeout=self.timeout)
         except urllib.error.HTTPError as e:
             raise self._error(e) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
-            raise JobError(f"Cannot reach the server at {self.server} ({reason}).",
-                           "Check --server and that the server is running.") from None
+            raise JobError(
+                f"Cannot reach the server at {self.server} ({reason}).",
+                "Check --server and that the server is running.",
+            ) from None
 
     @staticmethod
     def _error(e: urllib.error.HTTPError) -> StudioError:
@@ -185,19 +235,25 @@ class ApiClient:
         hint = err.get("hint") or ""
         if e.code == 401 and not hint:
             hint = "Give the team password with --password or TFLITE_STUDIO_PASSWORD."
-        return StudioError(msg, hint, phase=_phase(err.get("phase")),
-                           details={"http_status": e.code})
+        return StudioError(
+            msg, hint, phase=_phase(err.get("phase")), details={"http_status": e.code}
+        )
 
     def json(self, method: str, path: str) -> dict[str, Any]:
         with self._open(method, path) as r:
             return dict(json.loads(r.read()))
 
-    def submit(self, model: Path, fields: list[tuple[str, str]],
-               calibration: Path | None = None) -> dict[str, Any]:
+    def submit(
+        self, model: Path, fields: list[tuple[str, str]], calibration: Path | None = None
+    ) -> dict[str, Any]:
         files = [("model", model)] + ([("calibration_data", calibration)] if calibration else [])
         body, length, ctype = _multipart(fields, files)
-        with self._open("POST", "/api/jobs", data=body,
-                        headers={"Content-Type": ctype, "Content-Length": str(length)}) as r:
+        with self._open(
+            "POST",
+            "/api/jobs",
+            data=body,
+            headers={"Content-Type": ctype, "Content-Length": str(length)},
+        ) as r:
             return dict(json.loads(r.read()))
 
     def job(self, job_id: str) -> dict[str, Any]:
@@ -205,7 +261,8 @@ class ApiClient:
 
     def download(self, job_id: str, what: str, dest: Path) -> int:
         path = f"/api/jobs/{urllib.parse.quote(job_id, safe='')}/" + (
-            "model.tflite" if what == "model" else "report.json")
+            "model.tflite" if what == "model" else "report.json"
+        )
         tmp = dest.with_name(dest.name + ".part")
         n = 0
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -233,22 +290,38 @@ class ApiClient:
             if job["status"] in ("done", "failed", "cancelled"):
                 return job
             if time.monotonic() > end:
-                raise JobError(f"Job {job_id} is still {job['status']} after {timeout:.0f} s.",
-                               f"Poll it later with `tflite-studio status {job_id}`.")
+                raise JobError(
+                    f"Job {job_id} is still {job['status']} after {timeout:.0f} s.",
+                    f"Poll it later with `tflite-studio status {job_id}`.",
+                )
             time.sleep(delay)
             delay = min(2.0, delay * 1.3)
 
 
 def _server_options(f: Any) -> Any:
-    for d in reversed([
-        click.option("--server", envvar="TFLITE_STUDIO_SERVER", required=True, metavar="URL",
-                     help="The server, e.g. http://studio.example:8501 "
-                          "(env TFLITE_STUDIO_SERVER)."),
-        click.option("--password", envvar="TFLITE_STUDIO_PASSWORD", default=None,
-                     help="Team password (env TFLITE_STUDIO_PASSWORD)."),
-        click.option("--user", envvar="TFLITE_STUDIO_USER", default=None,
-                     help="Your name in History (env TFLITE_STUDIO_USER; default: login name)."),
-    ]):
+    for d in reversed(
+        [
+            click.option(
+                "--server",
+                envvar="TFLITE_STUDIO_SERVER",
+                required=True,
+                metavar="URL",
+                help="The server, e.g. http://studio.example:8501 (env TFLITE_STUDIO_SERVER).",
+            ),
+            click.option(
+                "--password",
+                envvar="TFLITE_STUDIO_PASSWORD",
+                default=None,
+                help="Team password (env TFLITE_STUDIO_PASSWORD).",
+            ),
+            click.option(
+                "--user",
+                envvar="TFLITE_STUDIO_USER",
+                default=None,
+                help="Your name in History (env TFLITE_STUDIO_USER; default: login name).",
+            ),
+        ]
+    ):
         f = d(f)
     return f
 
@@ -271,14 +344,18 @@ def _phase(name: Any) -> str:
 def _raise_job_error(job: dict[str, Any]) -> None:
     if job["status"] == "failed":
         err = job.get("error") or {}
-        raise StudioError(err.get("message") or "The job failed.", err.get("hint") or "",
-                          phase=_phase(err.get("phase")))
+        raise StudioError(
+            err.get("message") or "The job failed.",
+            err.get("hint") or "",
+            phase=_phase(err.get("phase")),
+        )
     if job["status"] == "cancelled":
         raise JobError(f"Job {job['id']} was cancelled.", "Submit it again.")
 
 
-def _fetch(client: ApiClient, job: dict[str, Any], output: Path | None,
-           report: Path | None) -> None:
+def _fetch(
+    client: ApiClient, job: dict[str, Any], output: Path | None, report: Path | None
+) -> None:
     if output:
         n = client.download(job["id"], "model", output)
         click.echo(f"wrote {output} ({n:,} bytes)", err=True)
@@ -288,9 +365,11 @@ def _fetch(client: ApiClient, job: dict[str, Any], output: Path | None,
 
 
 def _convert_fields(kw: dict[str, Any]) -> list[tuple[str, str]]:
-    fields = [("preset", kw["preset"]),
-              ("calibration_samples", str(kw["calibration_samples"])),
-              ("image_range", kw["image_range"])]
+    fields = [
+        ("preset", kw["preset"]),
+        ("calibration_samples", str(kw["calibration_samples"])),
+        ("image_range", kw["image_range"]),
+    ]
     if kw["select_tf_ops"]:
         fields.append(("select_tf_ops", "true"))
     if kw["allow_custom_ops"]:
@@ -312,16 +391,36 @@ def _submit_command() -> click.Command:
     @_server_options
     @convert_options
     @click.option("--wait", "wait_", is_flag=True, help="Wait until the job ends.")
-    @click.option("--timeout", type=float, default=3600, show_default=True,
-                  help="Seconds --wait waits.")
-    @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-                  help="With --wait: write the .tflite here.")
-    @click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
-                  help="With --wait: write the JSON report here.")
+    @click.option(
+        "--timeout", type=float, default=3600, show_default=True, help="Seconds --wait waits."
+    )
+    @click.option(
+        "-o",
+        "--output",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="With --wait: write the .tflite here.",
+    )
+    @click.option(
+        "--report",
+        "report_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="With --wait: write the JSON report here.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
-    def submit_cmd(model: Path, server: str, password: str | None, user: str | None,
-                   wait_: bool, timeout: float, output: Path | None, report_path: Path | None,
-                   as_json: bool, **kw: Any) -> None:
+    def submit_cmd(
+        model: Path,
+        server: str,
+        password: str | None,
+        user: str | None,
+        wait_: bool,
+        timeout: float,
+        output: Path | None,
+        report_path: Path | None,
+        as_json: bool,
+        **kw: Any,
+    ) -> None:
         """Send MODEL to a running server as a job (a .tflite is inspected).
 
         Prints the job id; with --wait, follows it and downloads the results."""
@@ -330,11 +429,14 @@ def _submit_command() -> click.Command:
         client = _client(server, password, user)
         cal = Path(kw["calibration_data"]) if kw.get("calibration_data") else None
         if cal is not None and not cal.is_file():
-            raise JobError(f"Calibration data {cal} was not found.",
-                           "Give a .npz/.npy file or a .zip of images.")
+            raise JobError(
+                f"Calibration data {cal} was not found.",
+                "Give a .npz/.npy file or a .zip of images.",
+            )
         job = client.submit(model, _convert_fields(kw), cal)
-        click.echo(f"job {job['id']} {job['status']}: {client.server}{job['links']['page']}",
-                   err=True)
+        click.echo(
+            f"job {job['id']} {job['status']}: {client.server}{job['links']['page']}", err=True
+        )
         if wait_:
             job = client.wait(job["id"], timeout)
             _raise_job_error(job)
@@ -348,31 +450,52 @@ def _submit_command() -> click.Command:
 @click.argument("job_id", metavar="ID")
 @_server_options
 @click.option("--json", "as_json", is_flag=True, help="Print the whole job as JSON.")
-def status_cmd(job_id: str, server: str, password: str | None, user: str | None,
-               as_json: bool) -> None:
+def status_cmd(
+    job_id: str, server: str, password: str | None, user: str | None, as_json: bool
+) -> None:
     """Show a job's status on a running server (exit 1 when it failed)."""
     job = _client(server, password, user).job(job_id)
     if as_json:
         click.echo(json.dumps(job, indent=2))
     else:
         size = f", {job['output_size']:,} bytes" if job.get("output_size") else ""
-        click.echo(f"{job['id']} {job['status']}  {job['model_name']}"
-                   f"{' → ' + job['preset'] if job.get('preset') else ''}{size}"
-                   f"{'  ' + job['progress'] if job.get('progress') else ''}")
+        click.echo(
+            f"{job['id']} {job['status']}  {job['model_name']}"
+            f"{' → ' + job['preset'] if job.get('preset') else ''}{size}"
+            f"{'  ' + job['progress'] if job.get('progress') else ''}"
+        )
     _raise_job_error(job)
 
 
 @click.command("fetch")
 @click.argument("job_id", metavar="ID")
 @_server_options
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
-              help="Where to write the .tflite file.")
-@click.option("--report", "report_path", type=click.Path(path_type=Path), default=None,
-              help="Also write the JSON report here.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the .tflite file.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the JSON report here.",
+)
 @click.option("--wait", "wait_", is_flag=True, help="Wait for the job to finish first.")
 @click.option("--timeout", type=float, default=3600, show_default=True)
-def fetch_cmd(job_id: str, server: str, password: str | None, user: str | None,
-              output: Path, report_path: Path | None, wait_: bool, timeout: float) -> None:
+def fetch_cmd(
+    job_id: str,
+    server: str,
+    password: str | None,
+    user: str | None,
+    output: Path,
+    report_path: Path | None,
+    wait_: bool,
+    timeout: float,
+) -> None:
     """Download a finished job's .tflite (and report) from a running server."""
     client = _client(server, password, user)
     job = client.wait(job_id, timeout) if wait_ else client.job(job_id)

@@ -101,8 +101,10 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
         if name.endswith(".keras") or _is_keras_zip(p):
             return "keras"
         return "zip"
-    if head[:2] == b"\x1f\x8b" or head[257:262] == b"ustar" or name.endswith(
-        (".tar", ".tar.gz", ".tgz")
+    if (
+        head[:2] == b"\x1f\x8b"
+        or head[257:262] == b"ustar"
+        or name.endswith((".tar", ".tar.gz", ".tgz"))
     ):
         return "tar"
     if name.endswith(".tflite"):
@@ -235,7 +237,7 @@ def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
 
 def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
     try:
-        tf = tarfile.open(archive, mode="r:*")
+        tf = tarfile.open(archive, mode="r:*")  # noqa: SIM115  (closed by `with tf` below)
     except (tarfile.TarError, EOFError, OSError):
         raise UnpackError(
             f"{archive.name} is not a readable tar archive: it is cut short or corrupt.",

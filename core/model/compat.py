@@ -18,9 +18,10 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from core.model.reader import ModelInfo, OperatorInfo, OpKind, TensorInfo, _gc_paused
 
@@ -549,9 +550,9 @@ def _quasi_static(operators, tensors) -> frozenset[int]:
     """Tensors computed once from constants (sparse or fp16 weights being unpacked)."""
     out = set()
     for op in operators:
-        if op.name in ("DENSIFY", "DEQUANTIZE") and op.inputs and op.inputs[0] >= 0:
-            if tensors[op.inputs[0]].is_constant:
-                out.update(i for i in op.outputs if i >= 0)
+        quasi = op.name in ("DENSIFY", "DEQUANTIZE") and op.inputs and op.inputs[0] >= 0
+        if quasi and tensors[op.inputs[0]].is_constant:
+            out.update(i for i in op.outputs if i >= 0)
     return frozenset(out)
 
 

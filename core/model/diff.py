@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.units import human_bytes
 from core.model.reader import (
     ModelInfo,
     OperatorInfo,
@@ -35,6 +34,7 @@ from core.model.reader import (
     read_model,
     weights_by_op,
 )
+from core.units import human_bytes
 
 __all__ = [
     "OpChange",
@@ -89,9 +89,7 @@ class TensorChange:
     @property
     def quantized(self) -> bool:
         """Float in A, integer with a scale in B: the tensor was quantized."""
-        return self.dtype_a in _FLOAT_TYPES and self.dtype_b in _QUANT_TYPES and bool(
-            self.quant_b
-        )
+        return self.dtype_a in _FLOAT_TYPES and self.dtype_b in _QUANT_TYPES and bool(self.quant_b)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -140,17 +138,21 @@ class ModelDiff:
     @property
     def identical(self) -> bool:
         return not (
-            self.ops_added or self.ops_removed or self.ops_changed or self.tensors_changed
-            or self.tensors_added or self.tensors_removed
+            self.ops_added
+            or self.ops_removed
+            or self.ops_changed
+            or self.tensors_changed
+            or self.tensors_added
+            or self.tensors_removed
         )
 
     def summary(self) -> str:
         """One or two plain sentences."""
         if self.identical:
-            return (
-                f"{self.name_b} has the same ops and tensors as {self.name_a}"
-                + (" (the weights may still differ)." if self.size_a == self.size_b else
-                   f"; the file is {_pct(self.size_a, self.size_b)} the size.")
+            return f"{self.name_b} has the same ops and tensors as {self.name_a}" + (
+                " (the weights may still differ)."
+                if self.size_a == self.size_b
+                else f"; the file is {_pct(self.size_a, self.size_b)} the size."
             )
         parts = []
         if self.ops_added:
@@ -203,8 +205,10 @@ def _quant_words(t: TensorInfo) -> str:
         lo, hi = min(q.scales), max(q.scales)
         zps = set(q.zero_points)
         zp = f"zero point {next(iter(zps))}" if len(zps) == 1 else f"{len(zps)} zero points"
-        return (f"{dt} per-channel on axis {q.quantized_dimension}: {len(q.scales)} scales "
-                f"{lo:.3g}…{hi:.3g}, {zp}")
+        return (
+            f"{dt} per-channel on axis {q.quantized_dimension}: {len(q.scales)} scales "
+            f"{lo:.3g}…{hi:.3g}, {zp}"
+        )
     zp = q.zero_points[0] if q.zero_points else 0
     return f"{dt} scale {q.scales[0]:.6g}, zero point {zp}"
 
@@ -223,8 +227,9 @@ def _same_quant(a: Quantization | None, b: Quantization | None) -> bool:
     return not sa or (a.quantized_dimension if a else 0) == (b.quantized_dimension if b else 0)
 
 
-def _op_details(a: OperatorInfo, b: OperatorInfo, ta: tuple[TensorInfo, ...],
-                tb: tuple[TensorInfo, ...]) -> tuple[str, ...]:
+def _op_details(
+    a: OperatorInfo, b: OperatorInfo, ta: tuple[TensorInfo, ...], tb: tuple[TensorInfo, ...]
+) -> tuple[str, ...]:
     out = []
     if a.version != b.version:
         out.append(f"version {a.version} → {b.version}")
@@ -239,15 +244,20 @@ def _op_details(a: OperatorInfo, b: OperatorInfo, ta: tuple[TensorInfo, ...],
     if oa != ob:
         out.append(f"outputs {', '.join(oa)} → {', '.join(ob)}")
     if (a.fused_activation or "NONE") != (b.fused_activation or "NONE"):
-        out.append(f"fused activation {a.fused_activation or 'NONE'} → "
-                   f"{b.fused_activation or 'NONE'}")
+        out.append(
+            f"fused activation {a.fused_activation or 'NONE'} → {b.fused_activation or 'NONE'}"
+        )
     skip = {"fused_activation_function"}
     keys = (set(a.options) | set(b.options)) - skip
     opt_changes = [k for k in sorted(keys) if _norm(a.options.get(k)) != _norm(b.options.get(k))]
     if opt_changes:
-        out.append("options " + ", ".join(
-            f"{k} {a.options.get(k)!s:.30} → {b.options.get(k)!s:.30}" for k in opt_changes[:4]
-        ) + ("…" if len(opt_changes) > 4 else ""))
+        out.append(
+            "options "
+            + ", ".join(
+                f"{k} {a.options.get(k)!s:.30} → {b.options.get(k)!s:.30}" for k in opt_changes[:4]
+            )
+            + ("…" if len(opt_changes) > 4 else "")
+        )
     return tuple(out)
 
 
@@ -269,8 +279,9 @@ def _out_name(op: OperatorInfo, ts: tuple[TensorInfo, ...]) -> str:
 # ---------------------------------------------------------------- the diff
 
 
-def _align(a: tuple[OperatorInfo, ...],
-           b: tuple[OperatorInfo, ...]) -> list[tuple[str, int, int, int, int]]:
+def _align(
+    a: tuple[OperatorInfo, ...], b: tuple[OperatorInfo, ...]
+) -> list[tuple[str, int, int, int, int]]:
     na, nb = [o.name for o in a], [o.name for o in b]
     if len(na) > _MAX_SEQUENCE or len(nb) > _MAX_SEQUENCE:
         n = min(len(na), len(nb))
@@ -308,8 +319,10 @@ def diff_models(
     tremoved: list[str] = []
     notes: list[str] = []
     if len(ma.subgraphs) != len(mb.subgraphs):
-        notes.append(f"A has {len(ma.subgraphs)} subgraph(s), B has {len(mb.subgraphs)}; "
-                     "subgraphs are compared by position.")
+        notes.append(
+            f"A has {len(ma.subgraphs)} subgraph(s), B has {len(mb.subgraphs)}; "
+            "subgraphs are compared by position."
+        )
 
     for s in range(min(len(ma.subgraphs), len(mb.subgraphs))):
         sa, sb = ma.subgraphs[s], mb.subgraphs[s]
@@ -322,7 +335,8 @@ def diff_models(
                     det = _op_details(oa, ob, ta, tb)
                     if det:
                         changed.append(
-                            OpChange("changed", ob.name, s, i, j, _out_name(ob, tb), det))
+                            OpChange("changed", ob.name, s, i, j, _out_name(ob, tb), det)
+                        )
                     pairs.extend(zip(oa.inputs, ob.inputs))
                     pairs.extend(zip(oa.outputs, ob.outputs))
                 continue
@@ -366,36 +380,59 @@ def diff_models(
             if not _same_quant(u.quantization, t.quantization):
                 what.append("quantization")
             if what:
-                tchanged.append(TensorChange(
-                    name=t.name, name_a=u.name, subgraph=s, matched_by=how,
-                    dtype_a=u.dtype, dtype_b=t.dtype, shape_a=tuple(u.shape),
-                    shape_b=tuple(t.shape), quant_a=_quant_words(u), quant_b=_quant_words(t),
-                    bytes_a=u.bytes, bytes_b=t.bytes, changed=tuple(what),
-                ))
+                tchanged.append(
+                    TensorChange(
+                        name=t.name,
+                        name_a=u.name,
+                        subgraph=s,
+                        matched_by=how,
+                        dtype_a=u.dtype,
+                        dtype_b=t.dtype,
+                        shape_a=tuple(u.shape),
+                        shape_b=tuple(t.shape),
+                        quant_a=_quant_words(u),
+                        quant_b=_quant_words(t),
+                        bytes_a=u.bytes,
+                        bytes_b=t.bytes,
+                        changed=tuple(what),
+                    )
+                )
         tremoved.extend(ta[i].name for i in range(len(ta)) if i not in used_a)
 
     for s in range(len(mb.subgraphs), len(ma.subgraphs)):
-        removed.extend(OpChange("removed", o.name, s, o.index, None,
-                                _out_name(o, ma.subgraphs[s].tensors))
-                       for o in ma.subgraphs[s].operators)
+        removed.extend(
+            OpChange("removed", o.name, s, o.index, None, _out_name(o, ma.subgraphs[s].tensors))
+            for o in ma.subgraphs[s].operators
+        )
     for s in range(len(ma.subgraphs), len(mb.subgraphs)):
-        added.extend(OpChange("added", o.name, s, None, o.index,
-                              _out_name(o, mb.subgraphs[s].tensors))
-                     for o in mb.subgraphs[s].operators)
+        added.extend(
+            OpChange("added", o.name, s, None, o.index, _out_name(o, mb.subgraphs[s].tensors))
+            for o in mb.subgraphs[s].operators
+        )
 
     ca, wa = _per_op_type(ma)
     cb, wb = _per_op_type(mb)
     by_type = tuple(
         OpTypeSize(op, ca.get(op, 0), cb.get(op, 0), wa.get(op, 0), wb.get(op, 0))
-        for op in sorted(set(ca) | set(cb) | set(wa) | set(wb),
-                         key=lambda k: (-(wa.get(k, 0) + wb.get(k, 0)), k))
+        for op in sorted(
+            set(ca) | set(cb) | set(wa) | set(wb), key=lambda k: (-(wa.get(k, 0) + wb.get(k, 0)), k)
+        )
     )
     return ModelDiff(
-        name_a=la, name_b=lb, size_a=ma.file_size, size_b=mb.file_size,
-        ops_added=tuple(added), ops_removed=tuple(removed), ops_changed=tuple(changed),
-        tensors_changed=tuple(tchanged), tensors_added=tuple(tadded),
-        tensors_removed=tuple(tremoved), by_op_type=by_type,
-        subgraphs_a=len(ma.subgraphs), subgraphs_b=len(mb.subgraphs), notes=tuple(notes),
+        name_a=la,
+        name_b=lb,
+        size_a=ma.file_size,
+        size_b=mb.file_size,
+        ops_added=tuple(added),
+        ops_removed=tuple(removed),
+        ops_changed=tuple(changed),
+        tensors_changed=tuple(tchanged),
+        tensors_added=tuple(tadded),
+        tensors_removed=tuple(tremoved),
+        by_op_type=by_type,
+        subgraphs_a=len(ma.subgraphs),
+        subgraphs_b=len(mb.subgraphs),
+        notes=tuple(notes),
     )
 
 
@@ -427,8 +464,15 @@ def render_diff(diff: ModelDiff, fmt: str = "text") -> str:
     lines.append(h("Size per op type"))
     rows = [("op", "count A", "count B", "weights A", "weights B")]
     for s in diff.by_op_type:
-        rows.append((s.op, str(s.count_a), str(s.count_b), human_bytes(s.weight_bytes_a),
-                     human_bytes(s.weight_bytes_b)))
+        rows.append(
+            (
+                s.op,
+                str(s.count_a),
+                str(s.count_b),
+                human_bytes(s.weight_bytes_a),
+                human_bytes(s.weight_bytes_b),
+            )
+        )
     lines.extend(_table(rows, md))
 
     if diff.ops_added or diff.ops_removed or diff.ops_changed:
@@ -436,8 +480,12 @@ def render_diff(diff: ModelDiff, fmt: str = "text") -> str:
         rows = [("change", "op", "where", "details")]
         for o in (*diff.ops_removed, *diff.ops_added, *diff.ops_changed):
             where = f"sg{o.subgraph} " + (
-                f"#{o.index_a}→#{o.index_b}" if o.change == "changed"
-                else f"#{o.index_a}" if o.change == "removed" else f"#{o.index_b}")
+                f"#{o.index_a}→#{o.index_b}"
+                if o.change == "changed"
+                else f"#{o.index_a}"
+                if o.change == "removed"
+                else f"#{o.index_b}"
+            )
             rows.append((o.change, o.op, where, "; ".join(o.details) or _short(o.output, 50)))
         lines.extend(_table(rows, md))
 
@@ -445,12 +493,21 @@ def render_diff(diff: ModelDiff, fmt: str = "text") -> str:
         lines.append(h("Tensors that changed"))
         rows = [("tensor", "dtype", "shape", "quantization")]
         for t in diff.tensors_changed:
-            dt = f"{t.dtype_a.lower()} → {t.dtype_b.lower()}" if "dtype" in t.changed else \
-                t.dtype_b.lower()
-            sh = (f"{list(t.shape_a)} → {list(t.shape_b)}" if "shape" in t.changed
-                  else str(list(t.shape_b)))
-            q = (f"{t.quant_a or 'none'} → {t.quant_b or 'none'}" if "quantization" in t.changed
-                 else "")
+            dt = (
+                f"{t.dtype_a.lower()} → {t.dtype_b.lower()}"
+                if "dtype" in t.changed
+                else t.dtype_b.lower()
+            )
+            sh = (
+                f"{list(t.shape_a)} → {list(t.shape_b)}"
+                if "shape" in t.changed
+                else str(list(t.shape_b))
+            )
+            q = (
+                f"{t.quant_a or 'none'} → {t.quant_b or 'none'}"
+                if "quantization" in t.changed
+                else ""
+            )
             name = _short(t.name) + (" (by position)" if t.matched_by == "position" else "")
             rows.append((name, dt, sh, q))
         lines.extend(_table(rows, md))

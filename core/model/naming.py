@@ -41,8 +41,6 @@ def safe_model_name(name: str) -> str:
     return base
 
 
-
-
 def short_layer_name(name: str, n: int = 48) -> str:
     """``model/block_3/conv/Conv2D;model/block_3/bn/...`` -> ``block_3/conv/Conv2D``
     (the first of ``a;b;c`` names, without the model's own prefix)."""
@@ -51,4 +49,4 @@ def short_layer_name(name: str, n: int = 48) -> str:
     if len(parts) > 2:
         parts = parts[1:]
     s = "/".join(parts) or "(unnamed)"
-    return s if len(s) <= n else "…" + s[-(n - 1):]
+    return s if len(s) <= n else "…" + s[-(n - 1) :]

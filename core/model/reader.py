@@ -24,10 +24,11 @@ import mmap
 import os
 import struct
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Iterator
+from functools import cache, lru_cache
+from typing import Any
 
 import flatbuffers.table
 import numpy as np
@@ -452,7 +453,7 @@ class _SafeTable(flatbuffers.table.Table):
         raise _Corrupt("nested tables in options are not followed")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _option_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     """(name, accessor, as_numpy) per field of a generated options class.
 
@@ -474,7 +475,7 @@ def _option_fields(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -533,7 +534,7 @@ def _field_layout(fn, length_fn) -> tuple | None:
 _EMPTY_TABLE = struct.pack("<HHi", 4, 4, 4)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _option_layouts(cls: type) -> tuple[tuple, ...] | None:
     out = []
     for name, accessor, as_numpy in _option_fields(cls):

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from core.errors import OptionsError, TFLiteFormatError
 from core.model.compat import (
     MicroProbeResult,
     OpVerdict,
@@ -26,8 +27,6 @@ from core.model.compat import (
     Verdict,
     check_compatibility,
 )
-from core.errors import OptionsError, TFLiteFormatError
-from core.units import human_bytes
 from core.model.reader import (
     ModelInfo,
     OperatorInfo,
@@ -37,6 +36,7 @@ from core.model.reader import (
     weight_owners,
     weights_by_op,
 )
+from core.units import human_bytes
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -47,6 +47,8 @@ __all__ = [
     "SizeBreakdown",
     "Report",
     "build_report",
+    "file_sha256",
+    "size_breakdown",
     "render",
 ]
 
@@ -118,7 +120,7 @@ class Report:
 # ----------------------------------------------------------------- building
 
 
-def _sha256(source: str | os.PathLike[str] | bytes) -> str:
+def file_sha256(source: str | os.PathLike[str] | bytes) -> str:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return hashlib.sha256(source).hexdigest()
     try:
@@ -135,7 +137,7 @@ def _sha256(source: str | os.PathLike[str] | bytes) -> str:
         raise TFLiteFormatError(f"Cannot read {source}: {why}.", hint) from None
 
 
-def _size_breakdown(
+def size_breakdown(
     model: ModelInfo, source_kind: str | None, source_size: int | None
 ) -> SizeBreakdown:
     buffers = model.buffers
@@ -219,14 +221,14 @@ def build_report(
     model = info if info is not None else read_model(path)
     in_memory = isinstance(path, (bytes, bytearray, memoryview))
     name = "<bytes>" if in_memory else os.path.basename(os.fspath(path))
-    file = FileInfo(name=name, size_bytes=model.file_size, sha256=sha256 or _sha256(path))
+    file = FileInfo(name=name, size_bytes=model.file_size, sha256=sha256 or file_sha256(path))
     probe = micro_probe
     compat = check_compatibility(model, micro_probe=probe)
     return Report(
         schema_version=REPORT_SCHEMA_VERSION,
         file=file,
         model=model,
-        size=_size_breakdown(model, source_kind, source_size),
+        size=size_breakdown(model, source_kind, source_size),
         compatibility=compat,
         micro_probe=probe,
     )
@@ -447,8 +449,11 @@ def _to_dict(r: Report) -> dict[str, Any]:
         ],
         "op_counts": dict(Counter(op.name for op in ops).most_common()),
         "operators": [_op_dict(op) for op in ops],
-        "tensors": [_tensor_dict(t, owners.get((t.subgraph, t.index)))
-                    for sg in m.subgraphs for t in sg.tensors],
+        "tensors": [
+            _tensor_dict(t, owners.get((t.subgraph, t.index)))
+            for sg in m.subgraphs
+            for t in sg.tensors
+        ],
         "size": _size_dict(r.size),
         "metadata": {
             "entries": [
@@ -613,11 +618,15 @@ def render(report: Report, fmt: str) -> str:
         view = _view(report)
         data = json.dumps(report.to_dict(), ensure_ascii=True, allow_nan=False)
         data = data.replace("</", "<\\/")  # keep "</script>" out of the inline JSON
-        return _env(True).get_template("report.html.j2").render(
-            **view,
-            charts=_charts(report, view),
-            plotly_js=_plotly_js(),
-            # Huge graphs would make the page unwieldy; the JSON format has it all.
-            report_json=data if len(data) <= _HTML_MAX_JSON else None,
+        return (
+            _env(True)
+            .get_template("report.html.j2")
+            .render(
+                **view,
+                charts=_charts(report, view),
+                plotly_js=_plotly_js(),
+                # Huge graphs would make the page unwieldy; the JSON format has it all.
+                report_json=data if len(data) <= _HTML_MAX_JSON else None,
+            )
         )
     raise OptionsError(f"Unknown report format {fmt!r}.", f"Use one of: {', '.join(FORMATS)}.")

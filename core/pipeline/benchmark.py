@@ -13,8 +13,15 @@ from core.pipeline.isolation import RunContext, run_task, work_folder
 from core.tasks.requests import LatencyRequest
 from core.tasks.results import LatencyResult, ThreadLatency
 
-__all__ = ["benchmark", "parse_threads", "headline_latency", "RUNTIMES", "DEFAULT_RUNTIME",
-           "DEFAULT_RUNS", "DEFAULT_WARMUP"]
+__all__ = [
+    "benchmark",
+    "parse_threads",
+    "headline_latency",
+    "RUNTIMES",
+    "DEFAULT_RUNTIME",
+    "DEFAULT_RUNS",
+    "DEFAULT_WARMUP",
+]
 
 DEFAULT_RUNS = 50
 DEFAULT_WARMUP = 10
@@ -83,19 +90,29 @@ def benchmark(
     if not path.is_file():
         raise EvaluateError(f"{path.name} was not found.", "Check the path.")
     if runs < 1 or warmup < 0:
-        raise EvaluateError("Runs must be at least 1 and warm-up runs at least 0.",
-                            "Use for example --runs 50 --warmup 10.", phase=Phase.OPTIONS)
+        raise EvaluateError(
+            "Runs must be at least 1 and warm-up runs at least 0.",
+            "Use for example --runs 50 --warmup 10.",
+            phase=Phase.OPTIONS,
+        )
     if runtime not in RUNTIMES:
-        raise EvaluateError(f"Unknown runtime {runtime!r}.",
-                            f"Use one of: {', '.join(RUNTIMES)}.", phase=Phase.OPTIONS)
+        raise EvaluateError(
+            f"Unknown runtime {runtime!r}.",
+            f"Use one of: {', '.join(RUNTIMES)}.",
+            phase=Phase.OPTIONS,
+        )
     blocker = runtime_blocker(path)
     if blocker is not None:
         raise blocker
     ctx = (ctx or RunContext()).without_pool()  # LiteRT only: no TensorFlow to pre-load
     with work_folder(workdir, "tflite-bench-") as wd:
         request = LatencyRequest(
-            tflite_path=str(path), threads=tuple(int(t) for t in threads), runs=int(runs),
-            warmup=int(warmup), xnnpack=bool(xnnpack), runtime=runtime,
+            tflite_path=str(path),
+            threads=tuple(int(t) for t in threads),
+            runs=int(runs),
+            warmup=int(warmup),
+            xnnpack=bool(xnnpack),
+            runtime=runtime,
             sample_npz=str(Path(sample_npz).resolve()) if sample_npz else None,
             max_seconds=float(max_seconds),
         )

@@ -43,15 +43,19 @@ def _absolute(p: str | os.PathLike[str] | None) -> str | None:
     return os.path.abspath(p) if p else None  # keep the name (links are not followed)
 
 
-def base_options(options: ConversionOptions | None = None,
-                 calibration_data: str | os.PathLike[str] | None = None) -> ConversionOptions:
+def base_options(
+    options: ConversionOptions | None = None, calibration_data: str | os.PathLike[str] | None = None
+) -> ConversionOptions:
     """The options every step of an evaluation shares: calibration file made
     absolute (``calibration_data`` wins), no kept-float layers outside
     int8-float-io."""
     opts = options or ConversionOptions()
     if calibration_data:
-        opts = replace(opts, calibration_path=_absolute(calibration_data),
-                       calibration_source=CalibrationSource.NONE)
+        opts = replace(
+            opts,
+            calibration_path=_absolute(calibration_data),
+            calibration_source=CalibrationSource.NONE,
+        )
     elif opts.calibration_path:
         opts = replace(opts, calibration_path=_absolute(opts.calibration_path))
     if opts.keep_float_ops and opts.preset is not Preset.INT8_FLOAT_IO:
@@ -73,8 +77,10 @@ def runtime_blocker(tflite: str | os.PathLike[str] | bytes) -> EvaluateError | N
     custom = sorted({op.name for op in info.operators if op.kind is OpKind.CUSTOM})
     if flex:
         return EvaluateError(
-            "This model uses Select TF ops (" + ", ".join(flex[:6])
-            + ("…" if len(flex) > 6 else "") + "), which cannot run here: the LiteRT "
+            "This model uses Select TF ops ("
+            + ", ".join(flex[:6])
+            + ("…" if len(flex) > 6 else "")
+            + "), which cannot run here: the LiteRT "
             "runtime on this server has no Flex delegate, so its accuracy and speed "
             "cannot be measured.",
             "On the device, link the Flex delegate (tensorflow-lite-select-tf-ops) and "
@@ -141,8 +147,10 @@ def evaluate_tflite(
     ctx = (ctx or RunContext()).without_pool()  # LiteRT only: no TensorFlow to pre-load
     with work_folder(workdir, "tflite-eval-") as wd:
         request = TfliteEvalRequest(
-            tflite_path=str(path), reference=reference,
-            display_name=display_name or path.name, preset=preset,
+            tflite_path=str(path),
+            reference=reference,
+            display_name=display_name or path.name,
+            preset=preset,
             thresholds=thresholds or Thresholds(),
         )
         return run_task(request, AccuracyResult, workdir=wd, ctx=ctx)
@@ -162,6 +170,13 @@ def evaluate(
 ) -> AccuracyResult:
     """The .tflite against the original model it was converted from."""
     with work_folder(workdir, "tflite-eval-") as wd:
-        ref = compute_reference(model_path, workdir=wd, eval_data=eval_data, options=options,
-                                max_samples=max_samples, task=task, ctx=ctx)
+        ref = compute_reference(
+            model_path,
+            workdir=wd,
+            eval_data=eval_data,
+            options=options,
+            max_samples=max_samples,
+            task=task,
+            ctx=ctx,
+        )
         return evaluate_tflite(tflite_path, ref, workdir=wd / "tflite", preset=preset, ctx=ctx)

@@ -20,11 +20,17 @@ def micro_result_from_failure(err: StudioError, seconds: float = 0.0) -> MicroPr
     """A probe whose worker died: crashed or timed out, with the op its log names."""
     log = str(err.details.get("log_tail") or "")
     if isinstance(err, WorkerTimeout):
-        return MicroProbeResult(ok=False, timed_out=True, error=err.message, log_tail=log,
-                                seconds=seconds)
-    return MicroProbeResult(ok=False, crashed=isinstance(err, WorkerError),
-                            failed_op=failed_op_from_log(log), error=err.message,
-                            log_tail=log, seconds=seconds)
+        return MicroProbeResult(
+            ok=False, timed_out=True, error=err.message, log_tail=log, seconds=seconds
+        )
+    return MicroProbeResult(
+        ok=False,
+        crashed=isinstance(err, WorkerError),
+        failed_op=failed_op_from_log(log),
+        error=err.message,
+        log_tail=log,
+        seconds=seconds,
+    )
 
 
 def probe_micro(
@@ -45,17 +51,21 @@ def probe_micro(
         try:
             size = path.stat().st_size
         except OSError as e:
-            raise TFLiteFormatError(f"Cannot read {path.name}: {e.strerror or e}.",
-                                    "Check the path.") from None
+            raise TFLiteFormatError(
+                f"Cannot read {path.name}: {e.strerror or e}.", "Check the path."
+            ) from None
         if memory_mb is None:
             # The default arena is 10x the model; leave room for Python and numpy.
             memory_mb = max(1024, 12 * size // (1 << 20) + 768)
-        limits = WorkerLimits(timeout_s=timeout, memory_bytes=memory_mb << 20,
-                              file_bytes=64 << 20)
+        limits = WorkerLimits(timeout_s=timeout, memory_bytes=memory_mb << 20, file_bytes=64 << 20)
         start = time.monotonic()
         try:
-            return run_task(MicroProbeRequest(str(path)), MicroProbeResult,
-                            workdir=wd / "probe", ctx=RunContext(limits=limits))
+            return run_task(
+                MicroProbeRequest(str(path)),
+                MicroProbeResult,
+                workdir=wd / "probe",
+                ctx=RunContext(limits=limits),
+            )
         except StudioError as e:  # the probe's process died: that is the verdict
             return micro_result_from_failure(e, time.monotonic() - start)
 
@@ -74,5 +84,11 @@ def inspect_tflite(
 
     info = read_model(path)
     probe = probe_micro(path) if micro else None
-    return build_report(path, source_kind=source_kind, source_size=source_size, sha256=sha256,
-                        micro_probe=probe, info=info)
+    return build_report(
+        path,
+        source_kind=source_kind,
+        source_size=source_size,
+        sha256=sha256,
+        micro_probe=probe,
+        info=info,
+    )

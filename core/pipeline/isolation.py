@@ -40,8 +40,16 @@ from core.errors import (
 from core.serial import DataError, from_data
 from core.tasks.requests import TaskRequest
 
-__all__ = ["WorkerLimits", "RunContext", "CancelToken", "run_task", "WarmPool", "Cancelled",
-           "work_folder", "check_cancel"]
+__all__ = [
+    "WorkerLimits",
+    "RunContext",
+    "CancelToken",
+    "run_task",
+    "WarmPool",
+    "Cancelled",
+    "work_folder",
+    "check_cancel",
+]
 
 R = TypeVar("R")
 
@@ -138,7 +146,7 @@ def _limit(limits: WorkerLimits) -> Callable[[], None]:
 
 def _spawn(limits: WorkerLimits, log_path: Path, warm: bool) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")
+    log = open(log_path, "ab")  # noqa: SIM115  (the child keeps it; closed in finally)
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "core.worker"] + (["--warm"] if warm else []),
@@ -202,14 +210,16 @@ def _failure(
                 "The worker process was killed (the server ran out of memory, or an admin "
                 "stopped it).",
                 "Try a smaller model or fewer calibration samples, then run it again.",
-                phase=phase, details=details,
+                phase=phase,
+                details=details,
             )
         if any(w in tail for w in oom_words):
             return WorkerOutOfMemory(
                 f"The task ran out of memory (limit {limits.memory_bytes >> 20} MiB).",
                 "Use fewer calibration samples or a smaller model; the admin can raise "
                 "TFLITE_STUDIO_MEMORY_MB.",
-                phase=phase, details=details,
+                phase=phase,
+                details=details,
             )
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
         last = _last_meaningful_line(tail)
@@ -218,14 +228,16 @@ def _failure(
             + (f" Last message: {last}" if last else ""),
             "This is a TensorFlow bug on this model. Try another preset, enable Select TF "
             "ops, or fix the input shapes; the server is unaffected.",
-            phase=phase, details={**details, "signal": str(name)},
+            phase=phase,
+            details={**details, "signal": str(name)},
         )
     last = _last_meaningful_line(tail)
     return WorkerCrashed(
         f"The worker stopped without a result (exit code {rc})."
         + (f" Last message: {last}" if last else ""),
         "Try again; if it repeats, report the model to the admin.",
-        phase=phase, details=details,
+        phase=phase,
+        details=details,
     )
 
 
@@ -241,8 +253,9 @@ class WarmPool:
     """Keeps ``size`` processes that have already imported TensorFlow. Each
     takes exactly one task and exits; a fresh one is started to replace it."""
 
-    def __init__(self, size: int = 1, limits: WorkerLimits | None = None,
-                 log_dir: Path | None = None) -> None:
+    def __init__(
+        self, size: int = 1, limits: WorkerLimits | None = None, log_dir: Path | None = None
+    ) -> None:
         self.size = size
         self.limits = limits or WorkerLimits()
         self.log_dir = Path(log_dir or Path.cwd() / ".worker-logs")
@@ -267,7 +280,9 @@ class WarmPool:
         while time.monotonic() < end:
             with self._lock:
                 logs = [log for _, log in self._idle]
-            if logs and all("tflite-studio-worker-ready" in _log_tail(log, 1 << 16) for log in logs):
+            if logs and all(
+                "tflite-studio-worker-ready" in _log_tail(log, 1 << 16) for log in logs
+            ):
                 return True
             time.sleep(0.1)
         return False
@@ -316,8 +331,14 @@ def run_task(
         threading.Thread(target=pool.fill, daemon=True).start()
     if ctx.on_start is not None:
         ctx.on_start(proc.pid)
-    line = json.dumps({"task": request.TASK, "request": request.to_dict(), "workdir": str(wd),
-                       "phase": phase.value})
+    line = json.dumps(
+        {
+            "task": request.TASK,
+            "request": request.to_dict(),
+            "workdir": str(wd),
+            "phase": phase.value,
+        }
+    )
     try:
         assert proc.stdin is not None
         proc.stdin.write(line.encode() + b"\n")
@@ -347,9 +368,14 @@ def run_task(
         ) from None
 
 
-def _wait(proc: subprocess.Popen[bytes], wd: Path, log: Path, limits: WorkerLimits,
-          ctx: RunContext,
-          phase: Phase) -> None:
+def _wait(
+    proc: subprocess.Popen[bytes],
+    wd: Path,
+    log: Path,
+    limits: WorkerLimits,
+    ctx: RunContext,
+    phase: Phase,
+) -> None:
     deadline = time.monotonic() + limits.timeout_s
     seen = 0
     try:
@@ -364,7 +390,8 @@ def _wait(proc: subprocess.Popen[bytes], wd: Path, log: Path, limits: WorkerLimi
                     f"The task took longer than {limits.timeout_s:.0f} s and was stopped.",
                     "Try a smaller model or fewer calibration samples; the admin can raise "
                     "TFLITE_STUDIO_TIMEOUT_S.",
-                    phase=phase, details={"log_tail": _log_tail(log)[-2000:]},
+                    phase=phase,
+                    details={"log_tail": _log_tail(log)[-2000:]},
                 )
             time.sleep(_POLL_S)
     except BaseException:

@@ -50,8 +50,9 @@ def debug_layers(
     Debug inputs: ``debug_npz`` (a reference file), else ``debug_data`` (a
     .npz keyed by input name / .npy / images), else the calibration samples."""
     cal = options.calibration_path
-    opts = replace(options, keep_float_ops=(),
-                   calibration_path=os.path.abspath(cal) if cal else None)
+    opts = replace(
+        options, keep_float_ops=(), calibration_path=os.path.abspath(cal) if cal else None
+    )
     if opts.preset not in (Preset.INT8, Preset.INT8_FLOAT_IO):
         raise OptionsError(
             f"TensorFlow's quantization debugger measures int8 models, not {opts.preset.value}.",
@@ -91,6 +92,8 @@ def compare_layers(
         request = LayerCompareRequest(
             float_path=os.path.abspath(float_tflite),
             quant_path=os.path.abspath(quant_tflite),
-            reference=reference, preset=preset, max_samples=int(max_samples),
+            reference=reference,
+            preset=preset,
+            max_samples=int(max_samples),
         )
         return run_task(request, LayerErrorReport, workdir=wd, ctx=ctx)

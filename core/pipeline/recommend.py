@@ -35,8 +35,12 @@ def pareto_front(rows: Sequence[SweepRow]) -> set[str]:
                 continue
             ol = o.latency_ms if o.latency_ms is not None else math.inf
             oa = _accuracy_key(o)
-            if (o.size_bytes <= r.size_bytes and ol <= rl and oa >= ra
-                    and (o.size_bytes < r.size_bytes or ol < rl or oa > ra)):
+            if (
+                o.size_bytes <= r.size_bytes
+                and ol <= rl
+                and oa >= ra
+                and (o.size_bytes < r.size_bytes or ol < rl or oa > ra)
+            ):
                 dominated = True
                 break
         if not dominated:
@@ -52,8 +56,9 @@ def _passes(m: dict[str, Any], th: Thresholds) -> bool:
     return float(m.get("cosine") or 0.0) >= th.cosine and snr_ok
 
 
-def recommend(rows: Sequence[SweepRow], thresholds: Thresholds | None = None,
-              *, synthetic_data: bool = False) -> Recommendation:
+def recommend(
+    rows: Sequence[SweepRow], thresholds: Thresholds | None = None, *, synthetic_data: bool = False
+) -> Recommendation:
     """The smallest measured row that meets the rule (ties: the faster one).
 
     Rule for classifiers: top-1 agreement with the original ≥ 99 %; for other
@@ -63,21 +68,30 @@ def recommend(rows: Sequence[SweepRow], thresholds: Thresholds | None = None,
     classifier = any(r.metrics.get("top1_agreement") is not None for r in measured)
     if classifier:
         rule = f"top1_agreement >= {th.top1_agreement:g}"
-        rule_words = (f"the smallest model whose top-1 prediction agrees with the original "
-                      f"model's on at least {th.top1_agreement:.0%} of the evaluation samples")
+        rule_words = (
+            f"the smallest model whose top-1 prediction agrees with the original "
+            f"model's on at least {th.top1_agreement:.0%} of the evaluation samples"
+        )
     else:
         rule = f"cosine >= {th.cosine:g} and snr_db >= {th.snr_db:g}"
-        rule_words = (f"the smallest model whose outputs stay close to the original's: "
-                      f"cosine similarity at least {th.cosine:g} and signal-to-noise ratio at "
-                      f"least {th.snr_db:g} dB on every output")
+        rule_words = (
+            f"the smallest model whose outputs stay close to the original's: "
+            f"cosine similarity at least {th.cosine:g} and signal-to-noise ratio at "
+            f"least {th.snr_db:g} dB on every output"
+        )
     if not measured:
         converted = [r for r in rows if r.converted]
         cannot = [r for r in rows if r.cannot_run_here]
         if cannot:
-            text = ("Nothing could be measured on this server: " + cannot[0].note + " "
-                    "Pick by size only after checking accuracy on the device"
-                    + (f"; the smallest converted file is {min(converted, key=_size).label}."
-                       if converted else "."))
+            text = (
+                "Nothing could be measured on this server: " + cannot[0].note + " "
+                "Pick by size only after checking accuracy on the device"
+                + (
+                    f"; the smallest converted file is {min(converted, key=_size).label}."
+                    if converted
+                    else "."
+                )
+            )
         elif converted:
             text = "The converted models could not be run here, so no preset is recommended."
         else:
@@ -86,36 +100,55 @@ def recommend(rows: Sequence[SweepRow], thresholds: Thresholds | None = None,
     passing = [r for r in measured if _passes(r.metrics, th)]
     if not passing:
         best = max(measured, key=_accuracy_key)
-        text = (f"No preset meets the rule ({rule_words}). The closest is {best.label} "
-                f"({_acc_words(best.metrics)}). Ship float32, or improve the calibration data "
-                "(more typical samples, the same scaling as real inputs) and run the sweep again.")
+        text = (
+            f"No preset meets the rule ({rule_words}). The closest is {best.label} "
+            f"({_acc_words(best.metrics)}). Ship float32, or improve the calibration data "
+            "(more typical samples, the same scaling as real inputs) and run the sweep again."
+        )
         return Recommendation(None, None, rule, text, ())
-    pick = min(passing, key=lambda r: (_size(r), r.latency_ms if r.latency_ms is not None
-                                       else math.inf))
-    parts = [f"Ship **{pick.label}**: {_size_words(pick, rows)}, "
-             f"{_latency_words(pick, rows)}, {_acc_words(pick.metrics)}."]
+    pick = min(
+        passing, key=lambda r: (_size(r), r.latency_ms if r.latency_ms is not None else math.inf)
+    )
+    parts = [
+        f"Ship **{pick.label}**: {_size_words(pick, rows)}, "
+        f"{_latency_words(pick, rows)}, {_acc_words(pick.metrics)}."
+    ]
     parts.append(f"Rule: {rule_words}; ties go to the faster one.")
     timed = [r for r in passing if r.latency_ms]
     fastest = min(timed, key=lambda r: r.latency_ms) if timed else None
-    if (fastest is not None and fastest is not pick and pick.latency_ms
-            and pick.latency_ms > 1.2 * fastest.latency_ms):
-        parts.append(f"If speed matters more than size, {fastest.label} is the fastest within "
-                     f"the rule ({_ms_words(fastest.latency_ms)}, {_size_words(fastest, rows)}).")
+    if (
+        fastest is not None
+        and fastest is not pick
+        and pick.latency_ms
+        and pick.latency_ms > 1.2 * fastest.latency_ms
+    ):
+        parts.append(
+            f"If speed matters more than size, {fastest.label} is the fastest within "
+            f"the rule ({_ms_words(fastest.latency_ms)}, {_size_words(fastest, rows)})."
+        )
     others = [r.label for r in passing if r.label != pick.label]
     if others:
         parts.append("Also within the rule: " + ", ".join(others) + ".")
     failing = [r for r in measured if r not in passing]
     if failing:
-        parts.append("Outside the rule: " + ", ".join(
-            f"{r.label} ({_acc_words(r.metrics)})" for r in failing) + ".")
+        parts.append(
+            "Outside the rule: "
+            + ", ".join(f"{r.label} ({_acc_words(r.metrics)})" for r in failing)
+            + "."
+        )
     if any("random synthetic data" in w for w in pick.warnings):
-        parts.append("Careful: this preset was calibrated on random data; give real "
-                     "calibration samples before shipping it.")
+        parts.append(
+            "Careful: this preset was calibrated on random data; give real "
+            "calibration samples before shipping it."
+        )
     if synthetic_data:
-        parts.append("The comparison ran on random inputs, so this says little about real "
-                     "accuracy; give evaluation data.")
-    return Recommendation(pick.preset, pick.label, rule, " ".join(parts),
-                          tuple(r.label for r in passing))
+        parts.append(
+            "The comparison ran on random inputs, so this says little about real "
+            "accuracy; give evaluation data."
+        )
+    return Recommendation(
+        pick.preset, pick.label, rule, " ".join(parts), tuple(r.label for r in passing)
+    )
 
 
 def _size(r: SweepRow) -> int:
@@ -137,9 +170,13 @@ def _latency_words(r: SweepRow, rows: Sequence[SweepRow]) -> str:
     base = next((x for x in rows if x.preset == Preset.FLOAT32.value and x.latency_ms), None)
     if base and base is not r and r.latency_ms > 0:
         ratio = base.latency_ms / r.latency_ms
-        s += (f" ({ratio:.1f}× faster than float32)" if ratio >= 1.05 else
-              f" ({1 / ratio:.1f}× slower than float32)" if ratio <= 0.95 else
-              " (as fast as float32)")
+        s += (
+            f" ({ratio:.1f}× faster than float32)"
+            if ratio >= 1.05
+            else f" ({1 / ratio:.1f}× slower than float32)"
+            if ratio <= 0.95
+            else " (as fast as float32)"
+        )
     return s
 
 
@@ -157,8 +194,7 @@ def _acc_words(m: dict[str, Any]) -> str:
             s += f", accuracy {m['accuracy']:.1%}"
             drop = m.get("accuracy_drop")
             if drop is not None:
-                s += (" (unchanged)" if abs(drop) < 0.0005
-                      else f" ({-drop * 100:+.1f} points)")
+                s += " (unchanged)" if abs(drop) < 0.0005 else f" ({-drop * 100:+.1f} points)"
         return s
     snr = m.get("snr_db")
     return f"cosine {m.get('cosine', 0):.4f}, SNR {snr_words(snr)}"

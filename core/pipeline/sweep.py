@@ -79,8 +79,13 @@ class _Sweep:
         self.ids = [p for p in PRESET_IDS if p in wanted]
         self.plans = [replace(self.base, preset=Preset(p), keep_float_ops=()) for p in self.ids]
         for v in req.variants:
-            self.plans.append(replace(v, calibration_path=self.base.calibration_path,
-                                      calibration_source=self.base.calibration_source))
+            self.plans.append(
+                replace(
+                    v,
+                    calibration_path=self.base.calibration_path,
+                    calibration_source=self.base.calibration_source,
+                )
+            )
         self.labels: list[str] = []
         for opts in self.plans:
             self.labels.append(_unique(variant_label(opts, self.base), self.labels))
@@ -94,10 +99,16 @@ class _Sweep:
 
     def reference(self) -> Reference:
         self.ctx.say("Running the original model on the evaluation data")
-        self.ref = compute_reference(self.model, workdir=self.wd / "ref",
-                                     eval_data=self.req.eval_data, options=self.base,
-                                     max_samples=self.req.max_samples, task=self.req.task,
-                                     display_name=self.name, ctx=self.ctx)
+        self.ref = compute_reference(
+            self.model,
+            workdir=self.wd / "ref",
+            eval_data=self.req.eval_data,
+            options=self.base,
+            max_samples=self.req.max_samples,
+            task=self.req.task,
+            display_name=self.name,
+            ctx=self.ctx,
+        )
         self.flags.extend(self.ref.flags)
         return self.ref
 
@@ -107,21 +118,37 @@ class _Sweep:
         stem = label.replace(", ", "-").replace(" ", "_")
         out = self.out_dir / f"{Path(self.name).stem}-{stem}.tflite"
         try:
-            res = convert_model(self.model, out, opts, workdir=self.wd / "convert" / f"{k}",
-                                display_name=self.name, ctx=self.ctx.quiet())
+            res = convert_model(
+                self.model,
+                out,
+                opts,
+                workdir=self.wd / "convert" / f"{k}",
+                display_name=self.name,
+                ctx=self.ctx.quiet(),
+            )
         except Cancelled:
             raise
         except StudioError as e:
             self.rows[label] = SweepRow(
-                preset=opts.preset.value, label=label, error=e.to_dict(),
-                failed_step="convert", note="Did not convert: " + e.message,
-                options=opts.to_dict())
+                preset=opts.preset.value,
+                label=label,
+                error=e.to_dict(),
+                failed_step="convert",
+                note="Did not convert: " + e.message,
+                options=opts.to_dict(),
+            )
             return
         self.paths[label] = out
         self.rows[label] = SweepRow(
-            preset=opts.preset.value, label=label, size_bytes=res.output_size,
-            warnings=res.warnings, conversion_seconds=res.seconds,
-            sha256=res.output_sha256, tflite_path=str(out), options=opts.to_dict())
+            preset=opts.preset.value,
+            label=label,
+            size_bytes=res.output_size,
+            warnings=res.warnings,
+            conversion_seconds=res.seconds,
+            sha256=res.output_sha256,
+            tflite_path=str(out),
+            options=opts.to_dict(),
+        )
 
     def convert_all(self) -> None:
         extra = 1 if self.req.keep_worst > 0 and self.req.layer_errors else 0
@@ -131,8 +158,9 @@ class _Sweep:
 
     def mixed_precision(self) -> None:
         """The worst int8 layers kept in float (needs the debugger's ranking)."""
-        debugged = next((le for le in self.layer_reports
-                         if le.get("method") == "quantization_debugger"), None)
+        debugged = next(
+            (le for le in self.layer_reports if le.get("method") == "quantization_debugger"), None
+        )
         if self.req.keep_worst <= 0 or debugged is None:
             return
         keep = LayerErrorReport.from_dict(debugged).worst_n(self.req.keep_worst)
@@ -148,8 +176,9 @@ class _Sweep:
         assert self.ref is not None
         for label, out in self.paths.items():
             check_cancel(self.ctx)
-            self.rows[label] = measure_row(self.rows[label], out, self.ref, self.req,
-                                           self.wd / _safe(label), self.ctx)
+            self.rows[label] = measure_row(
+                self.rows[label], out, self.ref, self.req, self.wd / _safe(label), self.ctx
+            )
 
     def report(self) -> SweepReport:
         ordered = [self.rows[lab] for lab in self.labels if lab in self.rows]
@@ -158,23 +187,28 @@ class _Sweep:
         ref = self.ref
         synthetic = ref is not None and ref.data_source is DataSource.SYNTHETIC
         rec = recommend(ordered, self.req.thresholds, synthetic_data=synthetic)
-        if not self.base.calibration_path and any(Preset(p).needs_calibration
-                                                  for p in self.ids):
-            self.flags.append(Flag(
-                "synthetic_calibration", "warning",
-                "No calibration data was given: the int8 and 16x8 presets were calibrated on "
-                "random data and their accuracy is likely far worse than with real samples.",
-            ))
+        if not self.base.calibration_path and any(Preset(p).needs_calibration for p in self.ids):
+            self.flags.append(
+                Flag(
+                    "synthetic_calibration",
+                    "warning",
+                    "No calibration data was given: the int8 and 16x8 presets were calibrated on "
+                    "random data and their accuracy is likely far worse than with real samples.",
+                )
+            )
         size = self.model.stat().st_size if self.model.is_file() else _dir_size(self.model)
         return SweepReport(
             model=SweepModel(self.name, size, ref.signature_key if ref else None),
-            data={"source": ref.data_source.value if ref else None,
-                  "name": ref.data_name if ref else None,
-                  "samples": ref.samples if ref else 0,
-                  "has_labels": ref.has_labels if ref else False,
-                  "outputs": ref.outputs if ref else {}},
-            calibration=(Path(self.base.calibration_path).name
-                         if self.base.calibration_path else None),
+            data={
+                "source": ref.data_source.value if ref else None,
+                "name": ref.data_name if ref else None,
+                "samples": ref.samples if ref else 0,
+                "has_labels": ref.has_labels if ref else False,
+                "outputs": ref.outputs if ref else {},
+            },
+            calibration=(
+                Path(self.base.calibration_path).name if self.base.calibration_path else None
+            ),
             rows=tuple(ordered),
             recommendation=rec,
             thresholds=self.req.thresholds,
@@ -196,8 +230,7 @@ def sweep(request: SweepRequest, ctx: RunContext | None = None) -> SweepReport:
     pool = None
     if ctx.pool is None:
         # two warm workers: the next conversion's TensorFlow import overlaps this one
-        pool = WarmPool(size=min(2, os.cpu_count() or 1), limits=ctx.limits,
-                        log_dir=wd / "logs")
+        pool = WarmPool(size=min(2, os.cpu_count() or 1), limits=ctx.limits, log_dir=wd / "logs")
         pool.fill()
         ctx = replace(ctx, pool=pool)
     try:
@@ -205,8 +238,9 @@ def sweep(request: SweepRequest, ctx: RunContext | None = None) -> SweepReport:
         ref = s.reference()
         s.convert_all()
         if request.layer_errors:
-            s.layer_reports.extend(layer_reports(s.model, s.name, s.plans, s.paths, ref,
-                                                 s.base, wd, ctx, s.flags))
+            s.layer_reports.extend(
+                layer_reports(s.model, s.name, s.plans, s.paths, ref, s.base, wd, ctx, s.flags)
+            )
         s.mixed_precision()
         if pool is not None:
             pool.close()  # nothing of ours competes with the timing below
@@ -222,6 +256,5 @@ def sweep(request: SweepRequest, ctx: RunContext | None = None) -> SweepReport:
     if own_wd:
         shutil.rmtree(wd, ignore_errors=True)
         if request.keep_dir is None:  # the files went with the work folder
-            report = replace(report, rows=tuple(replace(r, tflite_path=None)
-                                                for r in report.rows))
+            report = replace(report, rows=tuple(replace(r, tflite_path=None) for r in report.rows))
     return report

@@ -47,17 +47,37 @@ __all__ = ["api_routes", "job_json", "download_name", "INSPECT_PAGE"]
 
 INSPECT_PAGE = "/inspect"
 _FILE_FIELDS = ("model", "calibration_data")
-_TEXT_FIELDS = ("preset", "select_tf_ops", "allow_custom_ops", "signature", "input_shape",
-                "calibration_samples", "image_range", "keep_float", "sparsity")
+_TEXT_FIELDS = (
+    "preset",
+    "select_tf_ops",
+    "allow_custom_ops",
+    "signature",
+    "input_shape",
+    "calibration_samples",
+    "image_range",
+    "keep_float",
+    "sparsity",
+)
 _MAX_FIELD_BYTES = 16 << 10
 _MAX_FIELDS = 64
-_STATUS_FOR_CODE = {"not_found": 404, "too_many_jobs": 429, "queue_full": 503,
-                    "too_large": 413, "forbidden": 403}
+_STATUS_FOR_CODE = {
+    "not_found": 404,
+    "too_many_jobs": 429,
+    "queue_full": 503,
+    "too_large": 413,
+    "forbidden": 403,
+}
 
 
 class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, hint: str = "", phase: str = "job",
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        hint: str = "",
+        phase: str = "job",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.hint, self.phase = status, message, hint, phase
         self.headers = headers or {}
@@ -75,14 +95,19 @@ def _studio_error_response(e: StudioError) -> Any:
 
 def download_name(job: Job, what: str) -> str:
     """``digits-int8.tflite``, ``digits-int8-report.json``: model name and preset."""
-    return _download_name(job.model_name, job.preset or None,
-                          "tflite" if what == "model" else "json")
+    return _download_name(
+        job.model_name, job.preset or None, "tflite" if what == "model" else "json"
+    )
 
 
 def _links(job: Job) -> dict[str, str]:
     base = f"/api/jobs/{job.id}"
-    return {"self": base, "model": f"{base}/model.tflite", "report": f"{base}/report.json",
-            "page": f"{INSPECT_PAGE}?job={job.id}"}
+    return {
+        "self": base,
+        "model": f"{base}/model.tflite",
+        "report": f"{base}/report.json",
+        "page": f"{INSPECT_PAGE}?job={job.id}",
+    }
 
 
 def job_json(st: JobStore, job: Job) -> dict[str, Any]:
@@ -104,9 +129,17 @@ def job_json(st: JobStore, job: Job) -> dict[str, Any]:
         "progress": job.progress,
         "queue_position": st.queue_position(job),
         "attempts": job.attempts,
-        "error": ({"message": err.get("message"), "hint": err.get("hint"),
-                   "phase": err.get("phase"), "type": err.get("type"),
-                   "details": err.get("details") or {}} if err else None),
+        "error": (
+            {
+                "message": err.get("message"),
+                "hint": err.get("hint"),
+                "phase": err.get("phase"),
+                "type": err.get("type"),
+                "details": err.get("details") or {},
+            }
+            if err
+            else None
+        ),
         "input_size": job.input_size,
         "output_size": job.output_size,
         "warnings": list(conv.get("warnings") or []),
@@ -169,17 +202,30 @@ class _StreamingForm:
         if b"filename" in opts:
             self._filename = opts[b"filename"].decode("utf-8", "replace")
             if self._name not in _FILE_FIELDS:
-                raise _HTTPError(400, f"Unexpected file field {self._name!r}.",
-                                 "Send the model as 'model' and calibration data as "
-                                 "'calibration_data'.", phase="options")
+                raise _HTTPError(
+                    400,
+                    f"Unexpected file field {self._name!r}.",
+                    "Send the model as 'model' and calibration data as 'calibration_data'.",
+                    phase="options",
+                )
             if self._name in self.files or any(n == self._name for n, _, _ in self._finished):
-                raise _HTTPError(400, f"Two files were sent as {self._name!r}.",
-                                 "Send one file per field.", phase="options")
-            self._writer = self.st.artifact_writer(self.max_file_bytes, too_large_upload(self.limit_mb))
+                raise _HTTPError(
+                    400,
+                    f"Two files were sent as {self._name!r}.",
+                    "Send one file per field.",
+                    phase="options",
+                )
+            self._writer = self.st.artifact_writer(
+                self.max_file_bytes, too_large_upload(self.limit_mb)
+            )
             self._writers.append(self._writer)
         elif self._name in _FILE_FIELDS:
-            raise _HTTPError(400, f"{self._name!r} must be a file upload.",
-                             f"Use curl -F '{self._name}=@path/to/file'.", phase="options")
+            raise _HTTPError(
+                400,
+                f"{self._name!r} must be a file upload.",
+                f"Use curl -F '{self._name}=@path/to/file'.",
+                phase="options",
+            )
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._writer is not None:
@@ -200,6 +246,7 @@ class _StreamingForm:
 
         pending, self._pending = self._pending, []
         if pending:
+
             def write() -> None:
                 for w, chunk in pending:
                     w.write(chunk)
@@ -214,15 +261,24 @@ class _StreamingForm:
 
         ctype, params = parse_options_header(request.headers.get("content-type", ""))
         if ctype != b"multipart/form-data" or b"boundary" not in params:
-            raise _HTTPError(415, "Send the job as multipart/form-data.",
-                             "curl -F model=@model.zip -F preset=int8 URL/api/jobs",
-                             phase="options")
-        parser = MultipartParser(params[b"boundary"], {
-            "on_part_begin": self.on_part_begin, "on_part_data": self.on_part_data,
-            "on_part_end": self.on_part_end, "on_header_field": self.on_header_field,
-            "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
-            "on_headers_finished": self.on_headers_finished,
-        })
+            raise _HTTPError(
+                415,
+                "Send the job as multipart/form-data.",
+                "curl -F model=@model.zip -F preset=int8 URL/api/jobs",
+                phase="options",
+            )
+        parser = MultipartParser(
+            params[b"boundary"],
+            {
+                "on_part_begin": self.on_part_begin,
+                "on_part_data": self.on_part_data,
+                "on_part_end": self.on_part_end,
+                "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value,
+                "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished,
+            },
+        )
         try:
             async for chunk in request.stream():
                 parser.write(chunk)
@@ -255,9 +311,10 @@ def _options_from_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
 
     unknown = sorted(set(fields) - set(_TEXT_FIELDS))
     if unknown:
-        raise OptionsError("Unknown field(s): " + ", ".join(unknown) + ".",
-                           "Known fields: model, calibration_data, "
-                           + ", ".join(_TEXT_FIELDS) + ".")
+        raise OptionsError(
+            "Unknown field(s): " + ", ".join(unknown) + ".",
+            "Known fields: model, calibration_data, " + ", ".join(_TEXT_FIELDS) + ".",
+        )
 
     def one(name: str, default: str = "") -> str:
         vals = fields.get(name) or []
@@ -267,26 +324,34 @@ def _options_from_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
     try:
         Preset(preset)
     except ValueError:
-        raise OptionsError(f"Unknown preset {preset!r}.",
-                           "Choose one of: " + ", ".join(p.value for p in Preset) + ".") from None
+        raise OptionsError(
+            f"Unknown preset {preset!r}.",
+            "Choose one of: " + ", ".join(p.value for p in Preset) + ".",
+        ) from None
     try:
         samples = int(one("calibration_samples", "100"))
     except ValueError:
-        raise OptionsError("calibration_samples must be a whole number.",
-                           "For example calibration_samples=200.") from None
+        raise OptionsError(
+            "calibration_samples must be a whole number.", "For example calibration_samples=200."
+        ) from None
     try:
         lo, hi = (float(v) for v in one("image_range", "0,1").split(","))
     except ValueError:
-        raise OptionsError(f"Cannot read image_range {one('image_range')!r}.",
-                           "Write it as LOW,HIGH, e.g. 0,1.") from None
+        raise OptionsError(
+            f"Cannot read image_range {one('image_range')!r}.", "Write it as LOW,HIGH, e.g. 0,1."
+        ) from None
     shapes = [parse_input_shape(s) for s in fields.get("input_shape") or [] if s.strip()]
     opts = ConversionOptions(
-        preset=Preset(preset), select_tf_ops=_flag(fields, "select_tf_ops"),
+        preset=Preset(preset),
+        select_tf_ops=_flag(fields, "select_tf_ops"),
         allow_custom_ops=_flag(fields, "allow_custom_ops"),
-        signature_key=one("signature") or None, input_shapes=tuple(shapes),
-        calibration_samples=samples, image_range=(lo, hi),
+        signature_key=one("signature") or None,
+        input_shapes=tuple(shapes),
+        calibration_samples=samples,
+        image_range=(lo, hi),
         keep_float_ops=tuple(v.strip() for v in fields.get("keep_float") or [] if v.strip()),
-        sparsity=_flag(fields, "sparsity"))
+        sparsity=_flag(fields, "sparsity"),
+    )
     return opts.to_dict()
 
 
@@ -308,19 +373,29 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
     async def index(request: Any) -> Any:
         from core.options import PRESETS
 
-        return JSONResponse({
-            "user": request_user(request),
-            "endpoints": {
-                "submit": "POST /api/jobs", "list": "GET /api/jobs",
-                "status": "GET /api/jobs/{id}", "cancel": "DELETE /api/jobs/{id}",
-                "model": "GET /api/jobs/{id}/model.tflite",
-                "report": "GET /api/jobs/{id}/report.json"},
-            "presets": {p.value: {"title": i.title, "needs_calibration": i.needs_calibration}
-                        for p, i in PRESETS.items()},
-            "limits": {"max_upload_mb": s.max_upload_mb,
-                       "max_jobs_per_user": s.max_jobs_per_user, "max_queue": s.max_queue,
-                       "timeout_s": s.timeout_s},
-        })
+        return JSONResponse(
+            {
+                "user": request_user(request),
+                "endpoints": {
+                    "submit": "POST /api/jobs",
+                    "list": "GET /api/jobs",
+                    "status": "GET /api/jobs/{id}",
+                    "cancel": "DELETE /api/jobs/{id}",
+                    "model": "GET /api/jobs/{id}/model.tflite",
+                    "report": "GET /api/jobs/{id}/report.json",
+                },
+                "presets": {
+                    p.value: {"title": i.title, "needs_calibration": i.needs_calibration}
+                    for p, i in PRESETS.items()
+                },
+                "limits": {
+                    "max_upload_mb": s.max_upload_mb,
+                    "max_jobs_per_user": s.max_jobs_per_user,
+                    "max_queue": s.max_queue,
+                    "timeout_s": s.timeout_s,
+                },
+            }
+        )
 
     async def create(request: Any) -> Any:
         from anyio import to_thread
@@ -340,21 +415,31 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
             await form.parse(request)
             model = form.files.get("model")
             if model is None:
-                raise _HTTPError(400, "No model file was sent.",
-                                 "Send it as the 'model' field: curl -F model=@model.zip …",
-                                 phase="options")
+                raise _HTTPError(
+                    400,
+                    "No model file was sent.",
+                    "Send it as the 'model' field: curl -F model=@model.zip …",
+                    phase="options",
+                )
             options = _options_from_fields(form.fields)
             cal = form.files.get("calibration_data")
-            job = await to_thread.run_sync(lambda: st.submit_model(
-                model, model_name=model.name or "model", options=options, user=user,
-                calibration=cal, calibration_name=cal.name if cal else ""))
+            job = await to_thread.run_sync(
+                lambda: st.submit_model(
+                    model,
+                    model_name=model.name or "model",
+                    options=options,
+                    user=user,
+                    calibration=cal,
+                    calibration_name=cal.name if cal else "",
+                )
+            )
         except _HTTPError as e:
             form.abort()
             return _error_response(e.status, e.message, e.hint, e.phase, e.headers)
         except StudioError as e:
             form.abort()
             return _studio_error_response(e)
-        except Exception as e:  # noqa: BLE001  (a broken multipart body)
+        except Exception as e:
             form.abort()
             from python_multipart.exceptions import FormParserError
             from starlette.requests import ClientDisconnect
@@ -362,13 +447,19 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
             if isinstance(e, ClientDisconnect):
                 return _error_response(400, "The upload was cut short.", "Send it again.")
             if isinstance(e, FormParserError):
-                return _error_response(400, "The multipart body cannot be read.",
-                                       "Send it as multipart/form-data.", "options")
+                return _error_response(
+                    400,
+                    "The multipart body cannot be read.",
+                    "Send it as multipart/form-data.",
+                    "options",
+                )
             raise
         body = await to_thread.run_sync(job_json, st, job)  # queries the database
-        return JSONResponse(body, status_code=201,
-                            headers={"Location": body["links"]["self"],
-                                     "Cache-Control": "no-store"})
+        return JSONResponse(
+            body,
+            status_code=201,
+            headers={"Location": body["links"]["self"], "Cache-Control": "no-store"},
+        )
 
     async def listing(request: Any) -> Any:
         from anyio import to_thread
@@ -382,20 +473,24 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
             try:
                 status = [JobStatus(v) for v in q.get("status", "").split(",") if v]
             except ValueError:
-                return _error_response(400, f"Unknown status {q.get('status')!r}.",
-                                       "Use queued, running, done, failed or cancelled.",
-                                       "options")
+                return _error_response(
+                    400,
+                    f"Unknown status {q.get('status')!r}.",
+                    "Use queued, running, done, failed or cancelled.",
+                    "options",
+                )
         try:
             limit = max(1, min(200, int(q.get("limit", "50"))))
             offset = max(0, int(q.get("offset", "0")))
         except ValueError:
-            return _error_response(400, "limit and offset must be whole numbers.", "",
-                                   "options")
-        body = await to_thread.run_sync(lambda: [
-            job_json(st, j) for j in st.list(limit=limit, user=user, status=status,
-                                             offset=offset)])
-        return JSONResponse({"jobs": body},
-                            headers={"Cache-Control": "no-store"})
+            return _error_response(400, "limit and offset must be whole numbers.", "", "options")
+        body = await to_thread.run_sync(
+            lambda: [
+                job_json(st, j)
+                for j in st.list(limit=limit, user=user, status=status, offset=offset)
+            ]
+        )
+        return JSONResponse({"jobs": body}, headers={"Cache-Control": "no-store"})
 
     def _job(request: Any) -> Job:
         return _store().get(request.path_params["id"])
@@ -408,8 +503,10 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
             job = await to_thread.run_sync(_job, request)
             if request.method == "DELETE":
                 job = await to_thread.run_sync(
-                    lambda: st.cancel(job.id, by=request_user(request)
-                                      if s.login_required else None))
+                    lambda: st.cancel(
+                        job.id, by=request_user(request) if s.login_required else None
+                    )
+                )
             body = await to_thread.run_sync(job_json, st, job)
         except StudioError as e:
             return _studio_error_response(e)
@@ -437,19 +534,30 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
             sha = job.output_sha if what == "model" else job.report_sha
             if what == "report" and not sha:
                 err = (job.result or {}).get("report_error") or {}
-                return _error_response(409, "This job has no report: "
-                                       + str(err.get("message", "it was not built")),
-                                       str(err.get("hint", "")), "job")
+                return _error_response(
+                    409,
+                    "This job has no report: " + str(err.get("message", "it was not built")),
+                    str(err.get("hint", "")),
+                    "job",
+                )
             if job.purged_at is not None or not sha or not st.has_artifact(sha):
-                return _error_response(410, "This job's files were removed by the "
-                                       "retention policy.", "Submit the model again.", "job")
+                return _error_response(
+                    410,
+                    "This job's files were removed by the retention policy.",
+                    "Submit the model again.",
+                    "job",
+                )
             media = "application/octet-stream" if what == "model" else "application/json"
-            return FileResponse(st.artifact_path(sha), media_type=media,
-                                filename=download_name(job, what),
-                                headers={"ETag": f'"{sha}"',
-                                         "Cache-Control": "private, max-age=31536000, "
-                                                          "immutable",
-                                         "X-Content-Type-Options": "nosniff"})
+            return FileResponse(
+                st.artifact_path(sha),
+                media_type=media,
+                filename=download_name(job, what),
+                headers={
+                    "ETag": f'"{sha}"',
+                    "Cache-Control": "private, max-age=31536000, immutable",
+                    "X-Content-Type-Options": "nosniff",
+                },
+            )
 
         return handler
 
@@ -464,7 +572,7 @@ def api_routes(settings: Settings | None = None) -> list[Any]:
         Route("/api/jobs/{id}", detail, methods=["GET", "DELETE"]),
         Route("/api/jobs/{id}/model.tflite", _download("model"), methods=["GET", "HEAD"]),
         Route("/api/jobs/{id}/report.json", _download("report"), methods=["GET", "HEAD"]),
-        Route("/api/{rest:path}", not_found,
-              methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]),
+        Route(
+            "/api/{rest:path}", not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+        ),
     ]
-

@@ -145,8 +145,12 @@ def _headers(scope: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _credentials(settings: Settings, headers: Mapping[str, str],
-                 cookies: Mapping[str, str], check_header: bool = True) -> tuple[str | None, bool]:
+def _credentials(
+    settings: Settings,
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+    check_header: bool = True,
+) -> tuple[str | None, bool]:
     """(user, wrong_password_given)."""
     user = read_session_cookie(settings, cookies.get(COOKIE_NAME))
     if user:
@@ -169,9 +173,11 @@ def _credentials(settings: Settings, headers: Mapping[str, str],
     return None, False
 
 
-def user_from_headers(headers: Mapping[str, str] | None = None,
-                      cookies: Mapping[str, str] | None = None,
-                      settings: Settings | None = None) -> str:
+def user_from_headers(
+    headers: Mapping[str, str] | None = None,
+    cookies: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+) -> str:
     """The signed-in name for a Streamlit page: pass ``st.context.headers``
     and ``st.context.cookies``. ``local`` when no login is configured and the
     person gave no name."""
@@ -252,8 +258,9 @@ class AuthMiddleware:
             return
         addr = _client(scope)
         # While an address is blocked, its Authorization header is not even checked.
-        user, wrong = _credentials(self.settings, headers, cookies,
-                                   check_header=not _limiter.blocked(addr))
+        user, wrong = _credentials(
+            self.settings, headers, cookies, check_header=not _limiter.blocked(addr)
+        )
         if wrong:
             _limiter.fail(addr)
         if user:
@@ -265,8 +272,16 @@ class AuthMiddleware:
             return
         await self._deny(scope, receive, send, headers, path, wrong, addr)
 
-    async def _deny(self, scope: Any, receive: Any, send: Any, headers: Mapping[str, str],
-                    path: str, wrong: bool, addr: str) -> None:
+    async def _deny(
+        self,
+        scope: Any,
+        receive: Any,
+        send: Any,
+        headers: Mapping[str, str],
+        path: str,
+        wrong: bool,
+        addr: str,
+    ) -> None:
         from starlette.responses import PlainTextResponse, RedirectResponse
 
         if scope["type"] == "websocket":
@@ -277,18 +292,24 @@ class AuthMiddleware:
         if path == "/api" or path.startswith("/api/"):
             if wait:
                 resp: Any = error_response(
-                    429, "Too many wrong passwords from this address.",
-                    f"Wait {wait:.0f} s, then try again.", "auth",
-                    headers={"Retry-After": str(int(wait) + 1)})
+                    429,
+                    "Too many wrong passwords from this address.",
+                    f"Wait {wait:.0f} s, then try again.",
+                    "auth",
+                    headers={"Retry-After": str(int(wait) + 1)},
+                )
             else:
                 resp = error_response(
-                    401, "Wrong password." if wrong else "Login required.",
-                    "Send 'Authorization: Bearer <team password>' or HTTP Basic "
-                    "'name:password'.", "auth",
-                    headers={"WWW-Authenticate": 'Bearer realm="tflite-studio"'})
+                    401,
+                    "Wrong password." if wrong else "Login required.",
+                    "Send 'Authorization: Bearer <team password>' or HTTP Basic 'name:password'.",
+                    "auth",
+                    headers={"WWW-Authenticate": 'Bearer realm="tflite-studio"'},
+                )
         elif scope.get("method") in ("GET", "HEAD") and "text/html" in headers.get("accept", ""):
-            target = path + (f"?{scope['query_string'].decode('latin-1')}"
-                             if scope.get("query_string") else "")
+            target = path + (
+                f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
+            )
             resp = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
         else:
             resp = PlainTextResponse("Login required.", status_code=401)
@@ -358,20 +379,24 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
     page_headers = {
         "Cache-Control": "no-store",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-                                   "form-action 'self'; frame-ancestors 'none'",
+        "form-action 'self'; frame-ancestors 'none'",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
     }
 
     def page(next_: str, error: str = "", name: str = "", status: int = 200) -> Any:
-        intro = ("This server is shared by your team. Sign in with your name and the team "
-                 "password." if s.login_required else
-                 "Give your name so History shows which jobs are yours.")
+        intro = (
+            "This server is shared by your team. Sign in with your name and the team password."
+            if s.login_required
+            else "Give your name so History shows which jobs are yours."
+        )
         body = _PAGE.format(
             intro=intro,
             error=f'<p class="err" role="alert">{html.escape(error)}</p>' if error else "",
-            name=html.escape(name), next=html.escape(next_),
-            password=_PASSWORD_FIELD if s.login_required else "")
+            name=html.escape(name),
+            next=html.escape(next_),
+            password=_PASSWORD_FIELD if s.login_required else "",
+        )
         return HTMLResponse(body, status_code=status, headers=page_headers)
 
     async def login(request: Any) -> Any:
@@ -392,16 +417,21 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
         if s.login_required:
             wait = _limiter.blocked(addr)
             if wait:
-                return page(nxt, f"Too many wrong passwords. Wait {wait:.0f} s.", name,
-                            status=429)
+                return page(nxt, f"Too many wrong passwords. Wait {wait:.0f} s.", name, status=429)
             if not check_password(s, str(form.get("password") or "")):
                 _limiter.fail(addr)
                 return page(nxt, "Wrong password.", name, status=401)
             _limiter.reset(addr)
         resp = RedirectResponse(nxt, status_code=303)
-        resp.set_cookie(COOKIE_NAME, make_session_cookie(s, name),
-                        max_age=s.session_days * 86400, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/")
+        resp.set_cookie(
+            COOKIE_NAME,
+            make_session_cookie(s, name),
+            max_age=s.session_days * 86400,
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
         resp.headers["Cache-Control"] = "no-store"
         return resp
 

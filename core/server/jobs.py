@@ -96,15 +96,19 @@ class ArtifactWriter:
     """Write one artifact in chunks, hashing as it goes; ``commit`` files it
     under its hash. Refuses to grow past ``max_bytes``."""
 
-    def __init__(self, store: JobStore, max_bytes: int | None = None,
-                 too_large: Callable[[int], StudioError] | None = None) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        max_bytes: int | None = None,
+        too_large: Callable[[int], StudioError] | None = None,
+    ) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self._too_large = too_large
         tmp_dir = store.root / "artifacts" / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp_dir / uuid.uuid4().hex
-        self._f = open(self.tmp, "wb")
+        self._f = open(self.tmp, "wb")  # noqa: SIM115  (lives across write() calls)
         self._h = hashlib.sha256()
         self.size = 0
 
@@ -260,13 +264,19 @@ class JobStore:
 
     def get(self, job_id: str) -> Job:
         if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
-            raise JobError(f"There is no job {str(job_id)[:80]!r}.",
-                           "Check the link or the job id.", details={"code": "not_found"})
+            raise JobError(
+                f"There is no job {str(job_id)[:80]!r}.",
+                "Check the link or the job id.",
+                details={"code": "not_found"},
+            )
         with self._db() as db:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
-            raise JobError(f"There is no job {job_id!r}.", "Check the link or the job id.",
-                           details={"code": "not_found"})
+            raise JobError(
+                f"There is no job {job_id!r}.",
+                "Check the link or the job id.",
+                details={"code": "not_found"},
+            )
         return row_to_job(row)
 
     def list(
@@ -293,8 +303,12 @@ class JobStore:
         with self._db() as db:
             return [row_to_job(r) for r in db.execute(q, args).fetchall()]
 
-    def count(self, statuses: tuple[JobStatus, ...], user: str | None = None,
-              db: sqlite3.Connection | None = None) -> int:
+    def count(
+        self,
+        statuses: tuple[JobStatus, ...],
+        user: str | None = None,
+        db: sqlite3.Connection | None = None,
+    ) -> int:
         marks = ",".join("?" for _ in statuses)
         q = f"SELECT COUNT(*) FROM jobs WHERE status IN ({marks})"
         args: list[Any] = [s.value for s in statuses]
@@ -311,8 +325,10 @@ class JobStore:
         if job.status is not JobStatus.QUEUED:
             return None
         with self._db() as db:
-            n = db.execute("SELECT COUNT(*) FROM jobs WHERE status = ? AND created_at < ?",
-                           (JobStatus.QUEUED.value, job.created_at)).fetchone()[0]
+            n = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status = ? AND created_at < ?",
+                (JobStatus.QUEUED.value, job.created_at),
+            ).fetchone()[0]
         return int(n) + 1
 
     # ------------------------------------------------------------ artifacts
@@ -324,12 +340,14 @@ class JobStore:
     def has_artifact(self, sha: str | None) -> bool:
         return bool(sha) and self.artifact_path(str(sha)).is_file()
 
-    def artifact_writer(self, max_bytes: int | None = None,
-                        too_large: Callable[[int], StudioError] | None = None) -> ArtifactWriter:
+    def artifact_writer(
+        self, max_bytes: int | None = None, too_large: Callable[[int], StudioError] | None = None
+    ) -> ArtifactWriter:
         return ArtifactWriter(self, max_bytes, too_large)
 
-    def put_artifact(self, source: str | os.PathLike[str] | bytes,
-                     max_bytes: int | None = None) -> tuple[str, int]:
+    def put_artifact(
+        self, source: str | os.PathLike[str] | bytes, max_bytes: int | None = None
+    ) -> tuple[str, int]:
         """Store bytes or a file once; returns (sha256, size)."""
         with self.artifact_writer(max_bytes) as w:
             if isinstance(source, bytes):
@@ -367,8 +385,9 @@ class JobStore:
                 details={"code": "queue_full", "limit": s.max_queue},
             )
 
-    def _store_upload(self, src: Any, limit: int, too_large: Callable[[int], StudioError],
-                      name: str = "") -> ArtifactRef:
+    def _store_upload(
+        self, src: Any, limit: int, too_large: Callable[[int], StudioError], name: str = ""
+    ) -> ArtifactRef:
         if isinstance(src, ArtifactRef):
             if not self.has_artifact(src.sha):
                 raise JobError("The uploaded file is gone from the store.", "Upload it again.")
@@ -381,8 +400,9 @@ class JobStore:
         else:
             path = Path(src)
             if path.is_dir():
-                raise JobError(f"{path.name} is a folder.",
-                               "Zip the SavedModel folder and upload the .zip.")
+                raise JobError(
+                    f"{path.name} is a folder.", "Zip the SavedModel folder and upload the .zip."
+                )
             size = path.stat().st_size
             if size > limit:
                 raise too_large(size)
@@ -414,10 +434,14 @@ class JobStore:
         params = dict(params or {})
         files = {}
         for key, src in (extra_files or {}).items():
-            fref = self._store_upload(src, limit, too_large,
-                                      name=src.name if isinstance(src, ArtifactRef) else "")
-            files[key] = {"sha": fref.sha, "size": fref.size,
-                          "name": safe_model_name(fref.name or key)}
+            fref = self._store_upload(
+                src, limit, too_large, name=src.name if isinstance(src, ArtifactRef) else ""
+            )
+            files[key] = {
+                "sha": fref.sha,
+                "size": fref.size,
+                "name": safe_model_name(fref.name or key),
+            }
         params["files"] = files
         job_id = uuid.uuid4().hex[:16]
         with self._tx() as db:
@@ -425,8 +449,17 @@ class JobStore:
             db.execute(
                 "INSERT INTO jobs (id, kind, status, user, created_at, model_name, input_sha, "
                 "input_size, params) VALUES (?,?,?,?,?,?,?,?,?)",
-                (job_id, kind.value, JobStatus.QUEUED.value, user, time.time(),
-                 safe_model_name(model_name), ref.sha, ref.size, json.dumps(params)),
+                (
+                    job_id,
+                    kind.value,
+                    JobStatus.QUEUED.value,
+                    user,
+                    time.time(),
+                    safe_model_name(model_name),
+                    ref.sha,
+                    ref.size,
+                    json.dumps(params),
+                ),
             )
         self._enqueue(job_id)
         return self.get(job_id)
@@ -452,8 +485,9 @@ class JobStore:
         user = safe_user(user)
         name = safe_model_name(model_name)
         self._check_limits(user)
-        ref = self._store_upload(upload, s.max_upload_mb << 20,
-                                 too_large_upload(s.max_upload_mb), name=name)
+        ref = self._store_upload(
+            upload, s.max_upload_mb << 20, too_large_upload(s.max_upload_mb), name=name
+        )
         probe_dir = self.root / "artifacts" / "tmp" / f"probe-{uuid.uuid4().hex}"
         probe_dir.mkdir(parents=True)
         try:
@@ -474,7 +508,8 @@ class JobStore:
                 calibration_name
                 or (calibration.name if isinstance(calibration, ArtifactRef) else "")
                 or (Path(calibration).name if not isinstance(calibration, bytes) else "")
-                or "calibration.npz")
+                or "calibration.npz"
+            )
             opts["calibration_path"] = cal_name
         else:
             opts.pop("calibration_path", None)
@@ -482,18 +517,30 @@ class JobStore:
         opts = ConversionOptions.from_dict(opts).to_dict()  # raises OptionsError
         extra: dict[str, Any] = {}
         if calibration is not None:
-            cref = (calibration if isinstance(calibration, ArtifactRef) else
-                    self._store_upload(calibration, s.max_upload_mb << 20,
-                                       too_large_upload(s.max_upload_mb), name=cal_name))
+            cref = (
+                calibration
+                if isinstance(calibration, ArtifactRef)
+                else self._store_upload(
+                    calibration,
+                    s.max_upload_mb << 20,
+                    too_large_upload(s.max_upload_mb),
+                    name=cal_name,
+                )
+            )
             extra["calibration"] = ArtifactRef(cref.sha, cref.size, cal_name)
-        return self.submit(JobKind.CONVERT, ref, model_name=name, user=user,
-                           params={"options": opts, "source_format": kind},
-                           extra_files=extra)
+        return self.submit(
+            JobKind.CONVERT,
+            ref,
+            model_name=name,
+            user=user,
+            params={"options": opts, "source_format": kind},
+            extra_files=extra,
+        )
 
     def _enqueue(self, job_id: str) -> None:
         try:
             self.huey.enqueue(self.huey._tflite_studio_task.s(job_id))
-        except Exception:  # noqa: BLE001  (broker down: the record stays queued; recover re-sends)
+        except Exception:
             log.exception("could not enqueue job %s; it will be re-sent by recover()", job_id)
 
     def cancel(self, job_id: str, by: str | None = None) -> Job:
@@ -501,15 +548,23 @@ class JobStore:
         process is killed within a second). ``by``: only that user's job."""
         job = self.get(job_id)
         if by is not None and safe_user(by) != job.user:
-            raise JobError(f"This is {job.user}'s job; only they can cancel it.",
-                           "Ask them, or wait for it to finish.", details={"code": "forbidden"})
+            raise JobError(
+                f"This is {job.user}'s job; only they can cancel it.",
+                "Ask them, or wait for it to finish.",
+                details={"code": "forbidden"},
+            )
         if job.status.finished:
             return job
         with self._tx() as db:
             db.execute(
                 "UPDATE jobs SET status=?, finished_at=?, progress=? WHERE id=? AND status=?",
-                (JobStatus.CANCELLED.value, time.time(), "Cancelled before it started",
-                 job_id, JobStatus.QUEUED.value),
+                (
+                    JobStatus.CANCELLED.value,
+                    time.time(),
+                    "Cancelled before it started",
+                    job_id,
+                    JobStatus.QUEUED.value,
+                ),
             )
             db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
         return self.get(job_id)
@@ -559,31 +614,53 @@ class JobStore:
                 continue
             self._kill_orphan(job)
             if job.cancel_requested:
-                cols = ("status=?, finished_at=?, progress=?",
-                        (JobStatus.CANCELLED.value, now, "Cancelled"))
+                cols = (
+                    "status=?, finished_at=?, progress=?",
+                    (JobStatus.CANCELLED.value, now, "Cancelled"),
+                )
             elif job.attempts >= MAX_ATTEMPTS:
-                cols = ("status=?, finished_at=?, progress=?, error=?",
-                        (JobStatus.FAILED.value, now, "Failed", json.dumps(JobError(
-                            f"The worker running this job stopped {job.attempts} times "
-                            "(server restart or crash) before it could finish.",
-                            "Submit it again; if it repeats, the model may crash the "
-                            "converter or need more memory than the server allows.",
-                        ).to_dict())))
+                cols = (
+                    "status=?, finished_at=?, progress=?, error=?",
+                    (
+                        JobStatus.FAILED.value,
+                        now,
+                        "Failed",
+                        json.dumps(
+                            JobError(
+                                f"The worker running this job stopped {job.attempts} times "
+                                "(server restart or crash) before it could finish.",
+                                "Submit it again; if it repeats, the model may crash the "
+                                "converter or need more memory than the server allows.",
+                            ).to_dict()
+                        ),
+                    ),
+                )
             else:
-                cols = ("status=?, progress=?, worker='', pid=NULL",
-                        (JobStatus.QUEUED.value, "Re-queued: its worker stopped"))
+                cols = (
+                    "status=?, progress=?, worker='', pid=NULL",
+                    (JobStatus.QUEUED.value, "Re-queued: its worker stopped"),
+                )
             with self._db() as db:
-                n = db.execute(f"UPDATE jobs SET {cols[0]} WHERE id=? AND status=? AND worker=?",
-                               (*cols[1], job.id, JobStatus.RUNNING.value, job.worker)).rowcount
+                n = db.execute(
+                    f"UPDATE jobs SET {cols[0]} WHERE id=? AND status=? AND worker=?",
+                    (*cols[1], job.id, JobStatus.RUNNING.value, job.worker),
+                ).rowcount
             if n:
                 requeued = cols[1][0] == JobStatus.QUEUED.value
-                log.warning("job %s: worker %s is gone; %s", job.id, job.worker,
-                            "re-queued" if requeued else cols[1][0])
+                log.warning(
+                    "job %s: worker %s is gone; %s",
+                    job.id,
+                    job.worker,
+                    "re-queued" if requeued else cols[1][0],
+                )
                 if requeued:
                     self._enqueue(job.id)
                 touched.append(job.id)
-        queued = [j for j in self.list(limit=100_000, status=JobStatus.QUEUED)
-                  if j.id not in touched and now - j.created_at > 2]
+        queued = [
+            j
+            for j in self.list(limit=100_000, status=JobStatus.QUEUED)
+            if j.id not in touched and now - j.created_at > 2
+        ]
         if queued:
             pending = {t.args[0] for t in self.huey.pending() if t.args}
             for job in queued:
@@ -602,13 +679,27 @@ class JobStore:
                 "UPDATE jobs SET status=?, started_at=?, heartbeat_at=?, attempts=attempts+1, "
                 "progress=?, worker=?, pid=NULL, finished_at=NULL, error=NULL "
                 "WHERE id=? AND status=? AND cancel_requested=0",
-                (JobStatus.RUNNING.value, now, now, "Starting", worker, job_id,
-                 JobStatus.QUEUED.value),
+                (
+                    JobStatus.RUNNING.value,
+                    now,
+                    now,
+                    "Starting",
+                    worker,
+                    job_id,
+                    JobStatus.QUEUED.value,
+                ),
             ).rowcount
         return self.get(job_id) if n else None
 
-    def _finish(self, job_id: str, status: JobStatus, *, error: dict[str, Any] | None = None,
-                result: dict[str, Any] | None = None, progress: str | None = None) -> None:
+    def _finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        error: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+        progress: str | None = None,
+    ) -> None:
         cols: dict[str, Any] = {"status": status, "finished_at": time.time()}
         if error is not None:
             cols["error"] = error
@@ -624,14 +715,24 @@ class JobStore:
             db.execute(
                 "UPDATE jobs SET status=?, attempts=?, progress=?, worker='', pid=NULL, "
                 "started_at=NULL WHERE id=? AND status=?",
-                (JobStatus.QUEUED.value, job.attempts - 1,
-                 "Re-queued: the server stopped while it ran", job.id,
-                 JobStatus.RUNNING.value),
+                (
+                    JobStatus.QUEUED.value,
+                    job.attempts - 1,
+                    "Re-queued: the server stopped while it ran",
+                    job.id,
+                    JobStatus.RUNNING.value,
+                ),
             )
         self._enqueue(job.id)
 
-    def run(self, job_id: str, pool: Any = None, *, worker: str = "",
-            stopping: threading.Event | None = None) -> None:
+    def run(
+        self,
+        job_id: str,
+        pool: Any = None,
+        *,
+        worker: str = "",
+        stopping: threading.Event | None = None,
+    ) -> None:
         """Run one job (inside a consumer). Never raises for the job's sake."""
         try:
             job = self._claim(job_id, worker or f"{_HOST}:{os.getpid()}:inline")
@@ -650,20 +751,27 @@ class JobStore:
             else:
                 self._finish(job_id, JobStatus.FAILED, error=e.to_dict(), progress="Failed")
             return
-        except Exception as e:  # noqa: BLE001  (a bug must fail one job, not the consumer)
+        except Exception as e:
             log.exception("job %s failed", job_id)
-            self._finish(job_id, JobStatus.FAILED, error=StudioError(
-                f"Unexpected error: {type(e).__name__}: {str(e)[:300]}",
-                "This is a bug in TFLite Studio; the server log has details.",
-                phase=Phase.JOB).to_dict(), progress="Failed")
+            self._finish(
+                job_id,
+                JobStatus.FAILED,
+                error=StudioError(
+                    f"Unexpected error: {type(e).__name__}: {str(e)[:300]}",
+                    "This is a bug in TFLite Studio; the server log has details.",
+                    phase=Phase.JOB,
+                ).to_dict(),
+                progress="Failed",
+            )
             return
         finally:
             shutil.rmtree(ctx.workdir, ignore_errors=True)
         self._finish(job_id, JobStatus.DONE, result=result, progress="Done")
 
     # ------------------------------------------------------------ retention
-    def cleanup(self, older_than_days: float | None = None,
-                dry_run: bool = False) -> dict[str, Any]:
+    def cleanup(
+        self, older_than_days: float | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Remove the artifacts of finished jobs older than the retention
         period, keeping every artifact a newer or unfinished job still uses.
         Records stay (marked purged) so History and links say what happened.
@@ -674,8 +782,13 @@ class JobStore:
         cutoff = now - float(days) * 86400
         with self._db() as db:
             rows = [row_to_job(r) for r in db.execute("SELECT * FROM jobs").fetchall()]
-        expired = [j for j in rows if j.status.finished and j.purged_at is None
-                   and (j.finished_at or j.created_at) < cutoff]
+        expired = [
+            j
+            for j in rows
+            if j.status.finished
+            and j.purged_at is None
+            and (j.finished_at or j.created_at) < cutoff
+        ]
         expired_ids = {j.id for j in expired}
         keep: set[str] = set()
         for j in rows:
@@ -723,15 +836,23 @@ class JobStore:
                     db.execute("UPDATE jobs SET purged_at=? WHERE id=?", (now, j.id))
             for j in expired:
                 shutil.rmtree(self.job_dir(j.id), ignore_errors=True)
-        return {"dry_run": dry_run, "older_than_days": days, "jobs": len(expired),
-                "job_ids": sorted(expired_ids), "artifacts": len(removed),
-                "other_files": len(stale), "bytes": freed}
+        return {
+            "dry_run": dry_run,
+            "older_than_days": days,
+            "jobs": len(expired),
+            "job_ids": sorted(expired_ids),
+            "artifacts": len(removed),
+            "other_files": len(stale),
+            "bytes": freed,
+        }
 
 
 def _runner_for(kind: JobKind) -> Runner:
     if kind not in RUNNERS:
-        raise JobError(f"This server's workers cannot run {kind.value} jobs.",
-                       "Update TFLite Studio on every worker machine to the same version.")
+        raise JobError(
+            f"This server's workers cannot run {kind.value} jobs.",
+            "Update TFLite Studio on every worker machine to the same version.",
+        )
     return RUNNERS[kind]
 
 
@@ -741,14 +862,19 @@ def _make_huey(st: JobStore) -> Any:
     if st.settings.redis_url:
         h = RedisHuey("tflite-studio", url=st.settings.redis_url, results=False)
     else:
-        h = SqliteHuey("tflite-studio", filename=str(st.root / "queue.db"), results=False,
-                       timeout=30)
+        h = SqliteHuey(
+            "tflite-studio", filename=str(st.root / "queue.db"), results=False, timeout=30
+        )
 
     @h.task(name="tflite_studio.run_job")
     def run_job(job_id: str) -> None:
         c = st.consumer
-        st.run(job_id, pool=c.pool if c else None, worker=c.id if c else "",
-               stopping=c.stopping if c else None)
+        st.run(
+            job_id,
+            pool=c.pool if c else None,
+            worker=c.id if c else "",
+            stopping=c.stopping if c else None,
+        )
 
     h._tflite_studio_task = run_job
     return h
@@ -778,8 +904,9 @@ def get(job_id: str) -> Job:
     return store().get(job_id)
 
 
-def list_jobs(limit: int = 200, user: str | None = None,
-              status: JobStatus | Iterable[JobStatus] | None = None) -> list[Job]:
+def list_jobs(
+    limit: int = 200, user: str | None = None, status: JobStatus | Iterable[JobStatus] | None = None
+) -> list[Job]:
     return store().list(limit=limit, user=user, status=status)
 
 
@@ -824,11 +951,19 @@ class Consumer:
                 limits=WorkerLimits.from_settings(s),
                 log_dir=st.root / "worker-logs",
             )
-        self.consumer = _Consumer(st.huey, workers=max(1, workers), worker_type="thread",
-                                  periodic=False, initial_delay=0.05, max_delay=0.5,
-                                  backoff=1.15, check_worker_health=False)
-        self._beat = threading.Thread(target=self._heartbeat, name="tflite-studio-heartbeat",
-                                      daemon=True)
+        self.consumer = _Consumer(
+            st.huey,
+            workers=max(1, workers),
+            worker_type="thread",
+            periodic=False,
+            initial_delay=0.05,
+            max_delay=0.5,
+            backoff=1.15,
+            check_worker_health=False,
+        )
+        self._beat = threading.Thread(
+            target=self._heartbeat, name="tflite-studio-heartbeat", daemon=True
+        )
 
     def _heartbeat(self) -> None:
         s = self.store.settings
@@ -837,26 +972,28 @@ class Consumer:
         while not self.stopping.wait(beat):
             try:
                 with self.store._db() as db:
-                    db.execute("UPDATE jobs SET heartbeat_at=? WHERE worker=? AND status=?",
-                               (time.time(), self.id, JobStatus.RUNNING.value))
+                    db.execute(
+                        "UPDATE jobs SET heartbeat_at=? WHERE worker=? AND status=?",
+                        (time.time(), self.id, JobStatus.RUNNING.value),
+                    )
                 if time.monotonic() >= next_reap:
                     next_reap = time.monotonic() + s.lease_s / 2
                     self.store.recover(me=self.id)
-            except Exception:  # noqa: BLE001  (a locked database must not end the heartbeat)
+            except Exception:
                 log.exception("heartbeat")
 
     def start(self) -> None:
         if self.store.consumer is not None:
-            raise RuntimeError("A consumer is already running for this data folder "
-                               "in this process.")
+            raise RuntimeError(
+                "A consumer is already running for this data folder in this process."
+            )
         self.store.consumer = self
         if self.pool is not None:
             threading.Thread(target=self.pool.fill, daemon=True).start()
         self.store.recover(me=self.id)
         self.consumer.start()
         self._beat.start()
-        log.info("consumer %s: %d workers on %s", self.id, self.consumer.workers,
-                 self.store.root)
+        log.info("consumer %s: %d workers on %s", self.id, self.consumer.workers, self.store.root)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop taking jobs; jobs running here are stopped and re-queued (they
@@ -873,10 +1010,9 @@ class Consumer:
             self.store.consumer = None
 
 
-
-
-def start_consumer(settings: Settings | None = None, workers: int | None = None,
-                   warm: bool = True) -> Consumer:
+def start_consumer(
+    settings: Settings | None = None, workers: int | None = None, warm: bool = True
+) -> Consumer:
     """Start Huey workers in this process (threads; each job's TensorFlow work
     runs in its own limited child process)."""
     st = store(settings)

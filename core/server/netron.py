@@ -60,8 +60,11 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
     # The blocking "Please update to the newest version." dialog.
     ("browser.js", "        await age();\n", "        /* tflite-studio: no update dialog */\n"),
     # The cookie-consent dialog and its ipinfo.io lookup.
-    ("browser.js", "        await consent();\n",
-     "        /* tflite-studio: no consent dialog */\n"),
+    (
+        "browser.js",
+        "        await consent();\n",
+        "        /* tflite-studio: no consent dialog */\n",
+    ),
     # Google Analytics (page views, errors, events).
     ("browser.js", "        await telemetry();\n", "        /* tflite-studio: no telemetry */\n"),
     # Belt and braces: telemetry never starts a session, and never sends a beacon.
@@ -131,8 +134,9 @@ def _media_type(name: str) -> str:
     if name.endswith(".js"):
         return "text/javascript; charset=utf-8"
     media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return media + "; charset=utf-8" if media.startswith("text/") or media.endswith("json") \
-        else media
+    return (
+        media + "; charset=utf-8" if media.startswith("text/") or media.endswith("json") else media
+    )
 
 
 def patched_asset(name: str) -> bytes | None:
@@ -141,8 +145,11 @@ def patched_asset(name: str) -> bytes | None:
         return None
     if name == "index.html":  # small; its "date" is today's, so not cached
         path = asset_path(name)
-        return None if path is None else _patch_text(
-            name, path.read_text(encoding="utf-8")).encode("utf-8")
+        return (
+            None
+            if path is None
+            else _patch_text(name, path.read_text(encoding="utf-8")).encode("utf-8")
+        )
     return _patched_cached(name)
 
 
@@ -175,16 +182,19 @@ def netron_routes(settings: Any) -> list[Any]:
     from starlette.responses import FileResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    headers = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer"}
+    headers = {
+        "Content-Security-Policy": CSP,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
 
     def _not_found() -> Response:
-        return Response("Not found.", status_code=404, media_type="text/plain",
-                        headers=headers)
+        return Response("Not found.", status_code=404, media_type="text/plain", headers=headers)
 
     async def index(request: Any) -> Response:
-        return RedirectResponse(f"{NETRON_PREFIX}/index.html"
-                                + (f"?{request.url.query}" if request.url.query else ""))
+        return RedirectResponse(
+            f"{NETRON_PREFIX}/index.html" + (f"?{request.url.query}" if request.url.query else "")
+        )
 
     async def asset(request: Any) -> Response:
         name = request.path_params["name"]
@@ -194,10 +204,12 @@ def netron_routes(settings: Any) -> list[Any]:
         media = _media_type(name)
         if name in _PATCHED_FILES:
             body = patched_asset(name)
-            return Response(body, media_type=media,
-                            headers={**headers, "Cache-Control": "no-cache"})
-        return FileResponse(path, media_type=media,
-                            headers={**headers, "Cache-Control": "public, max-age=86400"})
+            return Response(
+                body, media_type=media, headers={**headers, "Cache-Control": "no-cache"}
+            )
+        return FileResponse(
+            path, media_type=media, headers={**headers, "Cache-Control": "public, max-age=86400"}
+        )
 
     async def model(request: Any) -> Response:
         sha = request.path_params["sha"]
@@ -210,7 +222,8 @@ def netron_routes(settings: Any) -> list[Any]:
         if not path.is_file():
             return _not_found()
         return FileResponse(
-            path, media_type="application/octet-stream",
+            path,
+            media_type="application/octet-stream",
             headers={**headers, "Cache-Control": "private, max-age=86400, immutable"},
         )
 

@@ -12,8 +12,17 @@ from typing import Any
 from core.errors import StudioError
 from core.model.naming import download_name, model_stem
 
-__all__ = ["JobKind", "JobStatus", "ACTIVE", "ArtifactRef", "Job", "SCHEMA", "MIGRATIONS",
-           "row_to_job", "safe_user"]
+__all__ = [
+    "JobKind",
+    "JobStatus",
+    "ACTIVE",
+    "ArtifactRef",
+    "Job",
+    "SCHEMA",
+    "MIGRATIONS",
+    "row_to_job",
+    "safe_user",
+]
 
 
 class JobKind(str, enum.Enum):

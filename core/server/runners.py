@@ -42,8 +42,9 @@ class _Store(Protocol):
     def get(self, job_id: str) -> Job: ...
     def job_dir(self, job_id: str) -> Path: ...
     def artifact_path(self, sha: str) -> Path: ...
-    def put_artifact(self, source: str | os.PathLike[str] | bytes,
-                     max_bytes: int | None = None) -> tuple[str, int]: ...
+    def put_artifact(
+        self, source: str | os.PathLike[str] | bytes, max_bytes: int | None = None
+    ) -> tuple[str, int]: ...
     def set_progress(self, job_id: str, message: str) -> None: ...
     def set_pid(self, job_id: str, pid: int) -> None: ...
 
@@ -53,8 +54,7 @@ class _CancelFlag:
     (the database is asked at most every half second) or when the consumer is
     stopping."""
 
-    def __init__(self, store: _Store, job_id: str,
-                 stopping: threading.Event | None = None) -> None:
+    def __init__(self, store: _Store, job_id: str, stopping: threading.Event | None = None) -> None:
         self.store, self.job_id, self.stopping = store, job_id, stopping
         self._set = False
         self._checked = 0.0
@@ -74,8 +74,13 @@ class JobContext:
     ``run_context`` is what every pipeline call takes: the server's limits, the
     warm pool, progress, cancel, and the pid record used after a crash."""
 
-    def __init__(self, store: _Store, job: Job, pool: WarmPool | None,
-                 stopping: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        store: _Store,
+        job: Job,
+        pool: WarmPool | None,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self.store = store
         self.job = job
         self.pool = pool
@@ -96,8 +101,13 @@ class JobContext:
 
     @property
     def run_context(self) -> RunContext:
-        return RunContext(limits=self.limits, pool=self.pool, on_progress=self.progress,
-                          cancel=self.cancel, on_start=self.on_start)
+        return RunContext(
+            limits=self.limits,
+            pool=self.pool,
+            on_progress=self.progress,
+            cancel=self.cancel,
+            on_start=self.on_start,
+        )
 
     @property
     def input_path(self) -> Path:
@@ -146,23 +156,33 @@ Runner = Callable[[JobContext], dict[str, Any]]
 def _run_convert(ctx: JobContext) -> dict[str, Any]:
     options = ctx.options()
     out = ctx.workdir / ctx.job.output_name  # the report names the file
-    result = convert_model(ctx.input_path, out, options, workdir=ctx.workdir / "convert",
-                           display_name=ctx.job.model_name, ctx=ctx.run_context)
+    result = convert_model(
+        ctx.input_path,
+        out,
+        options,
+        workdir=ctx.workdir / "convert",
+        display_name=ctx.job.model_name,
+        ctx=ctx.run_context,
+    )
     out_sha, out_size = ctx.store.put_artifact(out)
     ctx.progress("Building the report")
-    res: dict[str, Any] = {"conversion": result.to_dict(), "output_sha": out_sha,
-                           "output_size": out_size, "report_sha": None}
+    res: dict[str, Any] = {
+        "conversion": result.to_dict(),
+        "output_sha": out_sha,
+        "output_size": out_size,
+        "report_sha": None,
+    }
     try:
-        res["report_sha"] = _store_report(ctx, out, out_sha, result.input_kind,
-                                          result.input_size)
+        res["report_sha"] = _store_report(ctx, out, out_sha, result.input_kind, result.input_size)
     except StudioError as e:  # the .tflite is still good; say why there is no report
         log.warning("job %s: report failed: %s", ctx.job.id, e)
         res["report_error"] = e.to_dict()
     return res
 
 
-def _store_report(ctx: JobContext, tflite: Path, sha: str, kind: str | None,
-                  size: int | None) -> str | None:
+def _store_report(
+    ctx: JobContext, tflite: Path, sha: str, kind: str | None, size: int | None
+) -> str | None:
     report = inspect_tflite(tflite, source_kind=kind, source_size=size, sha256=sha)
     sha, _ = ctx.store.put_artifact(render(report, "json").encode())
     return sha
@@ -171,8 +191,11 @@ def _store_report(ctx: JobContext, tflite: Path, sha: str, kind: str | None,
 def _run_inspect(ctx: JobContext) -> dict[str, Any]:
     ctx.progress("Reading the FlatBuffer")
     report_sha = _store_report(ctx, ctx.input_path, ctx.job.input_sha, None, None)
-    return {"output_sha": ctx.job.input_sha, "output_size": ctx.job.input_size,
-            "report_sha": report_sha}
+    return {
+        "output_sha": ctx.job.input_sha,
+        "output_size": ctx.job.input_size,
+        "report_sha": report_sha,
+    }
 
 
 # ---------------------------------------------------------------- sweep, evaluate
@@ -220,9 +243,12 @@ def _run_sweep(ctx: JobContext) -> dict[str, Any]:
     data = report.to_dict()
     report_sha, _ = ctx.store.put_artifact(json.dumps(data, indent=2).encode())
     rec = report.row(report.recommendation.label) if report.recommendation.label else None
-    return {"sweep": data, "report_sha": report_sha,
-            "output_sha": rec.artifact_sha if rec else None,
-            "output_size": rec.size_bytes if rec else None}
+    return {
+        "sweep": data,
+        "report_sha": report_sha,
+        "output_sha": rec.artifact_sha if rec else None,
+        "output_size": rec.size_bytes if rec else None,
+    }
 
 
 def _run_evaluate(ctx: JobContext) -> dict[str, Any]:
@@ -233,29 +259,51 @@ def _run_evaluate(ctx: JobContext) -> dict[str, Any]:
     given = ctx.file("tflite")
     if given is None:
         variant = ConversionOptions.from_dict(dict(p.get("options") or {}))
-        req = _sweep_request(ctx, presets=(), variants=(variant,), layer_errors=False,
-                             keep_worst=0)
+        req = _sweep_request(ctx, presets=(), variants=(variant,), layer_errors=False, keep_worst=0)
         report = _store_rows(ctx, sweep(req, ctx.run_context))
         row = report.rows[0] if report.rows else None
-        return {"row": row.to_dict() if row else None, "sweep": report.to_dict(),
-                "output_sha": row.artifact_sha if row else None,
-                "output_size": row.size_bytes if row else None}
+        return {
+            "row": row.to_dict() if row else None,
+            "sweep": report.to_dict(),
+            "output_sha": row.artifact_sha if row else None,
+            "output_size": row.size_bytes if row else None,
+        }
     rc = ctx.run_context
     eval_file = ctx.file("eval")
-    ref = compute_reference(ctx.input_path, workdir=ctx.workdir / "ref", eval_data=eval_file,
-                            options=ctx.options(), task=str(p.get("task") or "auto"),
-                            display_name=ctx.job.model_name, ctx=rc)
+    ref = compute_reference(
+        ctx.input_path,
+        workdir=ctx.workdir / "ref",
+        eval_data=eval_file,
+        options=ctx.options(),
+        task=str(p.get("task") or "auto"),
+        display_name=ctx.job.model_name,
+        ctx=rc,
+    )
     ctx.progress(f"Measuring accuracy of {given.name}")
     acc = evaluate_tflite(given, ref, workdir=ctx.workdir / "eval", ctx=rc.quiet())
     ctx.progress(f"Timing {given.name}")
     threads = tuple(p.get("threads") or (1,))
-    lat = benchmark(given, threads=threads, runs=int(p.get("runs", 50)),
-                    sample_npz=ref.npz_path, workdir=ctx.workdir / "bench", ctx=rc.quiet())
+    lat = benchmark(
+        given,
+        threads=threads,
+        runs=int(p.get("runs", 50)),
+        sample_npz=ref.npz_path,
+        workdir=ctx.workdir / "bench",
+        ctx=rc.quiet(),
+    )
     first = headline_latency(lat, threads)  # comparable with the sweep's rows
-    row = SweepRow(preset="given", label=given.name, size_bytes=given.stat().st_size,
-                   latency_ms=first.p50_ms, latency_threads=first.threads,
-                   metrics=acc.summary, accuracy=acc.to_dict(), latency=lat.to_dict(),
-                   note=acc.verdict_text, artifact_sha=p["files"]["tflite"]["sha"])
+    row = SweepRow(
+        preset="given",
+        label=given.name,
+        size_bytes=given.stat().st_size,
+        latency_ms=first.p50_ms,
+        latency_threads=first.threads,
+        metrics=acc.summary,
+        accuracy=acc.to_dict(),
+        latency=lat.to_dict(),
+        note=acc.verdict_text,
+        artifact_sha=p["files"]["tflite"]["sha"],
+    )
     return {"row": row.to_dict(), "accuracy": acc.to_dict(), "latency": lat.to_dict()}
 
 

@@ -60,9 +60,11 @@ def secrets_files() -> list[Path]:
     """Where Streamlit looks for ``secrets.toml`` (most specific first)."""
     root = Path(__file__).resolve().parent.parent.parent
     out: list[Path] = []
-    for p in (Path.cwd() / ".streamlit" / "secrets.toml",
-              root / ".streamlit" / "secrets.toml",
-              Path.home() / ".streamlit" / "secrets.toml"):
+    for p in (
+        Path.cwd() / ".streamlit" / "secrets.toml",
+        root / ".streamlit" / "secrets.toml",
+        Path.home() / ".streamlit" / "secrets.toml",
+    ):
         if p not in out:
             out.append(p)
     return out

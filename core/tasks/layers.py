@@ -65,8 +65,10 @@ class LayerErrorReport(Serializable):
 
     def ranked(self) -> list[LayerError]:
         """Layers with a score, worst first."""
-        return sorted((x for x in self.layers if self.score(x) is not None),
-                      key=lambda x: -(self.score(x) or 0.0))
+        return sorted(
+            (x for x in self.layers if self.score(x) is not None),
+            key=lambda x: -(self.score(x) or 0.0),
+        )
 
     def worst_n(self, n: int) -> tuple[str, ...]:
         return tuple(x.tensor for x in self.ranked()[: max(0, n)])
@@ -76,8 +78,10 @@ class LayerErrorReport(Serializable):
         return tuple(x for x in self.layers if x.suspect)
 
     def to_text(self, top: int = 10) -> str:
-        lines = [f"Per-layer quantization error ({self.preset}, {self.method}, "
-                 f"{self.samples} samples): {self.note}"]
+        lines = [
+            f"Per-layer quantization error ({self.preset}, {self.method}, "
+            f"{self.samples} samples): {self.note}"
+        ]
         label = "rmse/scale" if self.metric == "rmse_over_scale" else "rel. rmse"
         lines.append(f"{label:>10}  {'op':<18} tensor")
         for x in self.ranked()[:top]:
@@ -88,22 +92,42 @@ class LayerErrorReport(Serializable):
         return "\n".join(lines)
 
 
-def layer_error(index: int, op: str, tensor: str, tidx: int, n: int, mean: float, std: float,
-           maxabs: float, mse: float, scale: float, zp: int,
-           float_ms: float | None = None) -> LayerError:
+def layer_error(
+    index: int,
+    op: str,
+    tensor: str,
+    tidx: int,
+    n: int,
+    mean: float,
+    std: float,
+    maxabs: float,
+    mse: float,
+    scale: float,
+    zp: int,
+    float_ms: float | None = None,
+) -> LayerError:
     rmse = math.sqrt(mse) if mse >= 0 and math.isfinite(mse) else float("nan")
     ros = rmse / scale if scale and math.isfinite(rmse) else None
     rel = None
     if float_ms is not None:
-        rel = (rmse / math.sqrt(float_ms) if float_ms > 0 else (0.0 if rmse == 0 else None))
+        rel = rmse / math.sqrt(float_ms) if float_ms > 0 else (0.0 if rmse == 0 else None)
     if rel is not None:
         suspect = rel > SUSPECT_RELATIVE_RMSE
     else:
         suspect = ros is not None and ros > SUSPECT_RMSE_OVER_SCALE
     return LayerError(
-        index=index, op=op, tensor=tensor, tensor_index=tidx, num_elements=n,
-        mean_error=_f(mean), stddev=_f(std), max_abs_error=_f(maxabs),
-        mean_squared_error=_f(mse), rmse=_f(rmse), scale=_f(scale), zero_point=int(zp),
+        index=index,
+        op=op,
+        tensor=tensor,
+        tensor_index=tidx,
+        num_elements=n,
+        mean_error=_f(mean),
+        stddev=_f(std),
+        max_abs_error=_f(maxabs),
+        mean_squared_error=_f(mse),
+        rmse=_f(rmse),
+        scale=_f(scale),
+        zero_point=int(zp),
         rmse_over_scale=None if ros is None else round(ros, 5),
         suspect=suspect,
         relative_rmse=None if rel is None else round(rel, 6),
@@ -115,30 +139,53 @@ def _f(v: float) -> float:
     return float(f"{v:.6g}") if math.isfinite(v) else 0.0
 
 
-def layer_report(preset: str, method: str, samples: int, layers: list[LayerError],
-            t0: float) -> LayerErrorReport:
+def layer_report(
+    preset: str, method: str, samples: int, layers: list[LayerError], t0: float
+) -> LayerErrorReport:
     compare = method == "tensor_compare"
     metric = "relative_rmse" if compare else "rmse_over_scale"
     threshold = SUSPECT_RELATIVE_RMSE if compare else SUSPECT_RMSE_OVER_SCALE
-    keep = Preset.INT8_FLOAT_IO.value if preset in (Preset.INT8.value,
-                                                    Preset.INT8_FLOAT_IO.value) else None
-    report = LayerErrorReport(preset, method, samples, tuple(layers), (), keep, "",
-                              round(time.perf_counter() - t0, 3), metric, threshold)
+    keep = (
+        Preset.INT8_FLOAT_IO.value
+        if preset in (Preset.INT8.value, Preset.INT8_FLOAT_IO.value)
+        else None
+    )
+    report = LayerErrorReport(
+        preset,
+        method,
+        samples,
+        tuple(layers),
+        (),
+        keep,
+        "",
+        round(time.perf_counter() - t0, 3),
+        metric,
+        threshold,
+    )
     ranked = report.ranked()
     sus = [x for x in layers if x.suspect]
     top = report.score(ranked[0]) if ranked else 0.0
     if not layers:
         note = "No quantized layer was found to measure."
     elif compare:
-        note = (f"Error of each layer's output against the float32 model, relative to the "
-                f"size of that output (worst {top:.1%}); errors add up along the network. ")
-        note += (f"{len(sus)} of {len(layers)} layers exceed {threshold:.0%}." if sus else
-                 f"Every layer stays under {threshold:.0%}.")
+        note = (
+            f"Error of each layer's output against the float32 model, relative to the "
+            f"size of that output (worst {top:.1%}); errors add up along the network. "
+        )
+        note += (
+            f"{len(sus)} of {len(layers)} layers exceed {threshold:.0%}."
+            if sus
+            else f"Every layer stays under {threshold:.0%}."
+        )
     elif sus:
-        note = (f"{len(sus)} of {len(layers)} layers have an error above "
-                f"{SUSPECT_RMSE_OVER_SCALE} quantization steps (plain rounding gives about "
-                f"{IDEAL_RMSE_OVER_SCALE:.2f}); keeping them in float usually recovers accuracy.")
+        note = (
+            f"{len(sus)} of {len(layers)} layers have an error above "
+            f"{SUSPECT_RMSE_OVER_SCALE} quantization steps (plain rounding gives about "
+            f"{IDEAL_RMSE_OVER_SCALE:.2f}); keeping them in float usually recovers accuracy."
+        )
     else:
-        note = (f"Every layer stays within {SUSPECT_RMSE_OVER_SCALE} quantization steps "
-                f"(worst {top:.2f}; plain rounding gives about {IDEAL_RMSE_OVER_SCALE:.2f}).")
+        note = (
+            f"Every layer stays within {SUSPECT_RMSE_OVER_SCALE} quantization steps "
+            f"(worst {top:.2f}; plain rounding gives about {IDEAL_RMSE_OVER_SCALE:.2f})."
+        )
     return replace(report, worst=report.worst_n(WORST), note=note)

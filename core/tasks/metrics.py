@@ -32,8 +32,7 @@ def output_kind(ref: Any, labels: Any, task: str) -> str:
         return "values"
     flat = ref.reshape(n, per).astype(np.float64) if n else ref.reshape(0, per)
     has_labels = (
-        labels is not None and labels.ndim == 1 and len(labels) == n
-        and labels.dtype.kind in "iub"
+        labels is not None and labels.ndim == 1 and len(labels) == n and labels.dtype.kind in "iub"
     )
     if task == "regression":
         return "values"
@@ -155,8 +154,7 @@ def verdict_of(outputs: Sequence[OutputMetrics], th: Thresholds) -> tuple[str, s
             if a < th.check_top1:
                 bump("bad", f"{o.name}: agrees with the original on only {a:.1%} of samples")
             elif a < th.top1_agreement:
-                bump("check", f"{o.name}: top-1 agreement {a:.1%} is below "
-                              f"{th.top1_agreement:.0%}")
+                bump("check", f"{o.name}: top-1 agreement {a:.1%} is below {th.top1_agreement:.0%}")
             drop = o.accuracy_drop
             if drop is not None and drop > 0.05:
                 bump("bad", f"{o.name}: accuracy drops by {drop * 100:.1f} points")
@@ -174,11 +172,16 @@ def verdict_of(outputs: Sequence[OutputMetrics], th: Thresholds) -> tuple[str, s
             text = f"Matches the original on {p.top1_agreement:.1%} of samples."
         else:
             o = outputs[0]
-            text = (f"Outputs match the original closely (cosine {o.cosine:.4f}, SNR "
-                    f"{snr_words(o.snr_db)}).")
+            text = (
+                f"Outputs match the original closely (cosine {o.cosine:.4f}, SNR "
+                f"{snr_words(o.snr_db)})."
+            )
         return worst, text
-    head = ("Large error against the original: " if worst == "bad"
-            else "Some error against the original: ")
+    head = (
+        "Large error against the original: "
+        if worst == "bad"
+        else "Some error against the original: "
+    )
     return worst, head + "; ".join(reasons) + "."
 
 

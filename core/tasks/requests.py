@@ -176,6 +176,14 @@ class SelftestRequest(TaskRequest):
 
 REQUESTS: dict[str, type[TaskRequest]] = {
     c.TASK: c
-    for c in (ConvertRequest, ReferenceRequest, TfliteEvalRequest, LatencyRequest,
-              LayerDebugRequest, LayerCompareRequest, MicroProbeRequest, SelftestRequest)
+    for c in (
+        ConvertRequest,
+        ReferenceRequest,
+        TfliteEvalRequest,
+        LatencyRequest,
+        LayerDebugRequest,
+        LayerCompareRequest,
+        MicroProbeRequest,
+        SelftestRequest,
+    )
 }

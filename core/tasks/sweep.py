@@ -1,5 +1,6 @@
-"""A sweep: what to try (``SweepRequest``) and its result: one row per preset (or variant), the recommendation and
-its rule. Built by ``core.pipeline.sweep``, shown by the Compare page."""
+"""A sweep: what to try (``SweepRequest``) and its result, one row per
+preset (or variant), the recommendation and its rule. Built by
+``core.pipeline.sweep``, shown by the Compare page."""
 
 from __future__ import annotations
 
@@ -128,5 +129,6 @@ class SweepRequest:
     def __post_init__(self) -> None:
         for p in self.presets or ():
             if p not in PRESET_IDS:
-                raise OptionsError(f"Unknown preset {p!r}.",
-                                   "Choose from: " + ", ".join(PRESET_IDS) + ".")
+                raise OptionsError(
+                    f"Unknown preset {p!r}.", "Choose from: " + ", ".join(PRESET_IDS) + "."
+                )

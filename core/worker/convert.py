@@ -56,8 +56,15 @@ def prepared_converter(
     data included). Shared by the conversion and by the quantization debugger
     (``core.worker.layers``), so both see the very same converter. Warnings go
     to ``model.warnings``."""
-    with load_model(model_path, display_name, options, unpack_limits, workdir, progress,
-                    refuse_tflite=_refuse_tflite) as lm:
+    with load_model(
+        model_path,
+        display_name,
+        options,
+        unpack_limits,
+        workdir,
+        progress,
+        refuse_tflite=_refuse_tflite,
+    ) as lm:
         tf = lm.tf
         progress(f"Converting signature {lm.signature_key!r}")
         try:
@@ -65,7 +72,8 @@ def prepared_converter(
                 converter = _retraced_converter(tf, lm)
             else:
                 converter = tf.lite.TFLiteConverter.from_saved_model(
-                    str(lm.saved_model_dir), signature_keys=[lm.signature_key])
+                    str(lm.saved_model_dir), signature_keys=[lm.signature_key]
+                )
         except StudioError:
             raise
         except Exception as e:  # noqa: BLE001  (TF load errors are of many kinds)
@@ -78,7 +86,8 @@ def prepared_converter(
         if options.preset.needs_calibration:
             progress("Preparing calibration data")
             converter.representative_dataset = representative(
-                lm.inputs, lm.shapes, options, workdir, lm.warnings)
+                lm.inputs, lm.shapes, options, workdir, lm.warnings
+            )
         yield PreparedConverter(converter, lm)
 
 
@@ -87,8 +96,7 @@ def _retraced_converter(tf: Any, lm: LoadedModel) -> Any:
     loaded = tf.saved_model.load(str(lm.saved_model_dir))
     fn = loaded.signatures[lm.signature_key]
     names = lm.input_names
-    specs = [tf.TensorSpec(lm.shapes[i.name], tf.as_dtype(i.dtype), name=i.name)
-             for i in lm.inputs]
+    specs = [tf.TensorSpec(lm.shapes[i.name], tf.as_dtype(i.dtype), name=i.name) for i in lm.inputs]
 
     def call(*args: Any) -> Any:
         return fn(**dict(zip(names, args)))
@@ -104,8 +112,9 @@ def run(req: ConvertRequest, workdir: Path, progress: Callable[..., None]) -> Co
     options = req.options
     out_path = Path(req.out_path)
     name = req.display_name or Path(req.model_path).name
-    with prepared_converter(req.model_path, name, options, req.unpack_limits, workdir,
-                            progress) as p:
+    with prepared_converter(
+        req.model_path, name, options, req.unpack_limits, workdir, progress
+    ) as p:
         lm = p.model
         if options.select_tf_ops:
             lm.warnings.append(
@@ -113,9 +122,7 @@ def run(req: ConvertRequest, workdir: Path, progress: Callable[..., None]) -> Co
                 "needs the Flex delegate (tensorflow-lite-select-tf-ops), which adds "
                 "several MB to the binary."
             )
-        progress(
-            "Converting and calibrating" if options.preset.needs_calibration else "Converting"
-        )
+        progress("Converting and calibrating" if options.preset.needs_calibration else "Converting")
         if options.keep_float_ops:
             blob = _convert_keeping_float(p.converter, options, lm.warnings)
         else:
@@ -142,8 +149,9 @@ def run(req: ConvertRequest, workdir: Path, progress: Callable[..., None]) -> Co
     )
 
 
-def _convert_plain(p: PreparedConverter, options: ConversionOptions,
-                   progress: Callable[..., None]) -> bytes:
+def _convert_plain(
+    p: PreparedConverter, options: ConversionOptions, progress: Callable[..., None]
+) -> bytes:
     names, kind = p.model.input_names, p.model.kind
     try:
         return bytes(p.converter.convert())
@@ -205,15 +213,18 @@ def _check_kept_float(blob: bytes, names: tuple[str, ...], warnings: list[str]) 
     if missing:
         warnings.append(
             f"{len(missing)} of the {len(names)} layers to keep in float were not found in "
-            "the model and stay quantized: " + ", ".join(m[:80] for m in missing[:5])
-            + ("…" if len(missing) > 5 else "") + ". Use the names from the per-layer "
+            "the model and stay quantized: "
+            + ", ".join(m[:80] for m in missing[:5])
+            + ("…" if len(missing) > 5 else "")
+            + ". Use the names from the per-layer "
             "error table."
         )
     if integer:
         warnings.append(
             f"{len(integer)} of the layers to keep in float are still integer in the result "
             "(the quantizer could not leave them in float): "
-            + ", ".join(m[:80] for m in integer[:5]) + "."
+            + ", ".join(m[:80] for m in integer[:5])
+            + "."
         )
 
 

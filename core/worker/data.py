@@ -67,7 +67,8 @@ def load_arrays(path: Path, inputs: list[SignatureInput]) -> dict[str, Any]:
             raise CalibrationError(
                 f"{path.name} holds one array but the model has {len(inputs)} inputs.",
                 "Use a .npz with one array per input, keyed by input name: "
-                + ", ".join(i.name for i in inputs) + ".",
+                + ", ".join(i.name for i in inputs)
+                + ".",
             )
         return {inputs[0].name: data}
     with data:
@@ -82,12 +83,16 @@ def load_arrays(path: Path, inputs: list[SignatureInput]) -> dict[str, Any]:
     raise CalibrationError(
         f"{path.name} has arrays {sorted(arrays)} but the model's inputs are {names}.",
         "Key each array by its input name: numpy.savez(file, "
-        + ", ".join(f"{n}=..." for n in names) + ").",
+        + ", ".join(f"{n}=..." for n in names)
+        + ").",
     )
 
 
 def load_images(
-    path: Path, inp: SignatureInput, shape: tuple[int, ...], options: ConversionOptions,
+    path: Path,
+    inp: SignatureInput,
+    shape: tuple[int, ...],
+    options: ConversionOptions,
     workdir: Path,
 ) -> Any:
     import numpy as np
@@ -108,10 +113,7 @@ def load_images(
             raise CalibrationError(
                 f"The calibration images archive cannot be used: {e.message}", e.hint
             ) from None
-    files = sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS
-    )
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise CalibrationError(
             f"No images (.png, .jpg, .bmp, .gif, .webp) found in {path.name}.",
@@ -158,8 +160,11 @@ def representative(
                     "Images can calibrate only a model with one input.",
                     "Give a .npz with one array per input instead.",
                 )
-            arrays = {inputs[0].name: load_images(path, inputs[0], shapes[inputs[0].name],
-                                                   options, workdir)}
+            arrays = {
+                inputs[0].name: load_images(
+                    path, inputs[0], shapes[inputs[0].name], options, workdir
+                )
+            }
     else:
         warnings.append(SYNTHETIC_WARNING)
         arrays = synthetic_arrays(inputs, shapes, n, seed=0)
@@ -178,16 +183,17 @@ def representative(
         for i in inputs:
             arr = np.asarray(arrays[i.name][idx : idx + 1])
             want = concrete_shape(shapes[i.name])
-            if len(want) == arr.ndim + 0 and arr.shape[1:] != want[1:] and arr.size == int(
-                np.prod(want)
+            if (
+                len(want) == arr.ndim + 0
+                and arr.shape[1:] != want[1:]
+                and arr.size == int(np.prod(want))
             ):
                 arr = arr.reshape(want)
             if arr.shape[1:] != tuple(want[1:]) and not any(d < 0 for d in shapes[i.name][1:]):
                 raise CalibrationError(
                     f"Calibration samples for {i.name!r} have shape {list(arr.shape[1:])}, "
                     f"but the input takes {list(want[1:])} per sample.",
-                    "Reshape the array to (samples, "
-                    + ", ".join(str(d) for d in want[1:]) + ").",
+                    "Reshape the array to (samples, " + ", ".join(str(d) for d in want[1:]) + ").",
                 )
             try:
                 sample[i.name] = arr.astype(i.dtype)
@@ -211,8 +217,14 @@ def representative(
 
 
 def load_eval_arrays(
-    path: Path, source: CalibrationSource, inputs: list[SignatureInput], shapes: dict[str, tuple[int, ...]],
-    image_range: tuple[float, float], max_samples: int, workdir: Path, what: str,
+    path: Path,
+    source: CalibrationSource,
+    inputs: list[SignatureInput],
+    shapes: dict[str, tuple[int, ...]],
+    image_range: tuple[float, float],
+    max_samples: int,
+    workdir: Path,
+    what: str,
 ) -> tuple[dict[str, Any], Any]:
     """Arrays per input (+ labels or None) from a .npz/.npy or images."""
     import numpy as np
@@ -227,10 +239,12 @@ def load_eval_arrays(
                     "Images can be used only for a model with one input.",
                     "Give a .npz with one array per input instead.",
                 )
-            opts = ConversionOptions(calibration_path=str(path),
-                                     calibration_source=CalibrationSource.IMAGES,
-                                     calibration_samples=min(max_samples, 10_000),
-                                     image_range=image_range)
+            opts = ConversionOptions(
+                calibration_path=str(path),
+                calibration_source=CalibrationSource.IMAGES,
+                calibration_samples=min(max_samples, 10_000),
+                image_range=image_range,
+            )
             first = inputs[0]
             # the input's own shape: -1 height/width gets _load_images' clear error
             arrays = {first.name: load_images(path, first, shapes[first.name], opts, workdir)}
@@ -280,7 +294,9 @@ def shape_samples(arr: Any, name: str, shape: tuple[int, ...]) -> Any:
 
 
 def data_flags(
-    eval_arrays: dict[str, Any], cal_arrays: dict[str, Any] | None, source: DataSource,
+    eval_arrays: dict[str, Any],
+    cal_arrays: dict[str, Any] | None,
+    source: DataSource,
     input_dtypes: dict[str, str],
 ) -> list[Flag]:
     """Check the data the quantization was fitted to against the data it is
@@ -296,12 +312,15 @@ def data_flags(
                 continue
             lo, hi = float(c.min()), float(c.max())
             if hi == lo:
-                flags.append(Flag(
-                    "calibration_constant", "error",
-                    f"The calibration data for {name!r} is constant (every value is {lo:g}): "
-                    "quantization ranges fitted to it cannot represent real inputs, so an "
-                    "integer model will be badly wrong. Give a few hundred typical samples.",
-                ))
+                flags.append(
+                    Flag(
+                        "calibration_constant",
+                        "error",
+                        f"The calibration data for {name!r} is constant (every value is {lo:g}): "
+                        "quantization ranges fitted to it cannot represent real inputs, so an "
+                        "integer model will be badly wrong. Give a few hundred typical samples.",
+                    )
+                )
                 continue
             ev = eval_arrays.get(name)
             if ev is None or source is not DataSource.USER:
@@ -310,39 +329,54 @@ def data_flags(
             span = hi - lo
             outside = float(np.mean((e < lo - 0.05 * span) | (e > hi + 0.05 * span)))
             if outside > 0.01:
-                flags.append(Flag(
-                    "range_mismatch", "warning",
-                    f"{outside:.0%} of the evaluation values for {name!r} fall outside the "
-                    f"calibration range [{lo:.4g}, {hi:.4g}] (evaluation data spans "
-                    f"[{e.min():.4g}, {e.max():.4g}]): integer models clip them. If one set "
-                    "is 0..255 and the other 0..1, scale them the same way.",
-                ))
+                flags.append(
+                    Flag(
+                        "range_mismatch",
+                        "warning",
+                        f"{outside:.0%} of the evaluation values for {name!r} fall outside the "
+                        f"calibration range [{lo:.4g}, {hi:.4g}] (evaluation data spans "
+                        f"[{e.min():.4g}, {e.max():.4g}]): integer models clip them. If one set "
+                        "is 0..255 and the other 0..1, scale them the same way.",
+                    )
+                )
         if min((len(v) for v in cal_arrays.values()), default=100) < 50:
-            flags.append(Flag(
-                "few_calibration_samples", "warning",
-                "Fewer than 50 calibration samples: the integer ranges may not cover real "
-                "inputs; 100 to 500 typical samples are recommended.",
-            ))
+            flags.append(
+                Flag(
+                    "few_calibration_samples",
+                    "warning",
+                    "Fewer than 50 calibration samples: the integer ranges may not cover real "
+                    "inputs; 100 to 500 typical samples are recommended.",
+                )
+            )
     for name, arr in eval_arrays.items():
         if np.asarray(arr).dtype == np.uint8 and input_dtypes.get(name, "").startswith("float"):
-            flags.append(Flag(
-                "uint8_input", "warning",
-                f"The evaluation data for {name!r} is uint8 (0..255) but the model takes "
-                f"{input_dtypes[name]}: the values were passed unscaled. If the model expects "
-                "0..1 or -1..1, scale the data first.",
-            ))
+            flags.append(
+                Flag(
+                    "uint8_input",
+                    "warning",
+                    f"The evaluation data for {name!r} is uint8 (0..255) but the model takes "
+                    f"{input_dtypes[name]}: the values were passed unscaled. If the model expects "
+                    "0..1 or -1..1, scale the data first.",
+                )
+            )
     if source is DataSource.CALIBRATION:
-        flags.append(Flag(
-            "calibration_is_eval", "info",
-            "No evaluation data was given, so the calibration samples were used: the integer "
-            "ranges were fitted to them, so the numbers may be optimistic. Give held-out "
-            "data (with `labels`) for a fair check.",
-        ))
+        flags.append(
+            Flag(
+                "calibration_is_eval",
+                "info",
+                "No evaluation data was given, so the calibration samples were used: the integer "
+                "ranges were fitted to them, so the numbers may be optimistic. Give held-out "
+                "data (with `labels`) for a fair check.",
+            )
+        )
     elif source is DataSource.SYNTHETIC:
-        flags.append(Flag(
-            "synthetic_data", "warning",
-            "No evaluation or calibration data was given: the models were compared on random "
-            "inputs. Agreement on random inputs says little about real accuracy; give "
-            "evaluation data (a .npz keyed by input name, with `labels`).",
-        ))
+        flags.append(
+            Flag(
+                "synthetic_data",
+                "warning",
+                "No evaluation or calibration data was given: the models were compared on random "
+                "inputs. Agreement on random inputs says little about real accuracy; give "
+                "evaluation data (a .npz keyed by input name, with `labels`).",
+            )
+        )
     return flags

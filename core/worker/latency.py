@@ -31,7 +31,6 @@ from core.tasks.results import LatencyResult, ThreadLatency, reference_key
 __all__ = ["run"]
 
 
-
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -50,8 +49,7 @@ def _percentile(sorted_ms: list[float], p: float) -> float:
     return sorted_ms[f] + (k - f) * (sorted_ms[c] - sorted_ms[f])
 
 
-def _fill(name: str, dtype: Any, shape: list[int], sample: dict[str, Any] | None,
-          rng: Any) -> Any:
+def _fill(name: str, dtype: Any, shape: list[int], sample: dict[str, Any] | None, rng: Any) -> Any:
     """The sample's array for ``name`` if it fits, else random values."""
     import numpy as np
 
@@ -63,8 +61,7 @@ def _fill(name: str, dtype: Any, shape: list[int], sample: dict[str, Any] | None
         return rng.uniform(-1.0, 1.0, shape).astype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        return rng.integers(max(info.min, -128), min(info.max, 127) + 1,
-                            size=shape).astype(dtype)
+        return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
     if dtype == np.bool_:
         return np.zeros(shape, dtype=dtype)
     raise EvaluateError(
@@ -74,8 +71,10 @@ def _fill(name: str, dtype: Any, shape: list[int], sample: dict[str, Any] | None
 
 
 def _inputs(interp: Any, sample: dict[str, Any] | None, rng: Any) -> dict[int, Any]:
-    return {d["index"]: _fill(d["name"], d["dtype"], [int(v) for v in d["shape"]], sample, rng)
-            for d in interp.get_input_details()}
+    return {
+        d["index"]: _fill(d["name"], d["dtype"], [int(v) for v in d["shape"]], sample, rng)
+        for d in interp.get_input_details()
+    }
 
 
 class _CompiledModelFailed(Exception):
@@ -121,9 +120,16 @@ def _stats(n: int, times: list[float], init_ms: float, first_ms: float) -> Threa
     )
 
 
-def _setting_interpreter(path: Path, n: int, resolver: Any, sample: dict[str, Any] | None,
-                         rng: Any, runs: int, warmup: int, max_s: float
-                         ) -> tuple[ThreadLatency, int, bool]:
+def _setting_interpreter(
+    path: Path,
+    n: int,
+    resolver: Any,
+    sample: dict[str, Any] | None,
+    rng: Any,
+    runs: int,
+    warmup: int,
+    max_s: float,
+) -> tuple[ThreadLatency, int, bool]:
     """One thread count on the Interpreter: (latency, RSS growth, sample used)."""
     from ai_edge_litert import interpreter as litert
 
@@ -131,8 +137,9 @@ def _setting_interpreter(path: Path, n: int, resolver: Any, sample: dict[str, An
     rss0 = _rss_bytes()
     t0 = time.perf_counter_ns()
     try:
-        interp = litert.Interpreter(model_path=str(path), num_threads=n,
-                                    experimental_op_resolver_type=resolver)
+        interp = litert.Interpreter(
+            model_path=str(path), num_threads=n, experimental_op_resolver_type=resolver
+        )
         interp.allocate_tensors()
     except (RuntimeError, ValueError) as e:
         raise EvaluateError(
@@ -159,9 +166,16 @@ def _setting_interpreter(path: Path, n: int, resolver: Any, sample: dict[str, An
     return _stats(n, times, init_ms, first_ms), rss, quantized_sample is not None
 
 
-def _setting_compiled(path: Path, n: int, env: Any, sample: dict[str, Any] | None,
-                      rng: Any, runs: int, warmup: int, max_s: float
-                      ) -> tuple[ThreadLatency, int, bool, bool]:
+def _setting_compiled(
+    path: Path,
+    n: int,
+    env: Any,
+    sample: dict[str, Any] | None,
+    rng: Any,
+    runs: int,
+    warmup: int,
+    max_s: float,
+) -> tuple[ThreadLatency, int, bool, bool]:
     """One thread count on CompiledModel, as litert-benchmark sets it up:
     (latency, RSS growth, sample used, fully accelerated)."""
     from ai_edge_litert.compiled_model import CompiledModel
@@ -173,22 +187,32 @@ def _setting_compiled(path: Path, n: int, env: Any, sample: dict[str, Any] | Non
     t0 = time.perf_counter_ns()
     try:
         model = CompiledModel.from_file(
-            str(path), environment=env,
-            options=Options(hardware_accelerators=HardwareAccelerator.CPU,
-                            cpu_options=CpuOptions(num_threads=n)))
+            str(path),
+            environment=env,
+            options=Options(
+                hardware_accelerators=HardwareAccelerator.CPU, cpu_options=CpuOptions(num_threads=n)
+            ),
+        )
         sigs = model.get_signature_list()
         key = next(iter(sigs)) if sigs else "serving_default"
         in_details = model.get_input_tensor_details(key)
         ins = {k: model.create_input_buffer_by_name(key, k) for k in in_details}
-        outs = {k: model.create_output_buffer_by_name(key, k)
-                for k in model.get_output_tensor_details(key)}
+        outs = {
+            k: model.create_output_buffer_by_name(key, k)
+            for k in model.get_output_tensor_details(key)
+        }
     except (RuntimeError, ValueError, TypeError, KeyError) as e:
         raise _CompiledModelFailed(f"could not load: {_first_line(e)}") from None
     init_ms = (time.perf_counter_ns() - t0) / 1e6
     used = False
     for k, d in in_details.items():
-        arr = _fill(k, _np_dtype(d.get("dtype", "float32")),
-                    [int(v) for v in d.get("shape", [1])], sample, rng)
+        arr = _fill(
+            k,
+            _np_dtype(d.get("dtype", "float32")),
+            [int(v) for v in d.get("shape", [1])],
+            sample,
+            rng,
+        )
         used = used or (sample is not None and sample.get(k) is arr)
         try:
             ins[k].write(arr)
@@ -241,8 +265,11 @@ def run(req: LatencyRequest, workdir: Path, progress: Callable[..., None]) -> La
     runs, warmup, max_s = req.runs, req.warmup, req.max_seconds
     xnnpack = req.xnnpack
     api = req.runtime
-    resolver = (litert.OpResolverType.AUTO if xnnpack
-                else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    resolver = (
+        litert.OpResolverType.AUTO
+        if xnnpack
+        else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     sample = None
     sample_path = req.sample_npz
     if sample_path and Path(sample_path).is_file():
@@ -269,12 +296,14 @@ def run(req: LatencyRequest, workdir: Path, progress: Callable[..., None]) -> La
         for k, n in enumerate(threads):
             progress(f"Timing with {n} thread{'s' if n != 1 else ''}")
             if api == "compiled_model":
-                s, rss, used, f = _setting_compiled(path, n, env, cm_sample, rng, runs,
-                                                    warmup, max_s)
+                s, rss, used, f = _setting_compiled(
+                    path, n, env, cm_sample, rng, runs, warmup, max_s
+                )
                 full = full and f
             else:
-                s, rss, used = _setting_interpreter(path, n, resolver, sample, rng, runs,
-                                                    warmup, max_s)
+                s, rss, used = _setting_interpreter(
+                    path, n, resolver, sample, rng, runs, warmup, max_s
+                )
             settings.append(s)
             used_sample = used_sample or used
             if k == 0:
@@ -288,8 +317,10 @@ def run(req: LatencyRequest, workdir: Path, progress: Callable[..., None]) -> La
         api = "interpreter"
         settings, rss_delta, used_sample, full = run_all(api)
     if api == "compiled_model" and not full:
-        notes.append("Not every op ran on the CPU accelerator (XNNPACK); the rest used "
-                     "LiteRT's builtin kernels.")
+        notes.append(
+            "Not every op ran on the CPU accelerator (XNNPACK); the rest used "
+            "LiteRT's builtin kernels."
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     name = "CompiledModel" if api == "compiled_model" else "Interpreter"
     return LatencyResult(
@@ -315,15 +346,17 @@ def _sample_by_signature_name(path: Path, sample: dict[str, Any]) -> dict[str, A
     try:
         interp = litert.Interpreter(
             model_path=str(path),
-            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
     except (RuntimeError, ValueError):
         return None
     by_tensor = _quantize_sample(interp, sample)
     if by_tensor is None:
         return None
     try:
-        details = interp.get_signature_runner(next(iter(interp.get_signature_list()))
-                                              ).get_input_details()
+        details = interp.get_signature_runner(
+            next(iter(interp.get_signature_list()))
+        ).get_input_details()
     except Exception:  # noqa: BLE001
         return None
     finally:
@@ -338,7 +371,7 @@ def _first_sample(path: Path) -> dict[str, Any] | None:
     prefix = reference_key("in", "")
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k[len(prefix):]: z[k][:1] for k in z.files if k.startswith(prefix)}
+            return {k[len(prefix) :]: z[k][:1] for k in z.files if k.startswith(prefix)}
     except (OSError, ValueError):
         return None
 

@@ -34,9 +34,14 @@ from core.worker.run_tflite import match_names
 __all__ = ["run_debugger", "run_compare"]
 
 
-def _debug_samples(req: LayerDebugRequest, inputs: list[SignatureInput],
-                   shapes: dict[str, Any], converter: Any, options: ConversionOptions,
-                   workdir: Path) -> list[dict[str, Any]]:
+def _debug_samples(
+    req: LayerDebugRequest,
+    inputs: list[SignatureInput],
+    shapes: dict[str, Any],
+    converter: Any,
+    options: ConversionOptions,
+    workdir: Path,
+) -> list[dict[str, Any]]:
     """Samples as {signature input name: array of batch 1}."""
     import numpy as np
 
@@ -47,17 +52,22 @@ def _debug_samples(req: LayerDebugRequest, inputs: list[SignatureInput],
             arrays = {k: z[key] for k, key in keys.items() if key in z.files}
         if len(arrays) == len(inputs):
             total = min(n, len(next(iter(arrays.values()))))
-            return [{k: v[j:j + 1].astype(_dtype(inputs, k)) for k, v in arrays.items()}
-                    for j in range(total)]
+            return [
+                {k: v[j : j + 1].astype(_dtype(inputs, k)) for k, v in arrays.items()}
+                for j in range(total)
+            ]
     if req.debug_path:
         path = req.debug_path
         source = ConversionOptions(calibration_path=str(path)).calibration_source
-        arrays, _ = load_eval_arrays(Path(path), source, inputs, shapes, options.image_range,
-                                      n, workdir, "evaluation data")
+        arrays, _ = load_eval_arrays(
+            Path(path), source, inputs, shapes, options.image_range, n, workdir, "evaluation data"
+        )
         total = len(next(iter(arrays.values())))
         arrays = {k: shape_samples(v, k, shapes[k]) for k, v in arrays.items()}
-        return [{k: np.asarray(v[j:j + 1]).astype(_dtype(inputs, k)) for k, v in arrays.items()}
-                for j in range(total)]
+        return [
+            {k: np.asarray(v[j : j + 1]).astype(_dtype(inputs, k)) for k, v in arrays.items()}
+            for j in range(total)
+        ]
     samples = []
     for s in converter.representative_dataset():
         samples.append(dict(s))
@@ -70,19 +80,23 @@ def _dtype(inputs: list[SignatureInput], name: str) -> str:
     return next(i.dtype for i in inputs if i.name == name)
 
 
-def run_debugger(req: LayerDebugRequest, workdir: Path,
-                 progress: Callable[..., None]) -> LayerErrorReport:
+def run_debugger(
+    req: LayerDebugRequest, workdir: Path, progress: Callable[..., None]
+) -> LayerErrorReport:
     """Task ``layer_debug``: TensorFlow's QuantizationDebugger (int8)."""
     t0 = time.perf_counter()
     options = req.options
-    with prepared_converter(req.model_path, req.display_name, options, req.unpack_limits,
-                            workdir, progress) as p:
+    with prepared_converter(
+        req.model_path, req.display_name, options, req.unpack_limits, workdir, progress
+    ) as p:
         tf = p.tf
         lm = p.model
         samples = _debug_samples(req, lm.inputs, lm.shapes, p.converter, options, workdir)
         if not samples:
-            raise EvaluateError("There are no samples to run the debugger on.",
-                                "Give calibration or evaluation data.")
+            raise EvaluateError(
+                "There are no samples to run the debugger on.",
+                "Give calibration or evaluation data.",
+            )
         holder: dict[str, Any] = {}
 
         def dataset() -> Any:
@@ -112,12 +126,21 @@ def run_debugger(req: LayerDebugRequest, workdir: Path,
         debugger.layer_statistics_dump(buf)
     layers = []
     for k, row in enumerate(csv.DictReader(io.StringIO(buf.getvalue()))):
-        layers.append(layer_error(
-            k, row["op_name"], row["tensor_name"], int(float(row["tensor_idx"])),
-            int(float(row["num_elements"])), float(row["mean_error"]), float(row["stddev"]),
-            float(row["max_abs_error"]), float(row["mean_squared_error"]),
-            float(row["scale"]), int(float(row["zero_point"])),
-        ))
+        layers.append(
+            layer_error(
+                k,
+                row["op_name"],
+                row["tensor_name"],
+                int(float(row["tensor_idx"])),
+                int(float(row["num_elements"])),
+                float(row["mean_error"]),
+                float(row["stddev"]),
+                float(row["max_abs_error"]),
+                float(row["mean_squared_error"]),
+                float(row["scale"]),
+                int(float(row["zero_point"])),
+            )
+        )
     return layer_report(options.preset.value, "quantization_debugger", len(samples), layers, t0)
 
 
@@ -129,8 +152,9 @@ def _input_order(interp: Any, names: list[str]) -> list[str]:
     try:
         sigs = interp.get_signature_list()
         key = next(iter(sigs))
-        by_index = {d["index"]: n for n, d in
-                    interp.get_signature_runner(key).get_input_details().items()}
+        by_index = {
+            d["index"]: n for n, d in interp.get_signature_runner(key).get_input_details().items()
+        }
         order = [by_index[d["index"]] for d in details]
         if sorted(order) == sorted(names):
             return order
@@ -146,8 +170,9 @@ def _input_order(interp: Any, names: list[str]) -> list[str]:
     return sorted(names)
 
 
-def run_compare(req: LayerCompareRequest, workdir: Path,
-                progress: Callable[..., None]) -> LayerErrorReport:
+def run_compare(
+    req: LayerCompareRequest, workdir: Path, progress: Callable[..., None]
+) -> LayerErrorReport:
     """Task ``layer_compare``: tensor by tensor against the float32 build (LiteRT only)."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -159,11 +184,15 @@ def run_compare(req: LayerCompareRequest, workdir: Path,
     def open_(path: str) -> Any:
         try:
             return Interpreter(
-                model_path=path, experimental_preserve_all_tensors=True,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                model_path=path,
+                experimental_preserve_all_tensors=True,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
         except (RuntimeError, ValueError) as e:
-            raise EvaluateError(f"LiteRT could not load {Path(path).name}: "
-                                f"{str(e).splitlines()[0][:300]}", "Check it in Inspect.") from None
+            raise EvaluateError(
+                f"LiteRT could not load {Path(path).name}: {str(e).splitlines()[0][:300]}",
+                "Check it in Inspect.",
+            ) from None
 
     fi, qi = open_(req.float_path), open_(req.quant_path)
     fkey, qkey = next(iter(fi.get_signature_list())), next(iter(qi.get_signature_list()))
@@ -196,8 +225,8 @@ def run_compare(req: LayerCompareRequest, workdir: Path,
         if i:  # recurrent state must not leak between samples
             fi.reset_all_variables()
             qi.reset_all_variables()
-        fr(**{fmap[k]: quantize_input(feeds[k][i:i + 1], fin[fmap[k]])[0] for k in feeds})
-        qr(**{qmap[k]: quantize_input(feeds[k][i:i + 1], qin[qmap[k]])[0] for k in feeds})
+        fr(**{fmap[k]: quantize_input(feeds[k][i : i + 1], fin[fmap[k]])[0] for k in feeds})
+        qr(**{qmap[k]: quantize_input(feeds[k][i : i + 1], qin[qmap[k]])[0] for k in feeds})
         for _, d, fd in layers_meta:
             try:
                 q = dequantize_output(qi.get_tensor(d["index"]), d)
@@ -214,7 +243,7 @@ def run_compare(req: LayerCompareRequest, workdir: Path,
             a[3] = max(a[3], float(np.abs(e).max()) if e.size else 0.0)
             a[4] += float((f * f).sum())
     layers = []
-    for k, (op, d, _) in enumerate(layers_meta):
+    for op, d, _ in layers_meta:
         cnt, s, ss, mx, fs = acc[d["name"]]
         if not cnt:
             continue
@@ -222,7 +251,20 @@ def run_compare(req: LayerCompareRequest, workdir: Path,
         mse = ss / cnt
         std = math.sqrt(max(mse - mean * mean, 0.0))
         qp = d["quantization_parameters"]
-        layers.append(layer_error(len(layers), op, d["name"], int(d["index"]), int(cnt // max(n, 1)),
-                             mean, std, mx, mse, float(qp["scales"][0]),
-                             int(qp["zero_points"][0]), fs / cnt))
+        layers.append(
+            layer_error(
+                len(layers),
+                op,
+                d["name"],
+                int(d["index"]),
+                int(cnt // max(n, 1)),
+                mean,
+                std,
+                mx,
+                mse,
+                float(qp["scales"][0]),
+                int(qp["zero_points"][0]),
+                fs / cnt,
+            )
+        )
     return layer_report(req.preset or "quantized", "tensor_compare", n, layers, t0)

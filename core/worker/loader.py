@@ -87,10 +87,18 @@ def load_model(
             )
         inputs = sigs[key]
         shapes = fixed_shapes(inputs, options, warnings)
-        yield LoadedModel(tf=tf, kind=pm.kind, source_size=pm.source_size,
-                          saved_model_dir=sm_dir, signature_key=key,
-                          signature_keys=tuple(sorted(sigs)), inputs=inputs, shapes=shapes,
-                          started=started, warnings=warnings)
+        yield LoadedModel(
+            tf=tf,
+            kind=pm.kind,
+            source_size=pm.source_size,
+            saved_model_dir=sm_dir,
+            signature_key=key,
+            signature_keys=tuple(sorted(sigs)),
+            inputs=inputs,
+            shapes=shapes,
+            started=started,
+            warnings=warnings,
+        )
 
 
 def concrete_shape(shape: tuple[int, ...]) -> tuple[int, ...]:

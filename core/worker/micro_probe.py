@@ -74,8 +74,13 @@ def run(req: MicroProbeRequest, workdir: Path, progress: Callable[..., None]) ->
             break
     seconds = time.monotonic() - t0
     if interp is None:
-        return MicroProbeResult(ok=False, error=error, failed_op=failed_op_from_log(log),
-                                log_tail=log[-2000:], seconds=seconds)
+        return MicroProbeResult(
+            ok=False,
+            error=error,
+            failed_op=failed_op_from_log(log),
+            log_tail=log[-2000:],
+            seconds=seconds,
+        )
     with _CaptureFd(2) as cap:
         interp.print_allocations()
     m = _ARENA.search(cap.text)
@@ -86,11 +91,21 @@ def run(req: MicroProbeRequest, workdir: Path, progress: Callable[..., None]) ->
             interp.set_input(np.zeros(d["shape"], dtype=d["dtype"]), i)
         interp.invoke()
     except (RuntimeError, ValueError, TypeError) as e:
-        return MicroProbeResult(ok=False, arena_bytes=arena_bytes, invoked=False,
-                                error=f"invoke failed: {e}", log_tail=log[-2000:],
-                                seconds=time.monotonic() - t0)
-    return MicroProbeResult(ok=True, arena_bytes=arena_bytes, invoked=True,
-                            log_tail=log[-2000:], seconds=time.monotonic() - t0)
+        return MicroProbeResult(
+            ok=False,
+            arena_bytes=arena_bytes,
+            invoked=False,
+            error=f"invoke failed: {e}",
+            log_tail=log[-2000:],
+            seconds=time.monotonic() - t0,
+        )
+    return MicroProbeResult(
+        ok=True,
+        arena_bytes=arena_bytes,
+        invoked=True,
+        log_tail=log[-2000:],
+        seconds=time.monotonic() - t0,
+    )
 
 
 def _address_space_limit() -> int:

@@ -38,8 +38,15 @@ def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> 
     opts = req.options
     max_samples = req.max_samples
     out_npz = Path(req.out_npz)
-    with load_model(req.model_path, name, opts, req.unpack_limits, workdir, progress,
-                    refuse_tflite=_refuse_tflite) as lm:
+    with load_model(
+        req.model_path,
+        name,
+        opts,
+        req.unpack_limits,
+        workdir,
+        progress,
+        refuse_tflite=_refuse_tflite,
+    ) as lm:
         tf = lm.tf
         sm_dir, key, inputs, shapes = lm.saved_model_dir, lm.signature_key, lm.inputs, lm.shapes
         progress("Reading the evaluation data")
@@ -50,8 +57,15 @@ def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> 
         if cal_path:
             try:
                 cal_arrays, _ = load_eval_arrays(
-                    Path(cal_path), opts.calibration_source, inputs, shapes, opts.image_range,
-                    opts.calibration_samples, workdir, "calibration data")
+                    Path(cal_path),
+                    opts.calibration_source,
+                    inputs,
+                    shapes,
+                    opts.image_range,
+                    opts.calibration_samples,
+                    workdir,
+                    "calibration data",
+                )
             except EvaluateError:
                 cal_arrays = None  # the conversion reports unusable calibration data
         if eval_path:
@@ -59,8 +73,15 @@ def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> 
             data_name = Path(eval_path).name
             eval_source = ConversionOptions(calibration_path=str(eval_path)).calibration_source
             arrays, labels = load_eval_arrays(
-                Path(eval_path), eval_source, inputs, shapes, opts.image_range, max_samples,
-                workdir, "evaluation data")
+                Path(eval_path),
+                eval_source,
+                inputs,
+                shapes,
+                opts.image_range,
+                max_samples,
+                workdir,
+                "evaluation data",
+            )
         elif cal_arrays is not None:
             src = DataSource.CALIBRATION
             data_name = Path(cal_path).name
@@ -96,7 +117,7 @@ def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> 
         outs: dict[str, list[Any]] = {}
         try:
             for start in range(0, n, chunk):
-                batch = {k: tf.constant(v[start:start + chunk]) for k, v in feeds.items()}
+                batch = {k: tf.constant(v[start : start + chunk]) for k, v in feeds.items()}
                 if fixed_batch > 0 and len(next(iter(batch.values()))) != fixed_batch:
                     break  # a fixed batch size: the last partial batch is left out
                 res = fn(**batch)
@@ -104,8 +125,7 @@ def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> 
                     outs.setdefault(k, []).append(np.asarray(v))
         except Exception as e:  # noqa: BLE001
             raise EvaluateError(
-                f"The original model failed on the evaluation data: "
-                f"{str(e).splitlines()[0][:300]}",
+                f"The original model failed on the evaluation data: {str(e).splitlines()[0][:300]}",
                 "Check that the data matches the model's inputs (names, shapes, types).",
             ) from None
         out_arrays = {k: np.concatenate(v) for k, v in sorted(outs.items())}

@@ -51,8 +51,11 @@ def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) ->
             "Convert with TFLite Studio (or TFLiteConverter.from_saved_model), which keeps "
             "the signature.",
         )
-    key = ref.signature_key if ref.signature_key in sigs else (
-        next(iter(sigs)) if len(sigs) == 1 else None)
+    key = (
+        ref.signature_key
+        if ref.signature_key in sigs
+        else (next(iter(sigs)) if len(sigs) == 1 else None)
+    )
     if key is None:
         raise EvaluateError(
             f"{path.name} has signatures {sorted(sigs)}; none is {ref.signature_key!r}.",
@@ -73,7 +76,7 @@ def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) ->
         for i in range(n):
             kw = {}
             for name, tname in in_map.items():
-                q, c = quantize_input(feeds[name][i:i + 1], in_details[tname])
+                q, c = quantize_input(feeds[name][i : i + 1], in_details[tname])
                 if c:
                     clipped[name] = clipped.get(name, 0.0) + c
                 kw[tname] = q
@@ -95,18 +98,20 @@ def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) ->
             scale, zp = d["quantization"]
             info = np.iinfo(np.dtype(d["dtype"]))
             lo, hi = (info.min - zp) * scale, (info.max - zp) * scale
-            flags.append(Flag(
-                "input_clipped", "warning",
-                f"{frac:.1%} of the input values for {name!r} fall outside what the "
-                f"{np.dtype(d['dtype']).name} input can represent ([{lo:.4g}, {hi:.4g}]) and "
-                "were clipped: the calibration data did not cover the data the model sees "
-                "(for example 0..255 against 0..1).",
-            ))
+            flags.append(
+                Flag(
+                    "input_clipped",
+                    "warning",
+                    f"{frac:.1%} of the input values for {name!r} fall outside what the "
+                    f"{np.dtype(d['dtype']).name} input can represent ([{lo:.4g}, {hi:.4g}]) and "
+                    "were clipped: the calibration data did not cover the data the model sees "
+                    "(for example 0..255 against 0..1).",
+                )
+            )
     outputs = []
     for name in ref.outputs:
         g = np.concatenate(got[name]) if got[name] else np.zeros((0,))
-        outputs.append(compare_outputs(name, refs[name], g, kind=ref.outputs[name],
-                                       labels=labels))
+        outputs.append(compare_outputs(name, refs[name], g, kind=ref.outputs[name], labels=labels))
     verdict, text = verdict_of(outputs, th)
     if verdict == "bad":
         flags.insert(0, Flag("large_error", "error", text))

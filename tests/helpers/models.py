@@ -68,6 +68,7 @@ _BUILD = textwrap.dedent(
 def build_tiny_models(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "dynamic_sm" / "saved_model.pb").exists():
-        subprocess.run([sys.executable, "-c", _BUILD, str(out)], check=True,
-                       capture_output=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-c", _BUILD, str(out)], check=True, capture_output=True, timeout=300
+        )
     return out
