@@ -22,6 +22,7 @@ process boundary as plain dicts (``to_dict`` / ``from_dict``).
     │   ├── WorkerCrashed
     │   └── Cancelled           someone cancelled the job
     └── JobError                unknown job, queue full, limits (phase: job)
+        └── CorruptArtifactError  a stored file no longer matches its SHA-256
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "WorkerCrashed",
     "Cancelled",
     "JobError",
+    "CorruptArtifactError",
 ]
 
 
@@ -180,6 +182,10 @@ class WorkerCrashed(WorkerError):
 
 class JobError(StudioError):
     default_phase = Phase.JOB
+
+
+class CorruptArtifactError(JobError):
+    """A stored file's bytes no longer hash to its name: never served."""
 
 
 class Cancelled(WorkerError):

@@ -198,7 +198,7 @@ def test_purged_files_answer_gone(server, model):
     # a finished job whose files the retention clean-up removed
     job = _wait(server, _post(server, model, preset="dynamic", name="old.zip").json()["id"])
     st = JobStore(Settings(data_dir=server.data))
-    st._update(job["id"], finished_at=1.0, created_at=1.0)
+    st.update_record(job["id"], finished_at=1.0, created_at=1.0)
     assert st.cleanup(older_than_days=1)["job_ids"] == [job["id"]]
     r = requests.get(server.url(job["links"]["model"]), timeout=10)
     assert r.status_code == 410 and "retention" in r.json()["error"]["message"]

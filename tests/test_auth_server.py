@@ -260,12 +260,12 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: srv.started, timeout=20, what="the test app")
-        auth._limiter.reset("127.0.0.1")
+        auth.login_limiter.reset("127.0.0.1")
         codes = [
             requests.get(base + "/api", auth=("x", "nope"), timeout=5).status_code
-            for _ in range(auth._MAX_FAILS)
+            for _ in range(auth.MAX_FAILS)
         ]
-        assert codes == [401] * (auth._MAX_FAILS - 1) + [429]
+        assert codes == [401] * (auth.MAX_FAILS - 1) + [429]
         r = requests.get(base + "/api", auth=("x", "pw"), timeout=5)
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
         r = requests.post(
@@ -276,6 +276,6 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
         r = requests.get(base + "/api", cookies={auth.COOKIE_NAME: cookie}, timeout=5)
         assert r.status_code == 200
     finally:
-        auth._limiter.reset("127.0.0.1")
+        auth.login_limiter.reset("127.0.0.1")
         srv.should_exit = True
         t.join(10)

@@ -66,8 +66,12 @@ def test_compare_page_shows_the_sweep_and_reconverts(bad_calibration_job):
     assert not at.exception
     text = " ".join(x.value for x in [*at.success, *at.warning, *at.error])
     assert "Ship **float32**" in text and "constant" in text
-    assert len(at.dataframe) >= 2  # the presets, the size per op type of the diff
     assert any("Re-convert keeping the worst" in b.label for b in at.button)
+    # the diff is a job of its own (a worker reads both files): wait for it
+    (diff_id,) = at.session_state["compare.diff_jobs"].values()
+    assert jobs.wait(diff_id, timeout=120).status.value == "done"
+    at.run()
+    assert len(at.dataframe) >= 2  # the presets, the size per op type of the diff
     assert "quantized" in " ".join(m.value for m in at.markdown)  # the diff's summary
     at.button(key="compare.layers.reconvert.int8").click().run()
     assert not at.exception

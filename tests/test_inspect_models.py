@@ -22,7 +22,7 @@ from core.errors import OptionsError, StudioError, TFLiteFormatError
 from core.model.compat import Target, Verdict, check_compatibility
 from core.model.reader import OpKind, read_model
 from core.model.report import build_report, render
-from core.pipeline.inspect import inspect_tflite, probe_micro
+from core.pipeline.inspect import probe_micro
 
 _BUILD = textwrap.dedent(
     """
@@ -224,10 +224,10 @@ def test_metadata_and_conversion_options(models):
 
 @pytest.mark.parametrize("name", _NAMES)
 def test_fast_options_decoder_matches_generated_accessors(models, name, monkeypatch):
-    from core.model import reader as tflite_model
+    from core.model import flatbuffer
 
     fast = [op.options for op in read_model(models[name]).operators]
-    monkeypatch.setattr(tflite_model, "_option_layouts", lambda cls: None)
+    monkeypatch.setattr(flatbuffer, "option_layouts", lambda cls: None)
     slow = [op.options for op in read_model(models[name]).operators]
     assert fast == slow
 
@@ -294,7 +294,13 @@ def test_micro_probe_runs_real_interpreter(models):
 
 @pytest.fixture(scope="module")
 def int8_report(models):
-    return inspect_tflite(models["int8"], source_kind="saved_model", source_size=50_000)
+    # what the worker's inspect task builds: the report with a real TFLite Micro run
+    return build_report(
+        models["int8"],
+        source_kind="saved_model",
+        source_size=50_000,
+        micro_probe=probe_micro(models["int8"]),
+    )
 
 
 def test_report_json_schema(int8_report, models):

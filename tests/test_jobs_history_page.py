@@ -27,7 +27,7 @@ def test_lists_filters_links_and_cancels(studio_env):
         user="local",
     )
     theirs = st.submit(JobKind.INSPECT, b"\x1c\0\0\0TFL3", model_name="net.tflite", user="bob")
-    st._finish(theirs.id, JobStatus.DONE, result={"output_sha": theirs.input_sha, "output_size": 8})
+    st.finish(theirs.id, JobStatus.DONE, result={"output_sha": theirs.input_sha, "output_size": 8})
 
     at = _app().run()
     assert not at.exception

@@ -250,8 +250,8 @@ def test_a_duplicate_queue_message_runs_the_job_once(tmp_path, monkeypatch, make
     s = _settings(tmp_path, workers=2)
     st = jobs.store(s)
     job = st.submit(JobKind.CONVERT, b"x", model_name="m.zip")
-    st._enqueue(job.id)  # e.g. recover() raced with a consumer that had it
-    st._enqueue(job.id)
+    st.enqueue(job.id)  # e.g. recover() raced with a consumer that had it
+    st.enqueue(job.id)
     c = make_consumer(s, workers=2)
     assert st.wait(job.id, timeout=30).status is JobStatus.DONE
     wait_for(lambda: len(st.huey.pending()) == 0, timeout=10, what="the queue to drain")

@@ -124,7 +124,7 @@ def test_a_killed_consumer_loses_nothing(tmp_path, monkeypatch):
 
 def _fake_running(st: jobs.JobStore, worker: str, attempts: int, beat: float) -> str:
     job = st.submit(JobKind.CONVERT, os.urandom(8), model_name="m.zip")
-    st._update(
+    st.update_record(
         job.id,
         status=JobStatus.RUNNING,
         worker=worker,
@@ -141,8 +141,8 @@ def test_recover_uses_the_heartbeat_lease_and_gives_up_after_max_attempts(tmp_pa
     now = time.time()
     alive_elsewhere = _fake_running(st, "otherhost:1:aa", 1, now)
     dead_elsewhere = _fake_running(st, "otherhost:1:bb", 1, now - 21)
-    dead_here = _fake_running(st, f"{jobs._HOST}:999999999:cc", 1, now)
-    twice = _fake_running(st, f"{jobs._HOST}:999999999:dd", jobs.MAX_ATTEMPTS, now)
+    dead_here = _fake_running(st, f"{jobs.HOST}:999999999:cc", 1, now)
+    twice = _fake_running(st, f"{jobs.HOST}:999999999:dd", jobs.MAX_ATTEMPTS, now)
     mine = _fake_running(st, "me", 1, now - 100)
     touched = st.recover(me="me")
     assert sorted(touched) == sorted([dead_elsewhere, dead_here, twice])
@@ -164,7 +164,7 @@ def test_a_queued_job_lost_from_the_queue_is_sent_again(tmp_path, monkeypatch):
     st = jobs.store(s)
     job = st.submit(JobKind.CONVERT, b"x", model_name="m.zip")
     st.huey.flush()  # the broker lost its message
-    st._update(job.id, created_at=time.time() - 10)
+    st.update_record(job.id, created_at=time.time() - 10)
     c = jobs.start_consumer(s, warm=False)
     try:
         assert st.wait(job.id, timeout=30).status is JobStatus.DONE
@@ -182,7 +182,7 @@ def _finished(
     osha, osize = st.put_artifact(out)
     rsha, _ = st.put_artifact(json.dumps({"report": out.decode()}).encode())
     t = time.time() - age_days * 86400
-    st._update(
+    st.update_record(
         job.id,
         status=JobStatus.DONE,
         created_at=t,

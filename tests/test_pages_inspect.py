@@ -4,6 +4,7 @@ same-origin Netron routes (patched viewer, safe model serving)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from typing import Any
 
@@ -47,9 +48,9 @@ def converted(job_consumer) -> dict[str, jobs.Job]:
 
 
 def _report(job: jobs.Job) -> dict[str, Any]:
-    from ui.report_view import _read_report
+    from ui.report_view import read_report
 
-    return _read_report.__wrapped__(job.report_sha)  # type: ignore[attr-defined]
+    return read_report.__wrapped__(job.report_sha)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------- the page
@@ -90,7 +91,7 @@ def test_report_of_a_conversion(converted):
     assert "Does not run" in words  # Edge TPU: dynamic batch
     iframe = at.get("iframe")[0].proto
     src = iframe.src or iframe.url
-    assert src.startswith("/netron/index.html?url=/netron/models/" + job.output_sha)
+    assert src.startswith("/netron/index.html?url=/netron/models/" + job.id)
     assert src.endswith("/digits_classifier-int8.tflite")
     assert len(at.get("download_button")) == 4
     assert len(at.dataframe) >= 5
@@ -151,17 +152,17 @@ def test_a_model_archive_on_inspect_points_to_convert(studio_env):
 @pytest.mark.slow
 def test_download_names_and_rendered_reports(converted):
     from ui.format import download_name
-    from ui.report_view import _render
+    from ui.report_view import render_report
 
     job = converted["int8"]
     assert download_name(job.model_name, "int8", "tflite") == "digits_classifier-int8.tflite"
     assert download_name(job.model_name, "int8", "html") == "digits_classifier-int8-report.html"
     assert download_name("m.tar.gz", None, "md") == "m-report.md"
-    html = _render(job, "html")
+    html = render_report(job, "html")
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "digits_classifier-int8.tflite" in html
     assert not re.search(r"<script[^>]+src=[\"']https?:", html)  # self-contained
-    md = _render(job, "md")
+    md = render_report(job, "md")
     assert "digits_classifier-int8.tflite" in md
     # the worker's TFLite Micro result is stored and reused by the rendered reports
     stored = _report(job)
@@ -282,10 +283,10 @@ def test_netron_viewer_is_served_patched_with_a_csp(netron_app):
         "/netron/..%2F..%2Fetc%2Fpasswd",
         "/netron/.hidden",
         "/netron/nothere.js",
-        "/netron/models/" + "0" * 64 + "/m.tflite",  # well-formed, not stored
-        "/netron/models/" + "Z" * 64 + "/m.tflite",  # not a sha
+        "/netron/models/" + "0" * 16 + "/m.tflite",  # well-formed, no such job
+        "/netron/models/" + "Z" * 16 + "/m.tflite",  # not a job id
         "/netron/models/../../jobs.db/m.tflite",
-        "/netron/models/" + "0" * 63 + "/m.tflite",
+        "/netron/models/" + "0" * 64 + "/m.tflite",  # a file's hash is not a way in
     ],
 )
 def test_netron_refuses_what_is_not_a_viewer_file_or_a_stored_model(netron_app, path):
@@ -293,21 +294,31 @@ def test_netron_refuses_what_is_not_a_viewer_file_or_a_stored_model(netron_app, 
     assert status in (400, 404)
 
 
-def test_netron_serves_a_stored_model_by_its_sha(netron_app):
+def test_netron_serves_a_jobs_tflite_by_the_job_and_nothing_else(netron_app):
     data = b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56
-    sha, _ = jobs.put_artifact(data)
-    status, headers, body = _get(netron_app, f"/netron/models/{sha}/m.tflite")
+    job = jobs.submit(jobs.JobKind.INSPECT, data, model_name="m.tflite")
+    st = jobs.store()
+    sha = job.input_sha
+    st.finish(job.id, jobs.JobStatus.DONE, result={"output_sha": sha, "output_size": len(data)})
+    status, headers, body = _get(netron_app, f"/netron/models/{job.id}/m.tflite")
     assert status == 200 and body == data
     assert headers["content-type"] == "application/octet-stream"
-    status, _, _ = _get(netron_app, f"/netron/models/{sha}/m.exe")
+    status, _, _ = _get(netron_app, f"/netron/models/{job.id}/m.exe")
     assert status == 404
+    status, _, _ = _get(netron_app, f"/netron/models/{sha}/m.tflite")  # by hash: no
+    assert status == 404
+    path = st.artifact_path(sha)
+    os.chmod(path, 0o600)
+    path.write_bytes(data[:-1] + b"\x01")  # a flipped byte on disk
+    status, _, body = _get(netron_app, f"/netron/models/{job.id}/m.tflite")
+    assert status == 404 and body != data[:-1] + b"\x01"
 
 
 def test_viewer_url_is_same_origin_and_safe():
     from core.server.netron import safe_model_name, viewer_url
 
-    sha = "a" * 64
-    url = viewer_url(sha, "../../my model.zip")
-    assert url.startswith("/netron/index.html?url=/netron/models/" + sha + "/")
+    job_id = "a" * 16
+    url = viewer_url(job_id, "../../my model.zip")
+    assert url.startswith("/netron/index.html?url=/netron/models/" + job_id + "/")
     assert safe_model_name("../../my model.zip") == "my_model.zip.tflite"
     assert safe_model_name("digits-int8.tflite") == "digits-int8.tflite"

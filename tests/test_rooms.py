@@ -11,8 +11,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = sorted((ROOT / "core").rglob("*.py"))
-WEB = sorted([*(ROOT / "ui").glob("*.py"), *(ROOT / "pages").glob("*.py"),
-              ROOT / "app.py", ROOT / "studio.py"])
+WEB = sorted(
+    [
+        *(ROOT / "ui").glob("*.py"),
+        *(ROOT / "pages").glob("*.py"),
+        ROOT / "app.py",
+        ROOT / "studio.py",
+    ]
+)
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
@@ -26,8 +32,11 @@ def _tree(p: Path) -> ast.Module:
 
 
 def test_no_module_in_core_is_over_600_lines() -> None:
-    long = {_rel(p): n for p in CORE
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES}
+    long = {
+        _rel(p): n
+        for p in CORE
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
     assert not long, long
 
 
@@ -48,8 +57,11 @@ def _private_imports(p: Path) -> list[str]:
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.split(".")[0] not in ("core", "ui", "pages", "tests"):
                 continue
-            out += [f"{node.module}.{a.name}" for a in node.names
-                    if a.name.startswith("_") and not a.name.startswith("__")]
+            out += [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
     return out
 
 
@@ -78,9 +90,14 @@ def _imported_modules(p: Path) -> set[str]:
 
 
 def test_web_pages_never_import_the_pipeline_or_the_worker() -> None:
-    bad = {_rel(p): sorted(m for m in _imported_modules(p)
-                           if m.startswith(("core.pipeline", "core.worker", "tensorflow")))
-           for p in WEB}
+    bad = {
+        _rel(p): sorted(
+            m
+            for m in _imported_modules(p)
+            if m.startswith(("core.pipeline", "core.worker", "tensorflow"))
+        )
+        for p in WEB
+    }
     assert not {k: v for k, v in bad.items() if v}, bad
 
 

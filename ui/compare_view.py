@@ -19,10 +19,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.errors import StudioError
 from core.model.naming import short_layer_name
 from core.options import PRESETS, Preset
 from core.server import jobs
-from ui import compare_charts
+from ui import compare_charts, job_view
 from ui.errors import show_error
 from ui.format import download_name, human_bytes
 from ui.identity import current_user
@@ -251,10 +252,10 @@ def show_downloads(job: jobs.Job, report: dict[str, Any], *, key: str) -> None:
             key=f"{key}.pick",
         )
         row = rows[labels.index(pick)]
-        path = jobs.artifact_path(row["artifact_sha"])
+        row_sha = str(row["artifact_sha"])
         c2.download_button(
             "Download .tflite",
-            data=lambda: path.read_bytes(),
+            data=lambda: jobs.read_artifact(row_sha),
             file_name=download_name(
                 job.model_name, pick.replace(", ", "-").replace(" ", "_"), "tflite"
             ),
@@ -385,10 +386,10 @@ def show_reconvert_result(eval_job: jobs.Job, report: dict[str, Any]) -> None:
     for w in row.get("warnings") or []:
         st.warning(w, icon=":material/warning:")
     if res.get("output_sha"):
-        path = jobs.artifact_path(res["output_sha"])
+        out_sha = str(res["output_sha"])
         st.download_button(
             "Download this .tflite",
-            data=lambda: path.read_bytes(),
+            data=lambda: jobs.read_artifact(out_sha),
             file_name=download_name(
                 eval_job.model_name, row["label"].replace(", ", "-").replace(" ", "_"), "tflite"
             ),
@@ -399,13 +400,29 @@ def show_reconvert_result(eval_job: jobs.Job, report: dict[str, Any]) -> None:
         )
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _diff(sha_a: str, sha_b: str, name_a: str, name_b: str) -> dict[str, Any]:
-    from core.model.diff import diff_models
+_DIFFS = "compare.diff_jobs"
 
-    return diff_models(
-        jobs.artifact_path(sha_a), jobs.artifact_path(sha_b), name_a=name_a, name_b=name_b
-    ).to_dict()
+
+def _diff_job(a: dict[str, Any], b: dict[str, Any], name_a: str, name_b: str) -> jobs.Job:
+    """The diff of two stored models, made by a sandboxed worker (a job); one
+    job per pair in this session."""
+    known: dict[str, str] = st.session_state.setdefault(_DIFFS, {})
+    sha_a, sha_b = str(a["artifact_sha"]), str(b["artifact_sha"])
+    pair = f"{sha_a}:{sha_b}:{name_a}:{name_b}"
+    job = job_view.load_job(known[pair]) if pair in known else None
+    if job is None:
+        job = jobs.submit(
+            jobs.JobKind.DIFF,
+            jobs.ArtifactRef(sha_a, int(a.get("size_bytes") or 0), f"{name_a}.tflite"),
+            model_name=f"{name_a}.tflite",
+            params={"name_a": name_a, "name_b": name_b},
+            user=current_user(),
+            extra_files={
+                "b": jobs.ArtifactRef(sha_b, int(b.get("size_bytes") or 0), f"{name_b}.tflite")
+            },
+        )
+        known[pair] = job.id
+    return job
 
 
 def show_diff(
@@ -430,14 +447,13 @@ def show_diff(
         return
     ra, rb = rows[labels.index(a)], rows[labels.index(b)]
     try:
-        d = _diff(ra["artifact_sha"], rb["artifact_sha"], a, b)
-    except Exception as e:
-        from core.errors import StudioError
-
-        if isinstance(e, StudioError):
-            show_error(e)
-            return
-        raise
+        job = _diff_job(ra, rb, a, b)
+    except StudioError as e:
+        show_error(e)
+        return
+    if job_view.show_unfinished(job, key=f"{key}.job", retry=False):
+        return
+    d = (job.result or {}).get("diff") or {}
     st.markdown(d["summary"])
     c = st.columns(4)
     c[0].metric("Ops added", len(d["ops_added"]))

@@ -10,9 +10,9 @@ from core.server.netron import safe_model_name, viewer_url
 __all__ = ["show_graph"]
 
 
-def show_graph(sha: str, name: str, *, height: int = 640) -> None:
+def show_graph(job_id: str, name: str, *, height: int = 640) -> None:
     """The Netron graph of a stored ``.tflite``, in a same-origin frame."""
-    url = viewer_url(sha, name)
+    url = viewer_url(job_id, name)
     st.iframe(url, height=height, alt=f"Graph of {safe_model_name(name)} in Netron")
     st.caption(
         f"Drag to move, scroll to zoom, click a node for its details. "

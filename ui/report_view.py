@@ -1,22 +1,18 @@
 """A finished job's report on a page: headline numbers, downloads, where the
 model runs, charts, the Netron graph, then the tables.
 
-The JSON report is a content-addressed artifact written by the job; Markdown and
-HTML are rendered from the ``.tflite`` by ``core.model.report`` only when someone
-clicks their download button.
+The report is written by the job's sandboxed worker in JSON, Markdown and
+HTML, and stored as content-addressed artifacts; the page only reads them.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from core.errors import StudioError
 from core.server import jobs
 from ui import charts
 from ui.format import download_name, human_bytes
@@ -25,6 +21,8 @@ from ui.netron import show_graph
 __all__ = [
     "VERDICT_WORDS",
     "load_report",
+    "read_report",
+    "render_report",
     "show_downloads",
     "show_verdict_strip",
     "show_headline",
@@ -44,8 +42,8 @@ _PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "s
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _read_report(sha: str) -> dict[str, Any]:
-    return json.loads(jobs.artifact_path(sha).read_text(encoding="utf-8"))
+def read_report(sha: str) -> dict[str, Any]:
+    return json.loads(jobs.read_artifact(sha).decode("utf-8"))
 
 
 def load_report(job: jobs.Job) -> dict[str, Any] | None:
@@ -54,7 +52,7 @@ def load_report(job: jobs.Job) -> dict[str, Any] | None:
     if not sha:
         return None
     try:
-        return _read_report(sha)
+        return read_report(sha)
     except (OSError, ValueError):
         return None
 
@@ -63,29 +61,16 @@ def _preset(job: jobs.Job) -> str | None:
     return job.preset or None if job.kind is jobs.JobKind.CONVERT else None
 
 
-def _render(job: jobs.Job, fmt: str) -> str:
-    """Markdown / HTML report of the job's .tflite (on a download click)."""
-    from core.model.compat import MicroProbeResult
-    from core.model.report import build_report, render
-
-    stored = (load_report(job) or {}).get("micro_probe")
-    conv = (job.result or {}).get("conversion") or {}
-    name = download_name(job.model_name, _preset(job), "tflite")
-    d = Path(tempfile.mkdtemp(prefix="tflite-studio-report-"))
-    try:
-        p = d / name  # the report shows this file name, not the content id
-        os.symlink(jobs.artifact_path(str(job.output_sha)), p)
-        # the worker's probe result and hash: a click starts no TFLite Micro process
-        report = build_report(
-            p,
-            source_kind=conv.get("input_kind"),
-            source_size=conv.get("input_size"),
-            sha256=job.output_sha,
-            micro_probe=MicroProbeResult(**stored) if stored else None,
+def render_report(job: jobs.Job, fmt: str) -> str:
+    """The Markdown / HTML report the job's worker rendered (stored with the
+    job: a click reads a file and parses no model)."""
+    sha = (job.result or {}).get({"md": "report_md_sha", "html": "report_html_sha"}[fmt])
+    if not sha:
+        raise StudioError(
+            "This job has no rendered report in that format.",
+            "Inspect the .tflite again to make one.",
         )
-        return render(report, fmt)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+    return jobs.read_artifact(str(sha)).decode("utf-8")
 
 
 def show_downloads(job: jobs.Job, *, key: str) -> None:
@@ -93,11 +78,11 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
     if not job.output_sha:
         return
     preset = _preset(job)
-    tfl = jobs.artifact_path(job.output_sha)
+    tfl_sha = str(job.output_sha)
     c = st.columns(4)
     c[0].download_button(
         "Download .tflite",
-        data=lambda: tfl.read_bytes(),
+        data=lambda: jobs.read_artifact(tfl_sha),
         file_name=download_name(job.model_name, preset, "tflite"),
         mime="application/octet-stream",
         type="primary",
@@ -107,10 +92,10 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
         width="stretch",
     )
     if job.report_sha:
-        rep = jobs.artifact_path(job.report_sha)
+        rep_sha = str(job.report_sha)
         c[1].download_button(
             "Report (HTML)",
-            data=lambda: _render(job, "html"),
+            data=lambda: render_report(job, "html"),
             file_name=download_name(job.model_name, preset, "html"),
             mime="text/html",
             icon=":material/description:",
@@ -121,7 +106,7 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
         )
         c[2].download_button(
             "Report (Markdown)",
-            data=lambda: _render(job, "md"),
+            data=lambda: render_report(job, "md"),
             file_name=download_name(job.model_name, preset, "md"),
             mime="text/markdown",
             icon=":material/article:",
@@ -132,7 +117,7 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
         )
         c[3].download_button(
             "Report (JSON)",
-            data=lambda: rep.read_bytes(),
+            data=lambda: jobs.read_artifact(rep_sha),
             file_name=download_name(job.model_name, preset, "json"),
             mime="application/json",
             icon=":material/data_object:",
@@ -444,6 +429,6 @@ def show_report(job: jobs.Job, *, key: str) -> None:
     st.subheader("What is inside")
     show_charts(report, key=f"{key}.charts")
     st.subheader("Graph")
-    show_graph(str(job.output_sha), download_name(job.model_name, _preset(job), "tflite"))
+    show_graph(job.id, download_name(job.model_name, _preset(job), "tflite"))
     st.subheader("Details")
     show_tables(report, key=f"{key}.tables")

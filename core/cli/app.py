@@ -14,6 +14,7 @@ import click
 from core.cli.options import convert_options, options_from_kw, run_context
 from core.errors import OptionsError, StudioError
 from core.options import PRESETS
+from core.pipeline.isolation import RunContext
 
 __all__ = ["main", "cli"]
 
@@ -69,7 +70,8 @@ def convert_cmd(
 
     opts = options_from_kw(kw)
     output.unlink(missing_ok=True)
-    result = convert_model(model, output, opts, ctx=run_context(timeout))
+    ctx = run_context(timeout)
+    result = convert_model(model, output, opts, ctx=ctx)
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     ratio = result.output_size / result.input_size if result.input_size else 0
@@ -80,14 +82,14 @@ def convert_cmd(
     )
     if report_path:
         try:
-            report = _conversion_report(result, output)
+            report = _conversion_report(result, output, ctx.quiet())
             report_path.write_text(json.dumps(report, indent=2), encoding="utf-8")
         except BaseException:
             output.unlink(missing_ok=True)
             raise
 
 
-def _conversion_report(result: Any, output: Path) -> dict[str, Any]:
+def _conversion_report(result: Any, output: Path, ctx: RunContext) -> dict[str, Any]:
     d = result.to_dict()
     report: dict[str, Any] = {
         "schema_version": 1,
@@ -110,11 +112,15 @@ def _conversion_report(result: Any, output: Path) -> dict[str, Any]:
         "tf_version": d["tf_version"],
         "warnings": d["warnings"],
     }
-    from core.pipeline.inspect import inspect_tflite
+    import tempfile
 
-    report["model"] = inspect_tflite(
-        output, source_kind=d["input_kind"], source_size=d["input_size"]
-    ).to_dict()
+    from core.pipeline.inspect import inspect_file
+
+    with tempfile.TemporaryDirectory(prefix="tflite-report-") as tmp:
+        done = inspect_file(
+            output, out_dir=tmp, source_kind=d["input_kind"], source_size=d["input_size"], ctx=ctx
+        )
+        report["model"] = json.loads(done.json_path.read_text(encoding="utf-8"))
     return report
 
 
@@ -127,10 +133,13 @@ def _conversion_report(result: Any, output: Path) -> dict[str, Any]:
 @click.option("--no-micro", is_flag=True, help="Skip the TFLite Micro load check.")
 def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool) -> None:
     """Report what is inside FILE.tflite: ops, tensors, sizes, compatibility."""
-    from core.model.report import render
-    from core.pipeline.inspect import inspect_tflite
+    import tempfile
 
-    _write_text(render(inspect_tflite(file, micro=not no_micro), fmt), output)
+    from core.pipeline.inspect import inspect_file
+
+    with tempfile.TemporaryDirectory(prefix="tflite-report-") as tmp:
+        done = inspect_file(file, out_dir=tmp, micro=not no_micro, ctx=run_context(quiet=True))
+        _write_text(done.path(fmt).read_text(encoding="utf-8"), output)
 
 
 @cli.command("serve")
@@ -146,6 +155,13 @@ def serve_cmd(port: int, host: str | None) -> None:
 
     settings = load_settings()
     root = Path(__file__).resolve().parent.parent.parent
+    if not (root / "app.py").is_file() or not (root / "pages").is_dir():
+        raise OptionsError(
+            "tflite-studio serve runs from a checkout of TFLite Studio: the web pages "
+            "(app.py, studio.py, pages/, ui/) are not part of the installed package.",
+            "Clone the repository and run `make run` there; convert, inspect and the other "
+            "commands work from the installed package.",
+        )
     has_login = settings.login_required
     if host is None:
         host = "0.0.0.0" if has_login else "127.0.0.1"

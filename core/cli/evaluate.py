@@ -301,9 +301,11 @@ def sweep_cmd(
 def diff_cmd(a: Path, b: Path, fmt: str, output: Path | None) -> None:
     """What changed from A.tflite to B.tflite: ops added, removed or changed,
     tensors whose type, shape or quantization changed, size per op type."""
-    from core.model.diff import diff_models, render_diff
+    from core.pipeline.diff import diff_files
 
-    _emit(render_diff(diff_models(a, b), fmt), output)
+    res = diff_files(a, b, ctx=run_context(quiet=True))
+    text = {"json": json.dumps(res.diff, indent=2), "text": res.text, "md": res.md}[fmt]
+    _emit(text, output)
 
 
 COMMANDS = [benchmark_cmd, evaluate_cmd, layers_cmd, sweep_cmd, diff_cmd]

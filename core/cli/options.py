@@ -12,7 +12,7 @@ import click
 from core.errors import OptionsError
 from core.options import PRESET_IDS, ConversionOptions, Preset, parse_input_shape
 from core.pipeline.isolation import RunContext, WorkerLimits
-from core.server.settings import load_settings
+from core.server.settings import load_settings, sandbox_for
 
 __all__ = ["PRESET_IDS", "convert_options", "source_options", "options_from_kw", "run_context"]
 
@@ -20,9 +20,10 @@ __all__ = ["PRESET_IDS", "convert_options", "source_options", "options_from_kw",
 def run_context(timeout: float | None = None, *, quiet: bool = False) -> RunContext:
     """How the CLI runs worker tasks: the server's limits (``--timeout`` wins)
     and progress lines on stderr."""
-    limits = WorkerLimits.from_settings(load_settings(), timeout)
+    settings = load_settings()
+    limits = WorkerLimits.from_settings(settings, timeout)
     say = None if quiet else (lambda m: click.echo(f"  {m}…", err=True))
-    return RunContext(limits=limits, on_progress=say)
+    return RunContext(limits=limits, on_progress=say, sandbox=sandbox_for(settings))
 
 
 # Options about the model and its calibration data; every converting command takes them.

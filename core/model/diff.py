@@ -30,6 +30,7 @@ from core.model.reader import (
     ModelInfo,
     OperatorInfo,
     Quantization,
+    SubgraphInfo,
     TensorInfo,
     read_model,
     weights_by_op,
@@ -209,8 +210,8 @@ def _quant_words(t: TensorInfo) -> str:
             f"{dt} per-channel on axis {q.quantized_dimension}: {len(q.scales)} scales "
             f"{lo:.3g}…{hi:.3g}, {zp}"
         )
-    zp = q.zero_points[0] if q.zero_points else 0
-    return f"{dt} scale {q.scales[0]:.6g}, zero point {zp}"
+    zp0 = q.zero_points[0] if q.zero_points else 0
+    return f"{dt} scale {q.scales[0]:.6g}, zero point {zp0}"
 
 
 def _same_quant(a: Quantization | None, b: Quantization | None) -> bool:
@@ -279,13 +280,14 @@ def _out_name(op: OperatorInfo, ts: tuple[TensorInfo, ...]) -> str:
 # ---------------------------------------------------------------- the diff
 
 
-def _align(
-    a: tuple[OperatorInfo, ...], b: tuple[OperatorInfo, ...]
-) -> list[tuple[str, int, int, int, int]]:
+_Opcode = tuple[str, int, int, int, int]  # difflib's (tag, i1, i2, j1, j2)
+
+
+def _align(a: tuple[OperatorInfo, ...], b: tuple[OperatorInfo, ...]) -> list[_Opcode]:
     na, nb = [o.name for o in a], [o.name for o in b]
     if len(na) > _MAX_SEQUENCE or len(nb) > _MAX_SEQUENCE:
         n = min(len(na), len(nb))
-        ops: list[tuple[str, int, int, int, int]] = []
+        ops: list[_Opcode] = []
         for i in range(n):
             ops.append(("equal" if na[i] == nb[i] else "replace", i, i + 1, i, i + 1))
         if len(na) > n:
@@ -293,7 +295,124 @@ def _align(
         if len(nb) > n:
             ops.append(("insert", n, n, n, len(nb)))
         return ops
-    return difflib.SequenceMatcher(a=na, b=nb, autojunk=False).get_opcodes()
+    return list(difflib.SequenceMatcher(a=na, b=nb, autojunk=False).get_opcodes())
+
+
+@dataclass
+class _Changes:
+    """What ``diff_models`` collects, subgraph by subgraph."""
+
+    added: list[OpChange] = field(default_factory=list)
+    removed: list[OpChange] = field(default_factory=list)
+    changed: list[OpChange] = field(default_factory=list)
+    tensors_changed: list[TensorChange] = field(default_factory=list)
+    tensors_added: list[str] = field(default_factory=list)
+    tensors_removed: list[str] = field(default_factory=list)
+
+
+def _diff_ops(s: int, sa: SubgraphInfo, sb: SubgraphInfo, acc: _Changes) -> list[tuple[int, int]]:
+    """Record op changes of one subgraph; returns the tensor index pairs
+    (A, B) its aligned ops and its inputs/outputs match structurally."""
+    ta, tb = sa.tensors, sb.tensors
+    pairs: list[tuple[int, int]] = []
+    for tag, i1, i2, j1, j2 in _align(sa.operators, sb.operators):
+        if tag == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2)):
+                oa, ob = sa.operators[i], sb.operators[j]
+                det = _op_details(oa, ob, ta, tb)
+                if det:
+                    acc.changed.append(
+                        OpChange("changed", ob.name, s, i, j, _out_name(ob, tb), det)
+                    )
+                pairs.extend(zip(oa.inputs, ob.inputs))
+                pairs.extend(zip(oa.outputs, ob.outputs))
+            continue
+        for i in range(i1, i2):
+            oa = sa.operators[i]
+            acc.removed.append(OpChange("removed", oa.name, s, i, None, _out_name(oa, ta)))
+        for j in range(j1, j2):
+            ob = sb.operators[j]
+            acc.added.append(OpChange("added", ob.name, s, None, j, _out_name(ob, tb)))
+    pairs.extend(zip(sa.inputs, sb.inputs))
+    pairs.extend(zip(sa.outputs, sb.outputs))
+    return pairs
+
+
+def _match_tensors(
+    ta: tuple[TensorInfo, ...], tb: tuple[TensorInfo, ...], pairs: list[tuple[int, int]]
+) -> tuple[dict[int, tuple[int, str]], set[int]]:
+    """B index -> (A index, "name" | "position"), and the A indices used:
+    by name (unique names only), then structurally."""
+    by_name_a: dict[str, list[int]] = defaultdict(list)
+    for t in ta:
+        by_name_a[t.name].append(t.index)
+    match: dict[int, tuple[int, str]] = {}
+    used_a: set[int] = set()
+    for t in tb:
+        cands = by_name_a.get(t.name) or []
+        if len(cands) == 1 and t.name and cands[0] not in used_a:
+            match[t.index] = (cands[0], "name")
+            used_a.add(cands[0])
+    for ia, ib in pairs:
+        if ia < 0 or ib < 0 or ib in match or ia in used_a:
+            continue
+        if ia < len(ta) and ib < len(tb):
+            match[ib] = (ia, "position")
+            used_a.add(ia)
+    return match, used_a
+
+
+def _tensor_change(s: int, u: TensorInfo, t: TensorInfo, how: str) -> TensorChange | None:
+    what = []
+    if u.dtype != t.dtype:
+        what.append("dtype")
+    if tuple(u.shape) != tuple(t.shape):
+        what.append("shape")
+    if not _same_quant(u.quantization, t.quantization):
+        what.append("quantization")
+    if not what:
+        return None
+    return TensorChange(
+        name=t.name,
+        name_a=u.name,
+        subgraph=s,
+        matched_by=how,
+        dtype_a=u.dtype,
+        dtype_b=t.dtype,
+        shape_a=tuple(u.shape),
+        shape_b=tuple(t.shape),
+        quant_a=_quant_words(u),
+        quant_b=_quant_words(t),
+        bytes_a=u.bytes,
+        bytes_b=t.bytes,
+        changed=tuple(what),
+    )
+
+
+def _diff_subgraph(s: int, sa: SubgraphInfo, sb: SubgraphInfo, acc: _Changes) -> None:
+    pairs = _diff_ops(s, sa, sb, acc)
+    ta, tb = sa.tensors, sb.tensors
+    match, used_a = _match_tensors(ta, tb, pairs)
+    for t in tb:
+        if t.index not in match:
+            acc.tensors_added.append(t.name)
+            continue
+        ia, how = match[t.index]
+        change = _tensor_change(s, ta[ia], t, how)
+        if change is not None:
+            acc.tensors_changed.append(change)
+    acc.tensors_removed.extend(ta[i].name for i in range(len(ta)) if i not in used_a)
+
+
+def _by_op_type(ma: ModelInfo, mb: ModelInfo) -> tuple[OpTypeSize, ...]:
+    ca, wa = _per_op_type(ma)
+    cb, wb = _per_op_type(mb)
+    return tuple(
+        OpTypeSize(op, ca.get(op, 0), cb.get(op, 0), wa.get(op, 0), wb.get(op, 0))
+        for op in sorted(
+            set(ca) | set(cb) | set(wa) | set(wb), key=lambda k: (-(wa.get(k, 0) + wb.get(k, 0)), k)
+        )
+    )
 
 
 def diff_models(
@@ -310,126 +429,37 @@ def diff_models(
     mb = b if isinstance(b, ModelInfo) else read_model(b, check_zeros=False)
     la = name_a or (Path(a).name if isinstance(a, (str, os.PathLike)) else "A")
     lb = name_b or (Path(b).name if isinstance(b, (str, os.PathLike)) else "B")
-
-    added: list[OpChange] = []
-    removed: list[OpChange] = []
-    changed: list[OpChange] = []
-    tchanged: list[TensorChange] = []
-    tadded: list[str] = []
-    tremoved: list[str] = []
+    acc = _Changes()
     notes: list[str] = []
     if len(ma.subgraphs) != len(mb.subgraphs):
         notes.append(
             f"A has {len(ma.subgraphs)} subgraph(s), B has {len(mb.subgraphs)}; "
             "subgraphs are compared by position."
         )
-
     for s in range(min(len(ma.subgraphs), len(mb.subgraphs))):
-        sa, sb = ma.subgraphs[s], mb.subgraphs[s]
-        ta, tb = sa.tensors, sb.tensors
-        pairs: list[tuple[int, int]] = []  # tensor index pairs matched structurally
-        for tag, i1, i2, j1, j2 in _align(sa.operators, sb.operators):
-            if tag == "equal":
-                for i, j in zip(range(i1, i2), range(j1, j2)):
-                    oa, ob = sa.operators[i], sb.operators[j]
-                    det = _op_details(oa, ob, ta, tb)
-                    if det:
-                        changed.append(
-                            OpChange("changed", ob.name, s, i, j, _out_name(ob, tb), det)
-                        )
-                    pairs.extend(zip(oa.inputs, ob.inputs))
-                    pairs.extend(zip(oa.outputs, ob.outputs))
-                continue
-            for i in range(i1, i2):
-                oa = sa.operators[i]
-                removed.append(OpChange("removed", oa.name, s, i, None, _out_name(oa, ta)))
-            for j in range(j1, j2):
-                ob = sb.operators[j]
-                added.append(OpChange("added", ob.name, s, None, j, _out_name(ob, tb)))
-        pairs.extend(zip(sa.inputs, sb.inputs))
-        pairs.extend(zip(sa.outputs, sb.outputs))
-
-        # match tensors: by name (unique names only), then structurally
-        by_name_a: dict[str, list[int]] = defaultdict(list)
-        for t in ta:
-            by_name_a[t.name].append(t.index)
-        match: dict[int, tuple[int, str]] = {}  # b index -> (a index, how)
-        used_a: set[int] = set()
-        for t in tb:
-            cands = by_name_a.get(t.name) or []
-            if len(cands) == 1 and t.name and cands[0] not in used_a:
-                match[t.index] = (cands[0], "name")
-                used_a.add(cands[0])
-        for ia, ib in pairs:
-            if ia < 0 or ib < 0 or ib in match or ia in used_a:
-                continue
-            if ia < len(ta) and ib < len(tb):
-                match[ib] = (ia, "position")
-                used_a.add(ia)
-        for t in tb:
-            if t.index not in match:
-                tadded.append(t.name)
-                continue
-            ia, how = match[t.index]
-            u = ta[ia]
-            what = []
-            if u.dtype != t.dtype:
-                what.append("dtype")
-            if tuple(u.shape) != tuple(t.shape):
-                what.append("shape")
-            if not _same_quant(u.quantization, t.quantization):
-                what.append("quantization")
-            if what:
-                tchanged.append(
-                    TensorChange(
-                        name=t.name,
-                        name_a=u.name,
-                        subgraph=s,
-                        matched_by=how,
-                        dtype_a=u.dtype,
-                        dtype_b=t.dtype,
-                        shape_a=tuple(u.shape),
-                        shape_b=tuple(t.shape),
-                        quant_a=_quant_words(u),
-                        quant_b=_quant_words(t),
-                        bytes_a=u.bytes,
-                        bytes_b=t.bytes,
-                        changed=tuple(what),
-                    )
-                )
-        tremoved.extend(ta[i].name for i in range(len(ta)) if i not in used_a)
-
+        _diff_subgraph(s, ma.subgraphs[s], mb.subgraphs[s], acc)
     for s in range(len(mb.subgraphs), len(ma.subgraphs)):
-        removed.extend(
+        acc.removed.extend(
             OpChange("removed", o.name, s, o.index, None, _out_name(o, ma.subgraphs[s].tensors))
             for o in ma.subgraphs[s].operators
         )
     for s in range(len(ma.subgraphs), len(mb.subgraphs)):
-        added.extend(
+        acc.added.extend(
             OpChange("added", o.name, s, None, o.index, _out_name(o, mb.subgraphs[s].tensors))
             for o in mb.subgraphs[s].operators
         )
-
-    ca, wa = _per_op_type(ma)
-    cb, wb = _per_op_type(mb)
-    by_type = tuple(
-        OpTypeSize(op, ca.get(op, 0), cb.get(op, 0), wa.get(op, 0), wb.get(op, 0))
-        for op in sorted(
-            set(ca) | set(cb) | set(wa) | set(wb), key=lambda k: (-(wa.get(k, 0) + wb.get(k, 0)), k)
-        )
-    )
     return ModelDiff(
         name_a=la,
         name_b=lb,
         size_a=ma.file_size,
         size_b=mb.file_size,
-        ops_added=tuple(added),
-        ops_removed=tuple(removed),
-        ops_changed=tuple(changed),
-        tensors_changed=tuple(tchanged),
-        tensors_added=tuple(tadded),
-        tensors_removed=tuple(tremoved),
-        by_op_type=by_type,
+        ops_added=tuple(acc.added),
+        ops_removed=tuple(acc.removed),
+        ops_changed=tuple(acc.changed),
+        tensors_changed=tuple(acc.tensors_changed),
+        tensors_added=tuple(acc.tensors_added),
+        tensors_removed=tuple(acc.tensors_removed),
+        by_op_type=_by_op_type(ma, mb),
         subgraphs_a=len(ma.subgraphs),
         subgraphs_b=len(mb.subgraphs),
         notes=tuple(notes),
@@ -462,7 +492,7 @@ def render_diff(diff: ModelDiff, fmt: str = "text") -> str:
         lines.append(f"note: {n}")
 
     lines.append(h("Size per op type"))
-    rows = [("op", "count A", "count B", "weights A", "weights B")]
+    rows: list[tuple[str, ...]] = [("op", "count A", "count B", "weights A", "weights B")]
     for s in diff.by_op_type:
         rows.append(
             (

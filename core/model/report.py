@@ -2,26 +2,24 @@
 
 ``build_report(path)`` reads the file (no TensorFlow), sizes its weights, checks
 every op against every target and returns a frozen ``Report``; ``render`` turns
-it into JSON, Markdown or a self-contained HTML page (charts inline, no network).
+it into JSON (``Report.to_dict``, built by ``core.model.report_json``), Markdown
+or a self-contained HTML page (charts inline, no network).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import mmap
 import os
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import OptionsError, TFLiteFormatError
 from core.model.compat import (
     MicroProbeResult,
-    OpVerdict,
-    Reason,
     Target,
     TargetVerdict,
     Verdict,
@@ -31,12 +29,15 @@ from core.model.reader import (
     ModelInfo,
     OperatorInfo,
     TensorInfo,
-    _gc_paused,
+    gc_paused,
     read_model,
-    weight_owners,
     weights_by_op,
 )
+from core.model.report_json import io_dicts, report_dict
 from core.units import human_bytes
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "REPORT_SCHEMA_VERSION",
@@ -113,8 +114,8 @@ class Report:
     micro_probe: MicroProbeResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        with _gc_paused():
-            return _to_dict(self)
+        with gc_paused():
+            return report_dict(self)
 
 
 # ----------------------------------------------------------------- building
@@ -219,8 +220,10 @@ def build_report(
             "Pass the size in bytes or None.",
         )
     model = info if info is not None else read_model(path)
-    in_memory = isinstance(path, (bytes, bytearray, memoryview))
-    name = "<bytes>" if in_memory else os.path.basename(os.fspath(path))
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        name = "<bytes>"
+    else:
+        name = os.path.basename(os.fspath(path))
     file = FileInfo(name=name, size_bytes=model.file_size, sha256=sha256 or file_sha256(path))
     probe = micro_probe
     compat = check_compatibility(model, micro_probe=probe)
@@ -234,251 +237,6 @@ def build_report(
     )
 
 
-# ----------------------------------------------------------------- to_dict
-
-
-def _finite(x: float) -> float | str:
-    # JSON has no NaN/Inf; keep them visible as strings.
-    return x if math.isfinite(x) else str(x)
-
-
-def _quant_dict(t: TensorInfo) -> dict[str, Any] | None:
-    q = t.quantization
-    if q is None:
-        return None
-    d: dict[str, Any] = {
-        "scales": [_finite(s) for s in q.scales],
-        "zero_points": list(q.zero_points),
-        "quantized_dimension": q.quantized_dimension,
-    }
-    if q.min or q.max:
-        d["min"] = [_finite(v) for v in q.min]
-        d["max"] = [_finite(v) for v in q.max]
-    if q.details:
-        d["details"] = q.details
-    return d
-
-
-def _sig(t: TensorInfo) -> list[int] | None:
-    return list(t.shape_signature) if t.shape_signature is not None else None
-
-
-def _tensor_dict(t: TensorInfo, weights_of: str | None) -> dict[str, Any]:
-    return {
-        "subgraph": t.subgraph,
-        "index": t.index,
-        "name": t.name,
-        "shape": list(t.shape),
-        "shape_signature": _sig(t),
-        "dtype": t.dtype,
-        "bytes": t.bytes,
-        "buffer": t.buffer,
-        "is_variable": t.is_variable,
-        "constant": t.is_constant,
-        "weights_of": weights_of,  # op type its buffer is counted for (once per buffer)
-        "quantization": _quant_dict(t),
-        "sparse": t.sparsity is not None,
-        "sparsity": None
-        if t.sparsity is None
-        else {
-            "traversal_order": list(t.sparsity.traversal_order),
-            "block_map": list(t.sparsity.block_map),
-            "dim_formats": list(t.sparsity.dim_formats),
-        },
-    }
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, float):
-        return _finite(v)
-    if isinstance(v, list):
-        return [_json_value(x) for x in v]
-    return v
-
-
-def _op_dict(op: OperatorInfo) -> dict[str, Any]:
-    return {
-        "subgraph": op.subgraph,
-        "index": op.index,
-        "op": op.name,
-        "kind": op.kind.value,
-        "version": op.version,
-        "inputs": list(op.inputs),
-        "outputs": list(op.outputs),
-        "options_type": op.options_type,
-        "options": {k: _json_value(v) for k, v in op.options.items()},
-        "fused_activation": op.fused_activation,
-        "custom_options_bytes": op.custom_options_bytes,
-    }
-
-
-def _reason_dict(r: Reason) -> dict[str, Any]:
-    d = {"message": r.message, "severity": r.severity.value, "source": r.source}
-    if r.hint:
-        d["hint"] = r.hint
-    return d
-
-
-def _opv_dict(o: OpVerdict) -> dict[str, Any]:
-    return {
-        "subgraph": o.subgraph,
-        "index": o.index,
-        "op": o.op,
-        "verdict": o.verdict.value,
-        "reasons": [_reason_dict(r) for r in o.reasons],
-    }
-
-
-def _target_dict(tv: TargetVerdict) -> dict[str, Any]:
-    return {
-        "title": tv.title,
-        "verdict": tv.verdict.value,
-        "summary": tv.summary,
-        "source": tv.source,
-        "counts": dict(tv.counts),
-        "model_reasons": [_reason_dict(r) for r in tv.model_reasons],
-        "by_op": {
-            name: {
-                "count": s.count,
-                "verdict": s.verdict.value,
-                "counts": dict(s.counts),
-                "reasons": [_reason_dict(r) for r in s.reasons],
-            }
-            for name, s in tv.by_op.items()
-        },
-        "ops": [_opv_dict(o) for o in tv.ops],
-        "details": {k: _json_value(v) for k, v in tv.details.items()},
-    }
-
-
-def _io(model: ModelInfo, which: str) -> list[dict[str, Any]]:
-    if not model.subgraphs:
-        return []
-    sg = model.subgraphs[0]
-    out = []
-    for i in getattr(sg, which):
-        if i < 0:
-            continue
-        t = sg.tensors[i]
-        out.append(
-            {
-                "name": t.name,
-                "index": t.index,
-                "shape": list(t.shape),
-                "shape_signature": _sig(t),
-                "dtype": t.dtype,
-                "quantization": _quant_dict(t),
-            }
-        )
-    return out
-
-
-def _size_dict(s: SizeBreakdown) -> dict[str, Any]:
-    return {
-        "file_bytes": s.file_bytes,
-        "weights_bytes": s.weights_bytes,
-        "metadata_bytes": s.metadata_bytes,
-        "overhead_bytes": s.overhead_bytes,
-        "overhead_share": round(s.overhead_share, 6),
-        "data_buffers_bytes": s.data_buffers_bytes,
-        "zero_buffers": {"count": s.zero_buffers, "bytes": s.zero_bytes},
-        "external_bytes": s.external_bytes,
-        "by_dtype": dict(s.by_dtype),
-        "by_op": dict(s.by_op),
-        "top_tensors": [
-            {
-                "subgraph": t.subgraph,
-                "index": t.index,
-                "name": t.name,
-                "dtype": t.dtype,
-                "shape": list(t.shape),
-                "bytes": t.bytes,
-                "op": t.op,
-            }
-            for t in s.top_tensors
-        ],
-        "source": None
-        if s.source is None
-        else {
-            "kind": s.source.kind,
-            "size_bytes": s.source.size_bytes,
-            "ratio": round(s.source.ratio, 6),
-            "saved_bytes": s.source.saved_bytes,
-        },
-    }
-
-
-def _to_dict(r: Report) -> dict[str, Any]:
-    m = r.model
-    owners = weight_owners(m)
-    ops = [op for sg in m.subgraphs for op in sg.operators]
-    cm = m.conversion_metadata
-    return {
-        "schema_version": r.schema_version,
-        "generator": "tflite-studio inspect",
-        "file": {"name": r.file.name, "size_bytes": r.file.size_bytes, "sha256": r.file.sha256},
-        "model": {
-            "schema_version": m.schema_version,
-            "description": m.description,
-            "num_subgraphs": len(m.subgraphs),
-            "num_operators": len(ops),
-            "num_tensors": sum(len(sg.tensors) for sg in m.subgraphs),
-            "num_buffers": len(m.buffers),
-        },
-        "subgraphs": [
-            {
-                "index": sg.index,
-                "name": sg.name,
-                "inputs": list(sg.inputs),
-                "outputs": list(sg.outputs),
-                "num_operators": len(sg.operators),
-                "num_tensors": len(sg.tensors),
-            }
-            for sg in m.subgraphs
-        ],
-        "inputs": _io(m, "inputs"),
-        "outputs": _io(m, "outputs"),
-        "signatures": [
-            {
-                "key": s.key,
-                "subgraph": s.subgraph,
-                "inputs": dict(s.inputs),
-                "outputs": dict(s.outputs),
-            }
-            for s in m.signatures
-        ],
-        "op_counts": dict(Counter(op.name for op in ops).most_common()),
-        "operators": [_op_dict(op) for op in ops],
-        "tensors": [
-            _tensor_dict(t, owners.get((t.subgraph, t.index)))
-            for sg in m.subgraphs
-            for t in sg.tensors
-        ],
-        "size": _size_dict(r.size),
-        "metadata": {
-            "entries": [
-                {"name": e.name, "buffer": e.buffer, "size_bytes": e.size} for e in m.metadata
-            ],
-            "min_runtime_version": m.min_runtime_version,
-            "conversion": None
-            if cm is None
-            else {
-                "tensorflow_version": cm.tensorflow_version,
-                "api_version": cm.api_version,
-                "model_type": cm.model_type,
-                "model_hash": cm.model_hash,
-                "optimization_modes": list(cm.optimization_modes),
-                "allow_custom_ops": cm.allow_custom_ops,
-                "enable_select_tf_ops": cm.enable_select_tf_ops,
-                "force_select_tf_ops": cm.force_select_tf_ops,
-                "sparsity_block_sizes": [list(b) for b in cm.sparsity_block_sizes],
-            },
-        },
-        "compatibility": {t.value: _target_dict(tv) for t, tv in r.compatibility.items()},
-        "micro_probe": asdict(r.micro_probe) if r.micro_probe else None,
-    }
-
-
 # ----------------------------------------------------------------- rendering
 
 
@@ -487,7 +245,7 @@ def _md_cell(value: Any) -> str:
 
 
 @lru_cache(maxsize=2)
-def _env(autoescape: bool):
+def _env(autoescape: bool) -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
@@ -552,8 +310,8 @@ def _view(report: Report) -> dict[str, Any]:
         "num_tensors": sum(len(sg.tensors) for sg in m.subgraphs),
         "activation_dtypes": ", ".join(f"{k} ({v})" for k, v in dtypes.most_common()),
         "compat_rows": compat_rows,
-        "inputs": _io(m, "inputs"),
-        "outputs": _io(m, "outputs"),
+        "inputs": io_dicts(m, "inputs"),
+        "outputs": io_dicts(m, "outputs"),
     }
 
 

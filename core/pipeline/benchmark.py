@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from core.errors import EvaluateError, OptionsError, Phase
-from core.pipeline.evaluate import runtime_blocker
 from core.pipeline.isolation import RunContext, run_task, work_folder
 from core.tasks.requests import LatencyRequest
 from core.tasks.results import LatencyResult, ThreadLatency
@@ -101,9 +100,6 @@ def benchmark(
             f"Use one of: {', '.join(RUNTIMES)}.",
             phase=Phase.OPTIONS,
         )
-    blocker = runtime_blocker(path)
-    if blocker is not None:
-        raise blocker
     ctx = (ctx or RunContext()).without_pool()  # LiteRT only: no TensorFlow to pre-load
     with work_folder(workdir, "tflite-bench-") as wd:
         request = LatencyRequest(

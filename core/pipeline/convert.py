@@ -40,15 +40,13 @@ def convert_model(
     model = Path(model_path).absolute()
     out = Path(out_path).resolve()
     with work_folder(workdir, "tflite-studio-") as wd:
-        partial = wd / "output.tflite.partial"
         request = ConvertRequest(
             model_path=str(model),
             display_name=display_name or model.name,
-            out_path=str(partial),
             options=absolute_options(options),
             unpack_limits=unpack_limits or UnpackLimits(),
         )
         result = run_task(request, ConversionResult, workdir=wd, ctx=ctx)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(partial), str(out))
+        shutil.move(str(wd / request.out_path), str(out))
         return replace(result, output_path=str(out))

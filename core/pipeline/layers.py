@@ -22,7 +22,6 @@ from pathlib import Path
 
 from core.errors import OptionsError
 from core.options import ConversionOptions, Preset
-from core.pipeline.evaluate import runtime_blocker
 from core.pipeline.isolation import RunContext, run_task, work_folder
 from core.tasks.layers import LayerErrorReport
 from core.tasks.requests import LayerCompareRequest, LayerDebugRequest
@@ -83,10 +82,6 @@ def compare_layers(
 ) -> LayerErrorReport:
     """Tensor-by-tensor error of ``quant_tflite`` against ``float_tflite`` on
     the reference inputs, in a light worker (LiteRT only)."""
-    for p in (float_tflite, quant_tflite):
-        b = runtime_blocker(p)
-        if b is not None:
-            raise b
     ctx = (ctx or RunContext()).without_pool()
     with work_folder(workdir, "tflite-layers-") as wd:
         request = LayerCompareRequest(

@@ -28,19 +28,14 @@ def pareto_front(rows: Sequence[SweepRow]) -> set[str]:
     front = set()
     for r in cand:
         rl = r.latency_ms if r.latency_ms is not None else math.inf
-        ra = _accuracy_key(r)
+        ra, rs = _accuracy_key(r), _size(r)
         dominated = False
         for o in cand:
             if o is r:
                 continue
             ol = o.latency_ms if o.latency_ms is not None else math.inf
-            oa = _accuracy_key(o)
-            if (
-                o.size_bytes <= r.size_bytes
-                and ol <= rl
-                and oa >= ra
-                and (o.size_bytes < r.size_bytes or ol < rl or oa > ra)
-            ):
+            oa, os_ = _accuracy_key(o), _size(o)
+            if os_ <= rs and ol <= rl and oa >= ra and (os_ < rs or ol < rl or oa > ra):
                 dominated = True
                 break
         if not dominated:
@@ -56,70 +51,60 @@ def _passes(m: dict[str, Any], th: Thresholds) -> bool:
     return float(m.get("cosine") or 0.0) >= th.cosine and snr_ok
 
 
-def recommend(
-    rows: Sequence[SweepRow], thresholds: Thresholds | None = None, *, synthetic_data: bool = False
-) -> Recommendation:
-    """The smallest measured row that meets the rule (ties: the faster one).
-
-    Rule for classifiers: top-1 agreement with the original ≥ 99 %; for other
-    outputs: cosine similarity ≥ 0.99 and SNR ≥ 20 dB on every output."""
-    th = thresholds or Thresholds()
-    measured = [r for r in rows if r.measured]
-    classifier = any(r.metrics.get("top1_agreement") is not None for r in measured)
+def _rule(th: Thresholds, classifier: bool) -> tuple[str, str]:
+    """The rule as an expression and in words."""
     if classifier:
-        rule = f"top1_agreement >= {th.top1_agreement:g}"
-        rule_words = (
+        return (
+            f"top1_agreement >= {th.top1_agreement:g}",
             f"the smallest model whose top-1 prediction agrees with the original "
-            f"model's on at least {th.top1_agreement:.0%} of the evaluation samples"
+            f"model's on at least {th.top1_agreement:.0%} of the evaluation samples",
         )
-    else:
-        rule = f"cosine >= {th.cosine:g} and snr_db >= {th.snr_db:g}"
-        rule_words = (
-            f"the smallest model whose outputs stay close to the original's: "
-            f"cosine similarity at least {th.cosine:g} and signal-to-noise ratio at "
-            f"least {th.snr_db:g} dB on every output"
-        )
-    if not measured:
-        converted = [r for r in rows if r.converted]
-        cannot = [r for r in rows if r.cannot_run_here]
-        if cannot:
-            text = (
-                "Nothing could be measured on this server: " + cannot[0].note + " "
-                "Pick by size only after checking accuracy on the device"
-                + (
-                    f"; the smallest converted file is {min(converted, key=_size).label}."
-                    if converted
-                    else "."
-                )
-            )
-        elif converted:
-            text = "The converted models could not be run here, so no preset is recommended."
-        else:
-            text = "No preset converted, so there is nothing to recommend; see each row's error."
-        return Recommendation(None, None, rule, text, ())
-    passing = [r for r in measured if _passes(r.metrics, th)]
-    if not passing:
-        best = max(measured, key=_accuracy_key)
-        text = (
-            f"No preset meets the rule ({rule_words}). The closest is {best.label} "
-            f"({_acc_words(best.metrics)}). Ship float32, or improve the calibration data "
-            "(more typical samples, the same scaling as real inputs) and run the sweep again."
-        )
-        return Recommendation(None, None, rule, text, ())
-    pick = min(
-        passing, key=lambda r: (_size(r), r.latency_ms if r.latency_ms is not None else math.inf)
+    return (
+        f"cosine >= {th.cosine:g} and snr_db >= {th.snr_db:g}",
+        f"the smallest model whose outputs stay close to the original's: "
+        f"cosine similarity at least {th.cosine:g} and signal-to-noise ratio at "
+        f"least {th.snr_db:g} dB on every output",
     )
+
+
+def _nothing_measured(rows: Sequence[SweepRow]) -> str:
+    converted = [r for r in rows if r.converted]
+    cannot = [r for r in rows if r.cannot_run_here]
+    if cannot:
+        smallest = (
+            f"; the smallest converted file is {min(converted, key=_size).label}."
+            if converted
+            else "."
+        )
+        return (
+            "Nothing could be measured on this server: " + cannot[0].note + " "
+            "Pick by size only after checking accuracy on the device" + smallest
+        )
+    if converted:
+        return "The converted models could not be run here, so no preset is recommended."
+    return "No preset converted, so there is nothing to recommend; see each row's error."
+
+
+def _pick_words(
+    pick: SweepRow,
+    passing: list[SweepRow],
+    measured: list[SweepRow],
+    rows: Sequence[SweepRow],
+    rule_words: str,
+    synthetic_data: bool,
+) -> str:
     parts = [
         f"Ship **{pick.label}**: {_size_words(pick, rows)}, "
-        f"{_latency_words(pick, rows)}, {_acc_words(pick.metrics)}."
+        f"{_latency_words(pick, rows)}, {_acc_words(pick.metrics)}.",
+        f"Rule: {rule_words}; ties go to the faster one.",
     ]
-    parts.append(f"Rule: {rule_words}; ties go to the faster one.")
     timed = [r for r in passing if r.latency_ms]
-    fastest = min(timed, key=lambda r: r.latency_ms) if timed else None
+    fastest = min(timed, key=lambda r: r.latency_ms or math.inf) if timed else None
     if (
         fastest is not None
         and fastest is not pick
         and pick.latency_ms
+        and fastest.latency_ms
         and pick.latency_ms > 1.2 * fastest.latency_ms
     ):
         parts.append(
@@ -146,9 +131,37 @@ def recommend(
             "The comparison ran on random inputs, so this says little about real "
             "accuracy; give evaluation data."
         )
-    return Recommendation(
-        pick.preset, pick.label, rule, " ".join(parts), tuple(r.label for r in passing)
+    return " ".join(parts)
+
+
+def recommend(
+    rows: Sequence[SweepRow], thresholds: Thresholds | None = None, *, synthetic_data: bool = False
+) -> Recommendation:
+    """The smallest measured row that meets the rule (ties: the faster one).
+
+    Rule for classifiers: top-1 agreement with the original ≥ 99 %; for other
+    outputs: cosine similarity ≥ 0.99 and SNR ≥ 20 dB on every output."""
+    th = thresholds or Thresholds()
+    measured = [r for r in rows if r.measured]
+    classifier = any(r.metrics.get("top1_agreement") is not None for r in measured)
+    rule, rule_words = _rule(th, classifier)
+    if not measured:
+        return Recommendation(None, None, rule, _nothing_measured(rows), ())
+    passing = [r for r in measured if _passes(r.metrics, th)]
+    if not passing:
+        best = max(measured, key=_accuracy_key)
+        text = (
+            f"No preset meets the rule ({rule_words}). The closest is {best.label} "
+            f"({_acc_words(best.metrics)}). Ship float32, or improve the calibration data "
+            "(more typical samples, the same scaling as real inputs) and run the sweep "
+            "again."
+        )
+        return Recommendation(None, None, rule, text, ())
+    pick = min(
+        passing, key=lambda r: (_size(r), r.latency_ms if r.latency_ms is not None else math.inf)
     )
+    text = _pick_words(pick, passing, measured, rows, rule_words, synthetic_data)
+    return Recommendation(pick.preset, pick.label, rule, text, tuple(r.label for r in passing))
 
 
 def _size(r: SweepRow) -> int:
@@ -157,9 +170,9 @@ def _size(r: SweepRow) -> int:
 
 def _size_words(r: SweepRow, rows: Sequence[SweepRow]) -> str:
     base = next((x for x in rows if x.preset == Preset.FLOAT32.value and x.converted), None)
-    s = f"{r.size_bytes / 1024:,.1f} KB"
+    s = f"{_size(r) / 1024:,.1f} KB"
     if base and base is not r and base.size_bytes:
-        s += f" ({r.size_bytes / base.size_bytes:.0%} of float32)"
+        s += f" ({_size(r) / base.size_bytes:.0%} of float32)"
     return s
 
 
@@ -168,7 +181,7 @@ def _latency_words(r: SweepRow, rows: Sequence[SweepRow]) -> str:
         return "latency not measured"
     s = f"{_ms_words(r.latency_ms)} median"
     base = next((x for x in rows if x.preset == Preset.FLOAT32.value and x.latency_ms), None)
-    if base and base is not r and r.latency_ms > 0:
+    if base and base is not r and base.latency_ms and r.latency_ms > 0:
         ratio = base.latency_ms / r.latency_ms
         s += (
             f" ({ratio:.1f}× faster than float32)"

@@ -230,7 +230,13 @@ def sweep(request: SweepRequest, ctx: RunContext | None = None) -> SweepReport:
     pool = None
     if ctx.pool is None:
         # two warm workers: the next conversion's TensorFlow import overlaps this one
-        pool = WarmPool(size=min(2, os.cpu_count() or 1), limits=ctx.limits, log_dir=wd / "logs")
+        pool = WarmPool(
+            size=min(2, os.cpu_count() or 1),
+            limits=ctx.limits,
+            log_dir=wd / "logs",
+            sandbox=ctx.sandbox,
+            scratch_root=ctx.scratch_root,
+        )
         pool.fill()
         ctx = replace(ctx, pool=pool)
     try:

@@ -58,6 +58,8 @@ __all__ = [
     "make_session_cookie",
     "read_session_cookie",
     "check_password",
+    "login_limiter",
+    "MAX_FAILS",
 ]
 
 COOKIE_NAME = "tflite_studio_session"
@@ -65,7 +67,7 @@ USER_HEADER = "x-tflite-studio-user"
 SCOPE_KEY = "tflite_studio.user"
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/_stcore/health", "/favicon.ico"})
 _SALT = "tflite-studio-login"
-_MAX_FAILS = 10  # wrong passwords per address ...
+MAX_FAILS = 10  # wrong passwords per address ...
 _FAIL_WINDOW_S = 300.0  # ... within this many seconds, then 429 until it passes
 
 # ---------------------------------------------------------------- secrets and cookies
@@ -195,7 +197,7 @@ def request_user(request: Any) -> str:
     return str(request.scope.get(SCOPE_KEY) or "local")
 
 
-class _FailureLimiter:
+class FailureLimiter:
     """Wrong passwords per client address, in a sliding window."""
 
     def __init__(self) -> None:
@@ -211,7 +213,7 @@ class _FailureLimiter:
                 return 0.0
             while q and now - q[0] > _FAIL_WINDOW_S:
                 q.popleft()
-            if len(q) >= _MAX_FAILS:
+            if len(q) >= MAX_FAILS:
                 return _FAIL_WINDOW_S - (now - q[0])
             return 0.0
 
@@ -219,14 +221,14 @@ class _FailureLimiter:
         with self._lock:
             if len(self._fails) > 10_000:
                 self._fails.clear()
-            self._fails.setdefault(addr, deque(maxlen=_MAX_FAILS)).append(time.monotonic())
+            self._fails.setdefault(addr, deque(maxlen=MAX_FAILS)).append(time.monotonic())
 
     def reset(self, addr: str) -> None:
         with self._lock:
             self._fails.pop(addr, None)
 
 
-_limiter = _FailureLimiter()
+login_limiter = FailureLimiter()  # one per process: the middleware and /login share it
 
 
 def _client(scope: Mapping[str, Any]) -> str:
@@ -259,10 +261,10 @@ class AuthMiddleware:
         addr = _client(scope)
         # While an address is blocked, its Authorization header is not even checked.
         user, wrong = _credentials(
-            self.settings, headers, cookies, check_header=not _limiter.blocked(addr)
+            self.settings, headers, cookies, check_header=not login_limiter.blocked(addr)
         )
         if wrong:
-            _limiter.fail(addr)
+            login_limiter.fail(addr)
         if user:
             scope[SCOPE_KEY] = user
             await self.app(scope, receive, send)
@@ -288,7 +290,7 @@ class AuthMiddleware:
             # Closing before accepting makes the server answer the handshake with 403.
             await send({"type": "websocket.close", "code": 1008})
             return
-        wait = _limiter.blocked(addr)
+        wait = login_limiter.blocked(addr)
         if path == "/api" or path.startswith("/api/"):
             if wait:
                 resp: Any = error_response(
@@ -415,13 +417,13 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
         if not str(form.get("name") or "").strip():
             return page(nxt, "Give your name.", status=400)
         if s.login_required:
-            wait = _limiter.blocked(addr)
+            wait = login_limiter.blocked(addr)
             if wait:
                 return page(nxt, f"Too many wrong passwords. Wait {wait:.0f} s.", name, status=429)
             if not check_password(s, str(form.get("password") or "")):
-                _limiter.fail(addr)
+                login_limiter.fail(addr)
                 return page(nxt, "Wrong password.", name, status=401)
-            _limiter.reset(addr)
+            login_limiter.reset(addr)
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(
             COOKIE_NAME,

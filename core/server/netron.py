@@ -3,7 +3,7 @@
 ``netron_routes(settings)`` returns Starlette routes that serve
 
 - ``/netron/``                         the viewer (the ``netron`` pip package's static files),
-- ``/netron/models/<sha>/<name>.tflite`` one stored artifact, by its SHA-256.
+- ``/netron/models/<job id>/<name>.tflite`` the ``.tflite`` that job produced.
 
 The viewer is patched at serve time so that it never leaves the app's origin:
 no Google Analytics, no cookie-consent dialog (and no ``ipinfo.io`` lookup
@@ -25,6 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from core.errors import StudioError
 
 __all__ = [
     "NETRON_PREFIX",
@@ -50,7 +52,7 @@ CSP = (
     "form-action 'none'; frame-ancestors 'self'"
 )
 
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_JOB_RE = re.compile(r"^[0-9a-f]{16,32}$")
 _ASSET_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}$")
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,120}\.tflite$")
 
@@ -161,13 +163,13 @@ def _patched_cached(name: str) -> bytes | None:
     return _patch_text(name, path.read_text(encoding="utf-8")).encode("utf-8")
 
 
-def model_url(sha: str, name: str = "model.tflite") -> str:
-    """URL of a stored artifact for the viewer (same origin, absolute path)."""
-    return f"{NETRON_PREFIX}/models/{sha}/{quote(safe_model_name(name))}"
+def model_url(job_id: str, name: str = "model.tflite") -> str:
+    """URL of a job's ``.tflite`` for the viewer (same origin, absolute path)."""
+    return f"{NETRON_PREFIX}/models/{job_id}/{quote(safe_model_name(name))}"
 
 
-def viewer_url(sha: str, name: str = "model.tflite") -> str:
-    return f"{NETRON_PREFIX}/index.html?url={quote(model_url(sha, name), safe='/')}"
+def viewer_url(job_id: str, name: str = "model.tflite") -> str:
+    return f"{NETRON_PREFIX}/index.html?url={quote(model_url(job_id, name), safe='/')}"
 
 
 def safe_model_name(name: str) -> str:
@@ -212,15 +214,28 @@ def netron_routes(settings: Any) -> list[Any]:
         )
 
     async def model(request: Any) -> Response:
-        sha = request.path_params["sha"]
+        # Only the .tflite a job produced, named by the job: never any file
+        # of the store picked by its hash.
+        job_id = request.path_params["job_id"]
         name = request.path_params["name"]
-        if not _SHA_RE.match(sha) or not _MODEL_NAME_RE.match(name):
+        if not _JOB_RE.match(job_id) or not _MODEL_NAME_RE.match(name):
             return _not_found()
+        from anyio import to_thread
+
         from core.server import jobs
 
-        path = jobs.store(settings).artifact_path(sha)
-        if not path.is_file():
+        st = jobs.store(settings)
+        try:
+            job = await to_thread.run_sync(st.get, job_id)
+            sha = job.output_sha
+            if not sha or job.purged_at is not None:
+                return _not_found()
+            path = await to_thread.run_sync(st.verified_artifact, sha)
+        except StudioError:
             return _not_found()
+        with open(path, "rb") as f:
+            if f.read(8)[4:8] != b"TFL3":
+                return _not_found()
         return FileResponse(
             path,
             media_type="application/octet-stream",
@@ -230,6 +245,6 @@ def netron_routes(settings: Any) -> list[Any]:
     return [
         Route(NETRON_PREFIX, index, methods=["GET"]),
         Route(f"{NETRON_PREFIX}/", index, methods=["GET"]),
-        Route(f"{NETRON_PREFIX}/models/{{sha}}/{{name}}", model, methods=["GET", "HEAD"]),
+        Route(f"{NETRON_PREFIX}/models/{{job_id}}/{{name}}", model, methods=["GET", "HEAD"]),
         Route(f"{NETRON_PREFIX}/{{name}}", asset, methods=["GET", "HEAD"]),
     ]

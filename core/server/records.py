@@ -30,6 +30,7 @@ class JobKind(str, enum.Enum):
     INSPECT = "inspect"
     EVALUATE = "evaluate"
     SWEEP = "sweep"
+    DIFF = "diff"
 
 
 class JobStatus(str, enum.Enum):

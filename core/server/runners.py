@@ -15,18 +15,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.errors import StudioError
+from core.errors import JobError, StudioError
 from core.model.naming import safe_model_name
-from core.model.report import render
 from core.options import ConversionOptions
 from core.pipeline.benchmark import benchmark, headline_latency
 from core.pipeline.convert import convert_model
+from core.pipeline.diff import diff_files
 from core.pipeline.evaluate import compute_reference, evaluate_tflite
-from core.pipeline.inspect import inspect_tflite
+from core.pipeline.inspect import inspect_file
 from core.pipeline.isolation import RunContext, WarmPool, WorkerLimits
 from core.pipeline.sweep import sweep
 from core.server.records import Job, JobKind
-from core.server.settings import Settings
+from core.server.settings import Settings, sandbox_for
 from core.tasks.sweep import SweepReport, SweepRequest, SweepRow
 
 __all__ = ["JobContext", "RUNNERS", "Runner"]
@@ -101,12 +101,15 @@ class JobContext:
 
     @property
     def run_context(self) -> RunContext:
+        s = self.store.settings
         return RunContext(
             limits=self.limits,
             pool=self.pool,
             on_progress=self.progress,
             cancel=self.cancel,
             on_start=self.on_start,
+            sandbox=sandbox_for(s),
+            scratch_root=str(Path(s.data_dir) / "sandbox"),
         )
 
     @property
@@ -173,7 +176,7 @@ def _run_convert(ctx: JobContext) -> dict[str, Any]:
         "report_sha": None,
     }
     try:
-        res["report_sha"] = _store_report(ctx, out, out_sha, result.input_kind, result.input_size)
+        res.update(_store_report(ctx, out, out_sha, result.input_kind, result.input_size))
     except StudioError as e:  # the .tflite is still good; say why there is no report
         log.warning("job %s: report failed: %s", ctx.job.id, e)
         res["report_error"] = e.to_dict()
@@ -182,19 +185,29 @@ def _run_convert(ctx: JobContext) -> dict[str, Any]:
 
 def _store_report(
     ctx: JobContext, tflite: Path, sha: str, kind: str | None, size: int | None
-) -> str | None:
-    report = inspect_tflite(tflite, source_kind=kind, source_size=size, sha256=sha)
-    sha, _ = ctx.store.put_artifact(render(report, "json").encode())
-    return sha
+) -> dict[str, str]:
+    """The report, built and rendered by sandboxed workers, stored in each format."""
+    done = inspect_file(
+        tflite,
+        out_dir=ctx.workdir / "report",
+        source_kind=kind,
+        source_size=size,
+        sha256=sha,
+        ctx=ctx.run_context.quiet(),
+    )
+    shas = {}
+    for fmt, key in (("json", "report_sha"), ("md", "report_md_sha"), ("html", "report_html_sha")):
+        shas[key], _ = ctx.store.put_artifact(done.path(fmt))
+    return shas
 
 
 def _run_inspect(ctx: JobContext) -> dict[str, Any]:
     ctx.progress("Reading the FlatBuffer")
-    report_sha = _store_report(ctx, ctx.input_path, ctx.job.input_sha, None, None)
+    shas = _store_report(ctx, ctx.input_path, ctx.job.input_sha, None, None)
     return {
         "output_sha": ctx.job.input_sha,
         "output_size": ctx.job.input_size,
-        "report_sha": report_sha,
+        **shas,
     }
 
 
@@ -307,9 +320,29 @@ def _run_evaluate(ctx: JobContext) -> dict[str, Any]:
     return {"row": row.to_dict(), "accuracy": acc.to_dict(), "latency": lat.to_dict()}
 
 
+def _run_diff(ctx: JobContext) -> dict[str, Any]:
+    """JobKind.DIFF: the job's input (A) against its file ``b``; ``params``
+    may give display names ``name_a`` / ``name_b``."""
+    p = ctx.job.params
+    b = ctx.file("b")
+    if b is None:
+        raise JobError("A diff needs a second .tflite file.", "Send it as the 'b' file.")
+    res = diff_files(
+        ctx.input_path,
+        b,
+        name_a=str(p.get("name_a") or ctx.job.model_name),
+        name_b=str(p.get("name_b") or b.name),
+        workdir=ctx.workdir / "diff",
+        ctx=ctx.run_context,
+    )
+    report_sha, _ = ctx.store.put_artifact(json.dumps(res.diff, indent=2).encode())
+    return {"diff": res.diff, "text": res.text, "md": res.md, "report_sha": report_sha}
+
+
 RUNNERS: dict[JobKind, Runner] = {
     JobKind.CONVERT: _run_convert,
     JobKind.INSPECT: _run_inspect,
     JobKind.SWEEP: _run_sweep,
     JobKind.EVALUATE: _run_evaluate,
+    JobKind.DIFF: _run_diff,
 }

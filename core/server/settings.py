@@ -14,7 +14,9 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-__all__ = ["Settings", "SETTING_HELP", "load_settings", "secrets_files"]
+from core.pipeline.sandbox import Sandbox
+
+__all__ = ["Settings", "SETTING_HELP", "load_settings", "secrets_files", "sandbox_for"]
 
 SETTING_HELP = {
     "data_dir": "Folder for the job database, the queue and artifacts (shared by all workers).",
@@ -31,6 +33,8 @@ SETTING_HELP = {
     "memory_mb": "Address-space cap of one job's process, in MiB.",
     "file_mb": "Largest file one job's process may write, in MiB.",
     "lease_s": "Seconds without a heartbeat after which a running job's worker counts as dead.",
+    "trusted_proxies": "Comma-separated addresses of reverse proxies whose X-Forwarded-For "
+    "names the client (empty: none; the peer address is the client).",
 }
 
 
@@ -50,10 +54,15 @@ class Settings:
     memory_mb: int = 6144
     file_mb: int = 4096
     lease_s: float = 60.0
+    trusted_proxies: str = ""
 
     @property
     def login_required(self) -> bool:
         return bool(self.password)
+
+    @property
+    def proxies(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
 
 def secrets_files() -> list[Path]:
@@ -102,3 +111,10 @@ def load_settings() -> Settings:
         kw["password"] = _password_from_secrets()
     s = Settings(**kw)  # type: ignore[arg-type]
     return replace(s, data_dir=s.data_dir.resolve())
+
+
+def sandbox_for(settings: Settings) -> Sandbox:
+    """The sandbox of this server's model tasks: the data folder and every
+    secrets file hidden; required on a shared server (one with a password)."""
+    hide = (str(settings.data_dir), *(str(p) for p in secrets_files()))
+    return Sandbox(hide=hide, required=settings.login_required)

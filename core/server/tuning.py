@@ -13,6 +13,7 @@ once at import of the app, before connections are accepted.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 __all__ = ["enable_tcp_nodelay"]
 
@@ -26,7 +27,9 @@ def enable_tcp_nodelay() -> None:
         return
     from asyncio import base_events
 
-    original = base_events._set_nodelay
+    # A private asyncio helper without a type stub: reached through the module's namespace.
+    namespace = vars(base_events)
+    original: Callable[[socket.socket], None] = namespace["_set_nodelay"]
 
     def _set_nodelay(sock: socket.socket) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
@@ -37,5 +40,5 @@ def enable_tcp_nodelay() -> None:
         else:
             original(sock)
 
-    base_events._set_nodelay = _set_nodelay  # type: ignore[attr-defined]
+    namespace["_set_nodelay"] = _set_nodelay
     _done = True

@@ -36,29 +36,41 @@ __all__ = [
     "MicroProbeRequest",
     "SelftestRequest",
     "SelftestResult",
+    "InspectRequest",
+    "InspectResult",
+    "DiffRequest",
+    "DiffResult",
     "REQUESTS",
 ]
 
 
 @dataclass(frozen=True)
 class TaskRequest(Serializable):
-    """Base: ``TASK`` names the worker entry, ``RESULT`` the type it returns."""
+    """Base: ``TASK`` names the worker entry, ``RESULT`` the type it returns.
+    ``INPUTS`` are the fields (dotted into nested requests) holding files the
+    task reads: the isolation module copies them into the worker's scratch
+    folder. ``OUTPUTS`` are the fields naming files the task writes, relative
+    to its scratch folder; they are moved to the caller's folder afterwards."""
 
     TASK: ClassVar[str] = ""
-    RESULT: ClassVar[type[Serializable]]
+    RESULT: ClassVar[type[Any]]
     PHASE: ClassVar[Phase] = Phase.JOB
+    INPUTS: ClassVar[tuple[str, ...]] = ()
+    OUTPUTS: ClassVar[tuple[str, ...]] = ()
 
 
 @dataclass(frozen=True)
 class ConvertRequest(TaskRequest):
     TASK: ClassVar[str] = "convert"
-    RESULT: ClassVar[type[Serializable]] = ConversionResult
+    RESULT: ClassVar[type[Any]] = ConversionResult
     PHASE: ClassVar[Phase] = Phase.CONVERT
+    INPUTS: ClassVar[tuple[str, ...]] = ("model_path", "options.calibration_path")
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("out_path",)
 
     model_path: str
     display_name: str
-    out_path: str
     options: ConversionOptions
+    out_path: str = "output.tflite"
     unpack_limits: UnpackLimits = field(default_factory=UnpackLimits)
 
 
@@ -67,13 +79,15 @@ class ReferenceRequest(TaskRequest):
     """Run the original model (TensorFlow) on the evaluation inputs."""
 
     TASK: ClassVar[str] = "reference"
-    RESULT: ClassVar[type[Serializable]] = Reference
+    RESULT: ClassVar[type[Any]] = Reference
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    INPUTS: ClassVar[tuple[str, ...]] = ("model_path", "options.calibration_path", "eval_path")
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("out_npz",)
 
     model_path: str
     display_name: str
     options: ConversionOptions
-    out_npz: str
+    out_npz: str = "reference.npz"
     eval_path: str | None = None
     max_samples: int = 1000
     task: str = "auto"  # "auto" | "classification" | "regression"
@@ -85,8 +99,9 @@ class TfliteEvalRequest(TaskRequest):
     """Run a ``.tflite`` (LiteRT) on a reference's inputs and compare."""
 
     TASK: ClassVar[str] = "tflite_eval"
-    RESULT: ClassVar[type[Serializable]] = AccuracyResult
+    RESULT: ClassVar[type[Any]] = AccuracyResult
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path", "reference.npz_path")
 
     tflite_path: str
     reference: Reference
@@ -98,8 +113,9 @@ class TfliteEvalRequest(TaskRequest):
 @dataclass(frozen=True)
 class LatencyRequest(TaskRequest):
     TASK: ClassVar[str] = "latency"
-    RESULT: ClassVar[type[Serializable]] = LatencyResult
+    RESULT: ClassVar[type[Any]] = LatencyResult
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path", "sample_npz")
 
     tflite_path: str
     threads: tuple[int, ...] = (1,)
@@ -116,8 +132,14 @@ class LayerDebugRequest(TaskRequest):
     """TensorFlow's QuantizationDebugger on the model converted with ``options``."""
 
     TASK: ClassVar[str] = "layer_debug"
-    RESULT: ClassVar[type[Serializable]] = LayerErrorReport
+    RESULT: ClassVar[type[Any]] = LayerErrorReport
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    INPUTS: ClassVar[tuple[str, ...]] = (
+        "model_path",
+        "options.calibration_path",
+        "debug_npz",
+        "debug_path",
+    )
 
     model_path: str
     display_name: str
@@ -133,8 +155,9 @@ class LayerCompareRequest(TaskRequest):
     """Tensor by tensor: a quantized ``.tflite`` against its float32 build (LiteRT)."""
 
     TASK: ClassVar[str] = "layer_compare"
-    RESULT: ClassVar[type[Serializable]] = LayerErrorReport
+    RESULT: ClassVar[type[Any]] = LayerErrorReport
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    INPUTS: ClassVar[tuple[str, ...]] = ("float_path", "quant_path", "reference.npz_path")
 
     float_path: str
     quant_path: str
@@ -148,10 +171,68 @@ class MicroProbeRequest(TaskRequest):
     """Load and invoke once in the TFLite Micro interpreter."""
 
     TASK: ClassVar[str] = "micro_probe"
-    RESULT: ClassVar[type[Serializable]] = MicroProbeResult
+    RESULT: ClassVar[type[Any]] = MicroProbeResult
     PHASE: ClassVar[Phase] = Phase.INSPECT
+    INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path",)
 
     tflite_path: str
+
+
+@dataclass(frozen=True)
+class InspectResult(Serializable):
+    """What the report of one ``.tflite`` holds, in brief; the report itself
+    is written as files (JSON, Markdown, HTML)."""
+
+    name: str
+    file_bytes: int
+    operators: int
+    tensors: int
+    subgraphs: int
+    report_bytes: int
+    verdicts: dict[str, str]  # target -> verdict
+
+
+@dataclass(frozen=True)
+class InspectRequest(TaskRequest):
+    """Read one ``.tflite``, check it against every target and write its report."""
+
+    TASK: ClassVar[str] = "inspect"
+    RESULT: ClassVar[type[Any]] = InspectResult
+    PHASE: ClassVar[Phase] = Phase.INSPECT
+    INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path",)
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("json_out", "md_out", "html_out")
+
+    tflite_path: str
+    source_kind: str | None = None
+    source_size: int | None = None
+    sha256: str | None = None
+    micro_probe: MicroProbeResult | None = None
+    json_out: str = "report.json"
+    md_out: str = "report.md"
+    html_out: str = "report.html"
+
+
+@dataclass(frozen=True)
+class DiffResult(Serializable):
+    """What changed between two ``.tflite`` files: the diff's JSON view and
+    its text and Markdown renderings."""
+
+    diff: dict[str, Any]
+    text: str
+    md: str
+
+
+@dataclass(frozen=True)
+class DiffRequest(TaskRequest):
+    TASK: ClassVar[str] = "diff"
+    RESULT: ClassVar[type[Any]] = DiffResult
+    PHASE: ClassVar[Phase] = Phase.INSPECT
+    INPUTS: ClassVar[tuple[str, ...]] = ("a_path", "b_path")
+
+    a_path: str
+    b_path: str
+    name_a: str
+    name_b: str
 
 
 @dataclass(frozen=True)
@@ -159,6 +240,7 @@ class SelftestResult(Serializable):
     echo: Any = None
     cwd: str = ""
     tf: str = ""
+    outcome: str = ""  # what a probing action managed or the error it met
 
 
 @dataclass(frozen=True)
@@ -166,12 +248,15 @@ class SelftestRequest(TaskRequest):
     """Provokes each way a worker can die (tests)."""
 
     TASK: ClassVar[str] = "selftest"
-    RESULT: ClassVar[type[Serializable]] = SelftestResult
+    RESULT: ClassVar[type[Any]] = SelftestResult
 
-    action: str = "echo"  # abort kill sleep alloc write missing raise tf echo
+    # abort kill sleep alloc write missing raise tf echo, and what an attacker
+    # tries: read PATH, write_at PATH, connect HOST:PORT, environ
+    action: str = "echo"
     seconds: float = 60.0
     bytes: int = 0
     echo: Any = None
+    target: str = ""
 
 
 REQUESTS: dict[str, type[TaskRequest]] = {
@@ -184,6 +269,8 @@ REQUESTS: dict[str, type[TaskRequest]] = {
         LayerDebugRequest,
         LayerCompareRequest,
         MicroProbeRequest,
+        InspectRequest,
+        DiffRequest,
         SelftestRequest,
     )
 }

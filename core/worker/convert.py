@@ -20,6 +20,7 @@ from core.tasks.results import ConversionResult, SignatureInput
 from core.worker.convert_errors import first_error_line, parse_converter_error
 from core.worker.data import representative
 from core.worker.loader import LoadedModel, load_model
+from core.worker.messages import error_line
 
 __all__ = ["run", "prepared_converter", "PreparedConverter"]
 
@@ -78,7 +79,7 @@ def prepared_converter(
             raise
         except Exception as e:  # noqa: BLE001  (TF load errors are of many kinds)
             raise LoadError(
-                f"TensorFlow could not load the SavedModel: {str(e).splitlines()[0][:300]}",
+                f"TensorFlow could not load the SavedModel: {error_line(e)}",
                 "Check that the archive holds a complete SavedModel (saved_model.pb and "
                 "variables/) exported by TensorFlow 2.",
             ) from None

@@ -28,15 +28,9 @@ def _split_ops(text: str) -> list[str]:
     return sorted({o.strip() for o in text.split(",") if o.strip()})
 
 
-def parse_converter_error(
-    message: str,
-    options: ConversionOptions,
-    input_names: list[str] | None = None,
-    kind: ModelKind | None = None,
-) -> StudioError:
-    """Turn the converter's message into an error that names the ops and the fix."""
-    select = set()
-    custom = set()
+def _unsupported_ops(message: str, options: ConversionOptions) -> StudioError | None:
+    select: set[str] = set()
+    custom: set[str] = set()
     for m in _SELECT_RE.finditer(message):
         select.update(_split_ops(m.group(1)))
     for m in _CUSTOM_RE.finditer(message):
@@ -70,6 +64,42 @@ def parse_converter_error(
             "registered with the interpreter. Otherwise rewrite that part of the model.",
             details={"select_tf_ops": [], "custom_ops": ops, "fix": "allow_custom_ops"},
         )
+    return None
+
+
+def _recurrent(message: str, kind: ModelKind | None, names: str, example: str) -> StudioError:
+    keras = kind in (ModelKind.KERAS, ModelKind.H5)
+    if keras:
+        fix = (
+            f"Fix the batch size with --input-shape {example} (inputs: {names}); "
+            "or enable Select TF ops to keep the TensorFlow loop (needs the Flex "
+            "delegate on the device)."
+        )
+    else:
+        fix = (
+            "Re-export with a fixed batch size (keras.Input(..., batch_size=1), or "
+            "model.export(dir, input_signature=[tf.TensorSpec([1, ...], dtype)])), "
+            "or upload the .keras file and use --input-shape; or enable Select TF "
+            "ops to keep the TensorFlow loop (needs the Flex delegate on the device)."
+        )
+    return ConvertError(
+        "A recurrent layer (LSTM/GRU/RNN loop) needs a fixed batch size to become "
+        "TFLite ops: " + first_error_line(message),
+        fix,
+        details={"fix": "input_shape" if keras else "select_tf_ops"},
+    )
+
+
+def parse_converter_error(
+    message: str,
+    options: ConversionOptions,
+    input_names: list[str] | None = None,
+    kind: ModelKind | None = None,
+) -> StudioError:
+    """Turn the converter's message into an error that names the ops and the fix."""
+    ops = _unsupported_ops(message, options)
+    if ops is not None:
+        return ops
     low = message.lower()
     names = ", ".join(input_names) if input_names else "NAME"
     example = f"{input_names[0]}=1,..." if input_names else "NAME=1,..."
@@ -81,27 +111,7 @@ def parse_converter_error(
             "Select TF ops in the model.",
         )
     if "tensorlist" in low or "element_shape to be static" in low:
-        if kind in (ModelKind.KERAS, ModelKind.H5):
-            fix = (
-                f"Fix the batch size with --input-shape {example} (inputs: {names}); "
-                "or enable Select TF ops to keep the TensorFlow loop (needs the Flex "
-                "delegate on the device)."
-            )
-        else:
-            fix = (
-                "Re-export with a fixed batch size (keras.Input(..., batch_size=1), or "
-                "model.export(dir, input_signature=[tf.TensorSpec([1, ...], dtype)])), "
-                "or upload the .keras file and use --input-shape; or enable Select TF "
-                "ops to keep the TensorFlow loop (needs the Flex delegate on the device)."
-            )
-        return ConvertError(
-            "A recurrent layer (LSTM/GRU/RNN loop) needs a fixed batch size to become "
-            "TFLite ops: " + first_error_line(message),
-            fix,
-            details={
-                "fix": "input_shape" if kind in (ModelKind.KERAS, ModelKind.H5) else "select_tf_ops"
-            },
-        )
+        return _recurrent(message, kind, names, example)
     m = re.search(r"not yet supported for op: '([^']+)'", message)
     if m or (options.preset.needs_calibration and any(w in low for w in _QUANT_WORDS)):
         op = f" for op {m.group(1)}" if m else ""

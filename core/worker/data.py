@@ -124,8 +124,8 @@ def load_images(
     out = []
     for f in files[: options.calibration_samples]:
         try:
-            with Image.open(f) as im:
-                im = im.convert("L" if c == 1 else "RGB").resize((w, h))
+            with Image.open(f) as opened:
+                im = opened.convert("L" if c == 1 else "RGB").resize((w, h))
                 arr = np.asarray(im, dtype=np.float32).reshape(h, w, c)
         except (UnidentifiedImageError, OSError, ValueError):
             raise CalibrationError(
@@ -293,6 +293,76 @@ def shape_samples(arr: Any, name: str, shape: tuple[int, ...]) -> Any:
     )
 
 
+def _calibration_flags(
+    cal_arrays: dict[str, Any], eval_arrays: dict[str, Any], source: DataSource
+) -> list[Flag]:
+    """Constant calibration data, evaluation values outside its range, too few samples."""
+    import numpy as np
+
+    flags: list[Flag] = []
+    for name, cal in cal_arrays.items():
+        c = np.asarray(cal)
+        if c.dtype.kind not in "fiu" or not c.size:
+            continue
+        lo, hi = float(c.min()), float(c.max())
+        if hi == lo:
+            flags.append(
+                Flag(
+                    "calibration_constant",
+                    "error",
+                    f"The calibration data for {name!r} is constant (every value is {lo:g}): "
+                    "quantization ranges fitted to it cannot represent real inputs, so an "
+                    "integer model will be badly wrong. Give a few hundred typical samples.",
+                )
+            )
+            continue
+        ev = eval_arrays.get(name)
+        if ev is None or source is not DataSource.USER:
+            continue
+        e = np.asarray(ev, dtype=np.float64)
+        span = hi - lo
+        outside = float(np.mean((e < lo - 0.05 * span) | (e > hi + 0.05 * span)))
+        if outside > 0.01:
+            flags.append(
+                Flag(
+                    "range_mismatch",
+                    "warning",
+                    f"{outside:.0%} of the evaluation values for {name!r} fall outside the "
+                    f"calibration range [{lo:.4g}, {hi:.4g}] (evaluation data spans "
+                    f"[{e.min():.4g}, {e.max():.4g}]): integer models clip them. If one set "
+                    "is 0..255 and the other 0..1, scale them the same way.",
+                )
+            )
+    if min((len(v) for v in cal_arrays.values()), default=100) < 50:
+        flags.append(
+            Flag(
+                "few_calibration_samples",
+                "warning",
+                "Fewer than 50 calibration samples: the integer ranges may not cover real "
+                "inputs; 100 to 500 typical samples are recommended.",
+            )
+        )
+    return flags
+
+
+_SOURCE_FLAGS = {
+    DataSource.CALIBRATION: Flag(
+        "calibration_is_eval",
+        "info",
+        "No evaluation data was given, so the calibration samples were used: the integer "
+        "ranges were fitted to them, so the numbers may be optimistic. Give held-out "
+        "data (with `labels`) for a fair check.",
+    ),
+    DataSource.SYNTHETIC: Flag(
+        "synthetic_data",
+        "warning",
+        "No evaluation or calibration data was given: the models were compared on random "
+        "inputs. Agreement on random inputs says little about real accuracy; give "
+        "evaluation data (a .npz keyed by input name, with `labels`).",
+    ),
+}
+
+
 def data_flags(
     eval_arrays: dict[str, Any],
     cal_arrays: dict[str, Any] | None,
@@ -304,50 +374,7 @@ def data_flags(
     0..1), uint8 images fed unscaled to a float input."""
     import numpy as np
 
-    flags: list[Flag] = []
-    if cal_arrays:
-        for name, cal in cal_arrays.items():
-            c = np.asarray(cal)
-            if c.dtype.kind not in "fiu" or not c.size:
-                continue
-            lo, hi = float(c.min()), float(c.max())
-            if hi == lo:
-                flags.append(
-                    Flag(
-                        "calibration_constant",
-                        "error",
-                        f"The calibration data for {name!r} is constant (every value is {lo:g}): "
-                        "quantization ranges fitted to it cannot represent real inputs, so an "
-                        "integer model will be badly wrong. Give a few hundred typical samples.",
-                    )
-                )
-                continue
-            ev = eval_arrays.get(name)
-            if ev is None or source is not DataSource.USER:
-                continue
-            e = np.asarray(ev, dtype=np.float64)
-            span = hi - lo
-            outside = float(np.mean((e < lo - 0.05 * span) | (e > hi + 0.05 * span)))
-            if outside > 0.01:
-                flags.append(
-                    Flag(
-                        "range_mismatch",
-                        "warning",
-                        f"{outside:.0%} of the evaluation values for {name!r} fall outside the "
-                        f"calibration range [{lo:.4g}, {hi:.4g}] (evaluation data spans "
-                        f"[{e.min():.4g}, {e.max():.4g}]): integer models clip them. If one set "
-                        "is 0..255 and the other 0..1, scale them the same way.",
-                    )
-                )
-        if min((len(v) for v in cal_arrays.values()), default=100) < 50:
-            flags.append(
-                Flag(
-                    "few_calibration_samples",
-                    "warning",
-                    "Fewer than 50 calibration samples: the integer ranges may not cover real "
-                    "inputs; 100 to 500 typical samples are recommended.",
-                )
-            )
+    flags = _calibration_flags(cal_arrays, eval_arrays, source) if cal_arrays else []
     for name, arr in eval_arrays.items():
         if np.asarray(arr).dtype == np.uint8 and input_dtypes.get(name, "").startswith("float"):
             flags.append(
@@ -359,24 +386,6 @@ def data_flags(
                     "0..1 or -1..1, scale the data first.",
                 )
             )
-    if source is DataSource.CALIBRATION:
-        flags.append(
-            Flag(
-                "calibration_is_eval",
-                "info",
-                "No evaluation data was given, so the calibration samples were used: the integer "
-                "ranges were fitted to them, so the numbers may be optimistic. Give held-out "
-                "data (with `labels`) for a fair check.",
-            )
-        )
-    elif source is DataSource.SYNTHETIC:
-        flags.append(
-            Flag(
-                "synthetic_data",
-                "warning",
-                "No evaluation or calibration data was given: the models were compared on random "
-                "inputs. Agreement on random inputs says little about real accuracy; give "
-                "evaluation data (a .npz keyed by input name, with `labels`).",
-            )
-        )
+    if source in _SOURCE_FLAGS:
+        flags.append(_SOURCE_FLAGS[source])
     return flags

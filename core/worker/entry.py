@@ -33,6 +33,8 @@ TASKS = {
     "layer_debug": "core.worker.layers:run_debugger",
     "layer_compare": "core.worker.layers:run_compare",
     "micro_probe": "core.worker.micro_probe:run",
+    "inspect": "core.worker.inspect:run",
+    "diff": "core.worker.diff:run",
     "selftest": "core.worker.selftest:run",
 }
 

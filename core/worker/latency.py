@@ -27,6 +27,8 @@ from core.errors import EvaluateError
 from core.tasks.metrics import quantize_input
 from core.tasks.requests import LatencyRequest
 from core.tasks.results import LatencyResult, ThreadLatency, reference_key
+from core.worker.messages import error_line
+from core.worker.runtime import raise_if_blocked
 
 __all__ = ["run"]
 
@@ -143,7 +145,7 @@ def _setting_interpreter(
         interp.allocate_tensors()
     except (RuntimeError, ValueError) as e:
         raise EvaluateError(
-            f"The LiteRT runtime could not load {path.name}: {str(e).splitlines()[0][:300]}",
+            f"The LiteRT runtime could not load {path.name}: {error_line(e)}",
             "Check the model in Inspect; a model that needs Select TF ops or custom ops "
             "cannot run in this server's runtime.",
         ) from None
@@ -156,7 +158,7 @@ def _setting_interpreter(
         first_ms = _warm_up(invoke, warmup)
     except RuntimeError as e:
         raise EvaluateError(
-            f"The model failed while running: {str(e).splitlines()[0][:300]}",
+            f"The model failed while running: {error_line(e)}",
             "Check the input shapes; a model with dynamic shapes may need "
             "--input-shape when converting.",
         ) from None
@@ -255,83 +257,81 @@ def _litert_version() -> str:
         return "ai-edge-litert"
 
 
-def run(req: LatencyRequest, workdir: Path, progress: Callable[..., None]) -> LatencyResult:
-    """Task ``latency`` (no TensorFlow)."""
+def _run_all(
+    req: LatencyRequest, api: str, sample: dict[str, Any] | None, progress: Callable[..., None]
+) -> tuple[list[ThreadLatency], int, bool, bool]:
+    """Every thread count on one runtime: (settings, RSS growth of the first,
+    sample used, fully accelerated)."""
     import numpy as np
     from ai_edge_litert import interpreter as litert
 
     path = Path(req.tflite_path)
-    threads = list(req.threads) or [1]
-    runs, warmup, max_s = req.runs, req.warmup, req.max_seconds
-    xnnpack = req.xnnpack
-    api = req.runtime
     resolver = (
         litert.OpResolverType.AUTO
-        if xnnpack
+        if req.xnnpack
         else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     )
+    rng = np.random.default_rng(0)
+    settings: list[ThreadLatency] = []
+    rss_delta, used_sample, full = 0, False, True
+    env = cm_sample = None
+    if api == "compiled_model":
+        from ai_edge_litert.environment import Environment, EnvironmentOptions
+
+        try:
+            env = Environment.create(options=EnvironmentOptions())
+        except (RuntimeError, ValueError) as e:
+            raise _CompiledModelFailed(f"no environment: {_first_line(e)}") from None
+        if sample is not None:
+            cm_sample = _sample_by_signature_name(path, sample)
+    timing = (req.runs, req.warmup, req.max_seconds)
+    for k, n in enumerate(list(req.threads) or [1]):
+        progress(f"Timing with {n} thread{'s' if n != 1 else ''}")
+        if api == "compiled_model":
+            s, rss, used, f = _setting_compiled(path, n, env, cm_sample, rng, *timing)
+            full = full and f
+        else:
+            s, rss, used = _setting_interpreter(path, n, resolver, sample, rng, *timing)
+        settings.append(s)
+        used_sample = used_sample or used
+        if k == 0:
+            rss_delta = rss
+    return settings, rss_delta, used_sample, full
+
+
+def run(req: LatencyRequest, workdir: Path, progress: Callable[..., None]) -> LatencyResult:
+    """Task ``latency`` (no TensorFlow)."""
+    path = Path(req.tflite_path)
+    raise_if_blocked(path)
+    api = req.runtime
     sample = None
-    sample_path = req.sample_npz
-    if sample_path and Path(sample_path).is_file():
-        sample = _first_sample(Path(sample_path))
+    if req.sample_npz and Path(req.sample_npz).is_file():
+        sample = _first_sample(Path(req.sample_npz))
     notes: list[str] = []
-    if api == "compiled_model" and not xnnpack:
+    if api == "compiled_model" and not req.xnnpack:
         api = "interpreter"
         notes.append("Builtin kernels only (no XNNPACK) need the interpreter; it was used.")
-
-    def run_all(api: str) -> tuple[list[ThreadLatency], int, bool, bool]:
-        rng = np.random.default_rng(0)
-        settings: list[ThreadLatency] = []
-        rss_delta, used_sample, full = 0, False, True
-        env = cm_sample = None
-        if api == "compiled_model":
-            from ai_edge_litert.environment import Environment, EnvironmentOptions
-
-            try:
-                env = Environment.create(options=EnvironmentOptions())
-            except (RuntimeError, ValueError) as e:
-                raise _CompiledModelFailed(f"no environment: {_first_line(e)}") from None
-            if sample is not None:
-                cm_sample = _sample_by_signature_name(path, sample)
-        for k, n in enumerate(threads):
-            progress(f"Timing with {n} thread{'s' if n != 1 else ''}")
-            if api == "compiled_model":
-                s, rss, used, f = _setting_compiled(
-                    path, n, env, cm_sample, rng, runs, warmup, max_s
-                )
-                full = full and f
-            else:
-                s, rss, used = _setting_interpreter(
-                    path, n, resolver, sample, rng, runs, warmup, max_s
-                )
-            settings.append(s)
-            used_sample = used_sample or used
-            if k == 0:
-                rss_delta = rss
-        return settings, rss_delta, used_sample, full
-
     try:
-        settings, rss_delta, used_sample, full = run_all(api)
+        settings, rss_delta, used_sample, full = _run_all(req, api, sample, progress)
     except _CompiledModelFailed as e:
         notes.append(f"CompiledModel {e}; measured with the interpreter instead.")
         api = "interpreter"
-        settings, rss_delta, used_sample, full = run_all(api)
+        settings, rss_delta, used_sample, full = _run_all(req, api, sample, progress)
     if api == "compiled_model" and not full:
         notes.append(
             "Not every op ran on the CPU accelerator (XNNPACK); the rest used "
             "LiteRT's builtin kernels."
         )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     name = "CompiledModel" if api == "compiled_model" else "Interpreter"
     return LatencyResult(
         model=path.name,
         size_bytes=path.stat().st_size,
         runtime=f"{_litert_version()} {name}",
-        delegate="XNNPACK" if xnnpack else "none (builtin kernels)",
-        warmup=warmup,
+        delegate="XNNPACK" if req.xnnpack else "none (builtin kernels)",
+        warmup=req.warmup,
         settings=tuple(settings),
         rss_delta_bytes=rss_delta,
-        peak_rss_bytes=peak,
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         cpu_count=os.cpu_count() or 1,
         input_source="sample" if used_sample else "random",
         runtime_api=api,

@@ -22,14 +22,16 @@ from typing import Any
 
 from core.errors import EvaluateError
 from core.options import ConversionOptions
-from core.tasks.layers import LayerErrorReport, layer_error, layer_report
+from core.tasks.layers import LayerError, LayerErrorReport, layer_error, layer_report
 from core.tasks.metrics import dequantize_output, quantize_input
 from core.tasks.requests import LayerCompareRequest, LayerDebugRequest
 from core.tasks.results import SignatureInput, reference_key
 from core.worker.convert import prepared_converter
 from core.worker.convert_errors import parse_converter_error
 from core.worker.data import load_eval_arrays, shape_samples
+from core.worker.messages import error_line
 from core.worker.run_tflite import match_names
+from core.worker.runtime import raise_if_blocked
 
 __all__ = ["run_debugger", "run_compare"]
 
@@ -113,8 +115,7 @@ def run_debugger(
             )
         except ValueError as e:
             raise EvaluateError(
-                "TensorFlow's quantization debugger cannot handle this model: "
-                + str(e).splitlines()[0][:300],
+                "TensorFlow's quantization debugger cannot handle this model: " + error_line(e),
                 "The model has no layer it can quantize to int8 (or none it can check).",
             ) from None
         except Exception as e:  # noqa: BLE001  (ConverterError and friends)
@@ -170,52 +171,71 @@ def _input_order(interp: Any, names: list[str]) -> list[str]:
     return sorted(names)
 
 
+def _open_keeping_tensors(path: str) -> Any:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    try:
+        return Interpreter(
+            model_path=path,
+            experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
+    except (RuntimeError, ValueError) as e:
+        raise EvaluateError(
+            f"LiteRT could not load {Path(path).name}: {error_line(e)}",
+            "Check it in Inspect.",
+        ) from None
+
+
+def _comparable(fi: Any, qi: Any) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(op, quantized tensor, float tensor) for each per-tensor-quantized op
+    output that has a float twin of the same name."""
+    import numpy as np
+
+    ftensors = {d["name"]: d for d in fi.get_tensor_details()}
+    qdetails = {d["index"]: d for d in qi.get_tensor_details()}
+    out = []
+    for op in qi._get_ops_details():  # LiteRT's only per-op listing
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        for t in op["outputs"]:
+            d = qdetails.get(int(t))
+            if d is None or len(d["quantization_parameters"]["scales"]) != 1:
+                continue
+            f = ftensors.get(d["name"])
+            if f is not None and np.dtype(f["dtype"]).kind == "f":
+                out.append((op["op_name"], d, f))
+    return out
+
+
+def _accumulate(acc: list[float], q: Any, f: Any) -> None:
+    """count, sum of errors, sum of squared errors, max |error|, sum of float²."""
+    import numpy as np
+
+    e = q - f
+    acc[0] += e.size
+    acc[1] += float(e.sum())
+    acc[2] += float((e * e).sum())
+    acc[3] = max(acc[3], float(np.abs(e).max()) if e.size else 0.0)
+    acc[4] += float((f * f).sum())
+
+
 def run_compare(
     req: LayerCompareRequest, workdir: Path, progress: Callable[..., None]
 ) -> LayerErrorReport:
     """Task ``layer_compare``: tensor by tensor against the float32 build (LiteRT only)."""
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     t0 = time.perf_counter()
     ref = req.reference
     n = min(ref.samples, req.max_samples)
-
-    def open_(path: str) -> Any:
-        try:
-            return Interpreter(
-                model_path=path,
-                experimental_preserve_all_tensors=True,
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-            )
-        except (RuntimeError, ValueError) as e:
-            raise EvaluateError(
-                f"LiteRT could not load {Path(path).name}: {str(e).splitlines()[0][:300]}",
-                "Check it in Inspect.",
-            ) from None
-
-    fi, qi = open_(req.float_path), open_(req.quant_path)
-    fkey, qkey = next(iter(fi.get_signature_list())), next(iter(qi.get_signature_list()))
-    fr, qr = fi.get_signature_runner(fkey), qi.get_signature_runner(qkey)
+    raise_if_blocked(req.float_path, req.quant_path)
+    fi, qi = _open_keeping_tensors(req.float_path), _open_keeping_tensors(req.quant_path)
+    fr = fi.get_signature_runner(next(iter(fi.get_signature_list())))
+    qr = qi.get_signature_runner(next(iter(qi.get_signature_list())))
     fin, qin = fr.get_input_details(), qr.get_input_details()
-    ftensors = {d["name"]: d for d in fi.get_tensor_details()}
-    qdetails = {d["index"]: d for d in qi.get_tensor_details()}
-    layers_meta = []
-    for op in qi._get_ops_details():
-        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
-            continue
-        for t in op["outputs"]:
-            d = qdetails.get(int(t))
-            if d is None:
-                continue
-            qp = d["quantization_parameters"]
-            if len(qp["scales"]) != 1 or d["name"] not in ftensors:
-                continue
-            if np.dtype(ftensors[d["name"]]["dtype"]).kind != "f":
-                continue
-            layers_meta.append((op["op_name"], d, ftensors[d["name"]]))
-    # per tensor: count, sum of errors, sum of squared errors, max |error|, sum of float²
-    acc = {d["name"]: [0, 0.0, 0.0, 0.0, 0.0] for _, d, _ in layers_meta}
+    meta = _comparable(fi, qi)
+    acc = {d["name"]: [0.0, 0.0, 0.0, 0.0, 0.0] for _, d, _ in meta}
     # the .tflite may name its inputs differently from the original's signature
     fmap = match_names(list(ref.inputs), list(fin), "inputs")
     qmap = match_names(list(ref.inputs), list(qin), "inputs")
@@ -227,29 +247,20 @@ def run_compare(
             qi.reset_all_variables()
         fr(**{fmap[k]: quantize_input(feeds[k][i : i + 1], fin[fmap[k]])[0] for k in feeds})
         qr(**{qmap[k]: quantize_input(feeds[k][i : i + 1], qin[qmap[k]])[0] for k in feeds})
-        for _, d, fd in layers_meta:
+        for _, d, fd in meta:
             try:
                 q = dequantize_output(qi.get_tensor(d["index"]), d)
                 f = np.asarray(fi.get_tensor(fd["index"]), dtype=np.float64)
             except ValueError:
                 continue
-            if q.shape != f.shape:
-                continue
-            e = q - f
-            a = acc[d["name"]]
-            a[0] += e.size
-            a[1] += float(e.sum())
-            a[2] += float((e * e).sum())
-            a[3] = max(a[3], float(np.abs(e).max()) if e.size else 0.0)
-            a[4] += float((f * f).sum())
-    layers = []
-    for op, d, _ in layers_meta:
+            if q.shape == f.shape:
+                _accumulate(acc[d["name"]], q, f)
+    layers: list[LayerError] = []
+    for op, d, _ in meta:
         cnt, s, ss, mx, fs = acc[d["name"]]
         if not cnt:
             continue
-        mean = s / cnt
-        mse = ss / cnt
-        std = math.sqrt(max(mse - mean * mean, 0.0))
+        mean, mse = s / cnt, ss / cnt
         qp = d["quantization_parameters"]
         layers.append(
             layer_error(
@@ -259,7 +270,7 @@ def run_compare(
                 int(d["index"]),
                 int(cnt // max(n, 1)),
                 mean,
-                std,
+                math.sqrt(max(mse - mean * mean, 0.0)),
                 mx,
                 mse,
                 float(qp["scales"][0]),

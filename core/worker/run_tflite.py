@@ -12,9 +12,11 @@ from typing import Any
 from core.errors import EvaluateError
 from core.tasks.metrics import compare_outputs, dequantize_output, quantize_input, verdict_of
 from core.tasks.requests import TfliteEvalRequest
-from core.tasks.results import AccuracyResult, Flag
+from core.tasks.results import AccuracyResult, Flag, Reference
+from core.worker.messages import error_line
+from core.worker.runtime import raise_if_blocked
 
-__all__ = ["run", "match_names"]
+__all__ = ["run", "evaluate_file", "open_runner", "match_names"]
 
 
 def match_names(want: Sequence[str], have: Sequence[str], what: str) -> dict[str, str]:
@@ -29,19 +31,15 @@ def match_names(want: Sequence[str], have: Sequence[str], what: str) -> dict[str
     )
 
 
-def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) -> AccuracyResult:
-    import numpy as np
+def open_runner(path: Path, signature_key: str) -> tuple[Any, Any, str]:
+    """(interpreter, signature runner, key) of a ``.tflite`` for one signature."""
     from ai_edge_litert.interpreter import Interpreter
 
-    t0 = time.perf_counter()
-    ref = req.reference
-    path = Path(req.tflite_path)
-    th = req.thresholds
-    try:  # runtime_blocker was checked by the caller, evaluate_tflite
+    try:  # raise_if_blocked was checked first
         interp = Interpreter(model_path=str(path), num_threads=1)
     except (RuntimeError, ValueError) as e:
         raise EvaluateError(
-            f"The LiteRT runtime could not load {path.name}: {str(e).splitlines()[0][:300]}",
+            f"The LiteRT runtime could not load {path.name}: {error_line(e)}",
             "Check the file in Inspect.",
         ) from None
     sigs = interp.get_signature_list()
@@ -51,29 +49,30 @@ def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) ->
             "Convert with TFLite Studio (or TFLiteConverter.from_saved_model), which keeps "
             "the signature.",
         )
-    key = (
-        ref.signature_key
-        if ref.signature_key in sigs
-        else (next(iter(sigs)) if len(sigs) == 1 else None)
-    )
-    if key is None:
+    if signature_key in sigs:
+        key = signature_key
+    elif len(sigs) == 1:
+        key = next(iter(sigs))
+    else:
         raise EvaluateError(
-            f"{path.name} has signatures {sorted(sigs)}; none is {ref.signature_key!r}.",
+            f"{path.name} has signatures {sorted(sigs)}; none is {signature_key!r}.",
             "Evaluate the signature that was converted.",
         )
-    runner = interp.get_signature_runner(key)
+    return interp, interp.get_signature_runner(key), key
+
+
+def _run_samples(
+    interp: Any, runner: Any, ref: Reference, feeds: dict[str, Any], path: Path
+) -> tuple[dict[str, list[Any]], dict[str, float], dict[str, str]]:
+    """Outputs per sample (dequantized), the clipped fraction per input, the input map."""
     in_details = runner.get_input_details()
     out_details = runner.get_output_details()
     in_map = match_names(list(ref.inputs), list(in_details), "inputs")
     out_map = match_names(list(ref.outputs), list(out_details), "outputs")
-    feeds, refs, labels = ref.arrays()
-    n = ref.samples
-    progress(f"Running {path.name} on {n} samples")
     got: dict[str, list[Any]] = {k: [] for k in ref.outputs}
     clipped: dict[str, float] = {}
-    flags: list[Flag] = list(ref.flags)
     try:
-        for i in range(n):
+        for i in range(ref.samples):
             kw = {}
             for name, tname in in_map.items():
                 q, c = quantize_input(feeds[name][i : i + 1], in_details[tname])
@@ -87,32 +86,61 @@ def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) ->
                 got[name].append(dequantize_output(res[tname], out_details[tname]))
     except (RuntimeError, ValueError) as e:
         raise EvaluateError(
-            f"{path.name} failed while running: {str(e).splitlines()[0][:300]}",
+            f"{path.name} failed while running: {error_line(e)}",
             "Check the input shapes; a model with dynamic shapes may need --input-shape "
             "when converting.",
         ) from None
+    return got, clipped, in_map
+
+
+def _clip_flags(
+    clipped: dict[str, float], n: int, in_details: dict[str, Any], in_map: dict[str, str]
+) -> list[Flag]:
+    import numpy as np
+
+    flags = []
     for name, total in clipped.items():
         frac = total / max(n, 1)
-        if frac > 0.01:
-            d = in_details[in_map[name]]
-            scale, zp = d["quantization"]
-            info = np.iinfo(np.dtype(d["dtype"]))
-            lo, hi = (info.min - zp) * scale, (info.max - zp) * scale
-            flags.append(
-                Flag(
-                    "input_clipped",
-                    "warning",
-                    f"{frac:.1%} of the input values for {name!r} fall outside what the "
-                    f"{np.dtype(d['dtype']).name} input can represent ([{lo:.4g}, {hi:.4g}]) and "
-                    "were clipped: the calibration data did not cover the data the model sees "
-                    "(for example 0..255 against 0..1).",
-                )
+        if frac <= 0.01:
+            continue
+        d = in_details[in_map[name]]
+        scale, zp = d["quantization"]
+        info = np.iinfo(np.dtype(d["dtype"]))
+        lo, hi = (info.min - zp) * scale, (info.max - zp) * scale
+        flags.append(
+            Flag(
+                "input_clipped",
+                "warning",
+                f"{frac:.1%} of the input values for {name!r} fall outside what the "
+                f"{np.dtype(d['dtype']).name} input can represent ([{lo:.4g}, {hi:.4g}]) and "
+                "were clipped: the calibration data did not cover the data the model sees "
+                "(for example 0..255 against 0..1).",
             )
+        )
+    return flags
+
+
+def evaluate_file(req: TfliteEvalRequest, progress: Callable[..., None]) -> AccuracyResult:
+    """One ``.tflite`` against the reference (callable many times in one process)."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    ref = req.reference
+    path = Path(req.tflite_path)
+    raise_if_blocked(path)
+    interp, runner, key = open_runner(path, ref.signature_key)
+    feeds, refs, labels = ref.arrays()
+    progress(f"Running {path.name} on {ref.samples} samples")
+    got, clipped, in_map = _run_samples(interp, runner, ref, feeds, path)
+    flags: list[Flag] = [
+        *ref.flags,
+        *_clip_flags(clipped, ref.samples, runner.get_input_details(), in_map),
+    ]
     outputs = []
     for name in ref.outputs:
         g = np.concatenate(got[name]) if got[name] else np.zeros((0,))
         outputs.append(compare_outputs(name, refs[name], g, kind=ref.outputs[name], labels=labels))
-    verdict, text = verdict_of(outputs, th)
+    verdict, text = verdict_of(outputs, req.thresholds)
     if verdict == "bad":
         flags.insert(0, Flag("large_error", "error", text))
     return AccuracyResult(
@@ -121,10 +149,15 @@ def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) ->
         signature_key=key,
         data_source=ref.data_source,
         data_name=ref.data_name,
-        samples=n,
+        samples=ref.samples,
         outputs=tuple(outputs),
         verdict=verdict,
         verdict_text=text,
         flags=tuple(flags),
         seconds=round(time.perf_counter() - t0, 3),
     )
+
+
+def run(req: TfliteEvalRequest, workdir: Path, progress: Callable[..., None]) -> AccuracyResult:
+    """Task ``tflite_eval``."""
+    return evaluate_file(req, progress)

@@ -1,0 +1,78 @@
+"""Per-op, per-target compatibility verdicts with reasons and sources.
+
+Op knowledge lives in ``core/model/data/op_rules.json`` (one table per
+target, every check with the URL it comes from, its shape fixed by
+``op_rules.schema.json``); this package is the small engine that evaluates
+those rules against a ``ModelInfo``:
+
+    verdicts    Verdict, Target, Reason and the per-op/per-target results
+    tables      loading the rule tables
+    checks      the generic checks a table names, and the model-wide ones
+    predicates  named conditions written in Python (alternatives, constants)
+    engine      evaluating one target's table, once per op signature
+    micro       the TFLite Micro interpreter's word over the static op list
+
+Microcontroller support is additionally proven by loading the model in the
+real TFLite Micro interpreter (a worker task run by ``core.pipeline.inspect``;
+its result comes in here as a ``MicroProbeResult``).
+
+Verdicts: ``supported`` (runs there), ``partial`` (runs with caveats, or part
+of the graph falls back to the CPU), ``unsupported``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from core.model.compat.engine import Signatures, evaluate_target
+from core.model.compat.micro import apply_micro_probe, failed_op_from_log
+from core.model.compat.tables import rules
+from core.model.compat.verdicts import (
+    MicroProbeResult,
+    OpSummary,
+    OpVerdict,
+    Reason,
+    Target,
+    TargetVerdict,
+    Verdict,
+)
+from core.model.info import ModelInfo
+from core.model.reader import gc_paused
+
+__all__ = [
+    "Verdict",
+    "Target",
+    "Reason",
+    "OpVerdict",
+    "OpSummary",
+    "TargetVerdict",
+    "MicroProbeResult",
+    "check_compatibility",
+    "failed_op_from_log",
+    "rules",
+]
+
+
+def check_compatibility(
+    model: ModelInfo,
+    *,
+    targets: Iterable[Target | str] | None = None,
+    micro_probe: MicroProbeResult | None = None,
+) -> dict[Target, TargetVerdict]:
+    """Verdicts for each target (all targets by default)."""
+    tables = rules()["targets"]
+    wanted = [Target(t) for t in targets] if targets is not None else list(Target)
+    out: dict[Target, TargetVerdict] = {}
+    with gc_paused():
+        sigs = Signatures(model)
+        evaluated = {t: evaluate_target(model, t.value, tables[t.value], sigs) for t in wanted}
+    for t in wanted:
+        tv = evaluated[t]
+        if t is Target.MICRO:
+            if micro_probe is not None:
+                tv = apply_micro_probe(model, tv, micro_probe)
+            else:
+                tv = dataclasses.replace(tv, details={"probe": "not run (static op list only)"})
+        out[t] = tv
+    return out
