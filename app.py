@@ -11,13 +11,15 @@ module-level ``app = st.App(...)``: keep that line as it is.
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from typing import Any
 
 import streamlit as st
 
 from core.server.api import api_routes
-from core.server.auth import auth_middleware, login_routes
+from core.server.auth import auth_middleware
+from core.server.login import login_routes
 from core.server.netron import netron_routes
 from core.server.settings import load_settings
 from core.server.tuning import enable_tcp_nodelay
@@ -25,6 +27,10 @@ from ui.errors import on_script_error
 
 enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
 settings = load_settings()
+# Uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, which would let any
+# local client pose as any address (and reset the login lockout): trust only the
+# proxies named in the settings. Read when uvicorn is configured, after this import.
+os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
 
 
 @asynccontextmanager

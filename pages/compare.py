@@ -19,7 +19,7 @@ from core.server import jobs
 from ui import compare_view as view
 from ui import job_view
 from ui.errors import show_error
-from ui.format import human_bytes
+from ui.format import human_bytes, md
 from ui.samples import load_samples
 from ui.uploads import store_file, store_model
 
@@ -198,7 +198,7 @@ def _results(job: jobs.Job) -> None:
         st.warning("This job has no sweep results.")
         return
     st.success(
-        f"Compared **{len(report.get('rows') or [])} presets** of **{job.model_name}** "
+        f"Compared **{len(report.get('rows') or [])} presets** of **{md(job.model_name)}** "
         f"({human_bytes(job.input_size)}).",
         icon=":material/check_circle:",
     )

@@ -14,7 +14,7 @@ from core.server import jobs
 from core.server.settings import load_settings
 from ui import job_view
 from ui.errors import show_error
-from ui.format import human_bytes
+from ui.format import human_bytes, md
 from ui.identity import current_user
 from ui.report_view import show_downloads, show_verdict_strip
 from ui.samples import load_samples
@@ -62,7 +62,7 @@ if job is not None:
         st.switch_page(INSPECT_PAGE, query_params={"job": job.id})
     elif done:
         st.success(
-            f"Converted **{job.model_name}** with **{job_view.preset_title(job.preset)}**.",
+            f"Converted **{md(job.model_name)}** with **{job_view.preset_title(job.preset)}**.",
             icon=":material/check_circle:",
         )
         job_view.show_conversion_headline(job)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.server import jobs
 from ui.errors import guard
-from ui.format import ago, human_bytes, human_seconds
+from ui.format import ago, human_bytes, human_seconds, md
 from ui.identity import current_user
 
 _WHO = {"mine": "My jobs", "all": "Everyone's"}
@@ -111,8 +111,8 @@ def _jobs_list() -> None:
         for j in active:
             a, b = st.columns([4, 1], vertical_alignment="center")
             a.markdown(
-                f"**{j.model_name}** · {j.preset or j.kind.value} · "
-                f"{_STATUS_WORDS[j.status]} · {j.progress or 'waiting'}"
+                f"**{md(j.model_name)}** · {j.preset or j.kind.value} · "
+                f"{_STATUS_WORDS[j.status]} · {md(j.progress or 'waiting')}"
             )
             if j.cancel_requested:
                 b.caption("Stopping…")

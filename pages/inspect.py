@@ -12,6 +12,7 @@ from core.server import jobs
 from core.server.settings import load_settings
 from ui import job_view
 from ui.errors import show_error
+from ui.format import md
 from ui.identity import current_user
 from ui.report_view import show_report
 from ui.uploads import store_model, submit_inspection
@@ -42,7 +43,7 @@ if job is None:
             model = store_model(uploaded, uploaded.name)
         if not model.is_tflite:
             st.warning(
-                f"{model.name} is a {model.kind_words}, not a .tflite file: convert it first.",
+                f"{md(model.name)} is a {model.kind_words}, not a .tflite file: convert it first.",
                 icon=":material/info:",
             )
             st.page_link(CONVERT_PAGE, label="Go to Convert", icon=":material/upload_file:")
@@ -54,7 +55,7 @@ if job is None:
     st.session_state[K + "uploader_gen"] = st.session_state.get(K + "uploader_gen", 0) + 1
     job_view.open_job(new.id)
 
-st.title(job.model_name if job.kind is jobs.JobKind.INSPECT else job_view.job_title(job))
+st.title(md(job.model_name if job.kind is jobs.JobKind.INSPECT else job_view.job_title(job)))
 if job.kind is jobs.JobKind.CONVERT:
     st.caption(
         f"Converted with the **{job_view.preset_title(job.preset)}** preset (`{job.preset}`)."

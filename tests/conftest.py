@@ -72,3 +72,11 @@ def chromium_path() -> str | None:
         if p and Path(p).is_file():
             return p
     return None
+
+
+def shown(text: object) -> str:
+    """Markdown source as a person reads it: the pages escape names from
+    models (``md()``), so AppTest sees ``digits\\_classifier\\.zip``."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", str(text))

@@ -206,7 +206,7 @@ def test_purged_files_answer_gone(server, model):
 
 
 def test_cli_submit_status_fetch(server, model, tmp_path, capsys):
-    from core.cli.server import fetch_cmd, status_cmd, submit_cmd
+    from core.cli.client import fetch_cmd, status_cmd, submit_cmd
 
     out, rep = tmp_path / "out.tflite", tmp_path / "r.json"
     submit_cmd.main(

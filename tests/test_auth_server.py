@@ -11,6 +11,8 @@ import pytest
 import requests
 from server_helpers import Server, studio_server, tiny_model, wait_for
 
+from core.server import auth
+from core.server.login import login_routes
 from core.server.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -116,7 +118,7 @@ def test_login_sets_a_safe_cookie_and_opens_everything(server, cookies):
     r = _login(server, next_="/history?x=1")
     assert r.status_code == 303 and r.headers["location"] == "/history?x=1"
     raw = r.headers["set-cookie"].lower()
-    assert "httponly" in raw and "samesite=lax" in raw and "path=/" in raw
+    assert "httponly" in raw and "samesite=strict" in raw and "path=/" in raw
     assert "max-age=" in raw
     assert _login(server, next_="//evil.example/x").headers["location"] == "/"
     assert _login(server, next_="https://evil.example").headers["location"] == "/"
@@ -189,13 +191,28 @@ def test_api_clients_bearer_and_basic(server, model, cookies):
     assert [j["user"] for j in listed if j["id"] == job["id"]] == ["bob"]
 
 
-def test_logout_clears_the_cookie(server):
-    r = requests.get(server.url("/logout"), allow_redirects=False, timeout=10)
+def test_logout_is_a_post_and_revokes_the_session(server):
+    cookie = _login(server, name="dora").cookies[auth.COOKIE_NAME]
+    jar = {auth.COOKIE_NAME: cookie}
+    assert requests.get(server.url("/api"), cookies=jar, timeout=10).status_code == 200
+    # a GET (a link, an image) signs nobody out: it only asks
+    r = requests.get(server.url("/logout"), cookies=jar, allow_redirects=False, timeout=10)
+    assert r.status_code == 200 and 'method="post"' in r.text
+    assert requests.get(server.url("/api"), cookies=jar, timeout=10).status_code == 200
+    # a POST from another site is refused
+    evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    r = requests.post(
+        server.url("/logout"), cookies=jar, headers=evil, allow_redirects=False, timeout=10
+    )
+    assert r.status_code == 403
+    r = requests.post(server.url("/logout"), cookies=jar, allow_redirects=False, timeout=10)
     assert r.status_code == 303 and r.headers["location"] == "/login"
     assert (
         'tflite_studio_session=""' in r.headers["set-cookie"]
         or "max-age=0" in r.headers["set-cookie"].lower()
     )
+    # the cookie itself no longer works, even if someone kept a copy
+    assert requests.get(server.url("/api"), cookies=jar, timeout=10).status_code == 401
 
 
 # ---------------------------------------------------------------- in-process units
@@ -247,9 +264,7 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
     from core.server.api import api_routes
 
     s = Settings(data_dir=tmp_path, password="pw")
-    app = Starlette(
-        routes=[*auth.login_routes(s), *api_routes(s)], middleware=auth.auth_middleware(s)
-    )
+    app = Starlette(routes=[*login_routes(s), *api_routes(s)], middleware=auth.auth_middleware(s))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -23,6 +23,7 @@ from core.model.compat import Target, Verdict, check_compatibility
 from core.model.reader import OpKind, read_model
 from core.model.report import build_report, render
 from core.pipeline.inspect import probe_micro
+from tests.conftest import shown
 
 _BUILD = textwrap.dedent(
     """
@@ -341,7 +342,7 @@ def test_report_json_schema(int8_report, models):
 
 
 def test_report_markdown(int8_report):
-    md = render(int8_report, "md")
+    md = shown(render(int8_report, "md"))
     assert md.startswith("# TFLite model report: int8.tflite")
     assert "| Target | Verdict |" in md and "| Op | Kind | Count | Versions |" in md
     assert "| FULLY_CONNECTED | builtin | 1 | 4 |" in md

@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.server import jobs
 from core.server.jobs import JobKind, JobStatus
+from tests.conftest import shown
 
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "history.py")
 
@@ -64,4 +65,4 @@ def test_a_reconversion_links_to_its_sweep(studio_env):
 def test_empty_history_says_so(studio_env):
     at = _app().run()
     assert not at.exception
-    assert "No jobs here yet" in at.info[0].value
+    assert "No jobs here yet" in shown(at.info[0].value)

@@ -10,7 +10,7 @@ import tomllib
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 
 STUDIO = str(ROOT / "studio.py")
 PAGES = [
@@ -34,7 +34,7 @@ def test_every_page_renders_without_exception(studio_env, page):
 def test_convert_is_the_default_page(studio_env):
     at = AppTest.from_file(STUDIO, default_timeout=30).run()
     assert not at.exception
-    assert at.title[0].value == "Convert a model to TensorFlow Lite"
+    assert shown(at.title[0].value) == "Convert a model to TensorFlow Lite"
 
 
 _ERROR_SCRIPT = """
@@ -59,7 +59,7 @@ run_page(Page(RuntimeError("secret /etc/passwd detail") if kind == "bug" else
 def test_uncaught_page_errors_become_a_plain_message():
     at = AppTest.from_string(_ERROR_SCRIPT, default_timeout=30).run()
     assert not at.exception
-    text = " ".join(e.value for e in at.error)
+    text = " ".join(shown(e.value) for e in at.error)
     assert "Something went wrong on this page" in text
     assert "secret" not in text and "Traceback" not in text and "RuntimeError" not in text
 
@@ -69,7 +69,7 @@ def test_studio_errors_show_message_hint_and_phase():
     at.session_state["kind"] = "studio"
     at.run()
     assert not at.exception
-    text = at.error[0].value
+    text = shown(at.error[0].value)
     assert "reading the calibration data" in text
     assert "no array named image" in text and "Name the array like the input" in text
 
@@ -82,7 +82,7 @@ def test_on_script_error_suppresses_the_default_display():
         default_timeout=30,
     ).run()
     assert at.session_state["handled"] is True
-    assert "Something went wrong" in at.error[0].value
+    assert "Something went wrong" in shown(at.error[0].value)
 
 
 def test_streamlit_config_is_valid_for_this_streamlit():

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.options import PRESETS, Preset
 from core.server import jobs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 
 STUDIO = str(ROOT / "studio.py")
 SAMPLES = ROOT / "sample_models"
@@ -37,7 +37,7 @@ def _texts(at: AppTest) -> str:
         for kind in ("markdown", "caption", "success", "warning", "error", "info")
         for e in getattr(at, kind)
     ]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(shown(p) for p in parts)
 
 
 def _block_labels(node) -> list[str]:  # type: ignore[no-untyped-def]
@@ -62,7 +62,7 @@ def _use_sample(at: AppTest, file: str) -> None:
 def test_empty_page_offers_upload_and_every_sample(studio_env):
     at = _app().run()
     assert not at.exception
-    assert at.title[0].value == "Convert a model to TensorFlow Lite"
+    assert shown(at.title[0].value) == "Convert a model to TensorFlow Lite"
     assert at.file_uploader[0].allowed_type  # a model uploader
     keys = {b.key for b in at.button}
     import json
@@ -103,13 +103,13 @@ def test_upload_without_calibration_warns_for_int8(studio_env):
     # the uploader was reset: the page keeps ids, Streamlit drops its copy
     assert not at.file_uploader or all(not u.value for u in at.file_uploader[:1])
     at.radio(key="convert.preset").set_value(Preset.INT8).run()
-    assert any("needs calibration data" in w.value for w in at.warning)
+    assert any("needs calibration data" in shown(w.value) for w in at.warning)
     # calibration data uploaded under Advanced options is used, and sent with the job
     cal = (SAMPLES / "digits_calibration.npz").read_bytes()
     at.file_uploader(key="convert.calibration_upload").set_value(
         ("digits_calibration.npz", cal, "application/octet-stream")
     ).run()
-    assert not any("needs calibration data" in w.value for w in at.warning)
+    assert not any("needs calibration data" in shown(w.value) for w in at.warning)
     assert "Calibration data: **digits_calibration.npz**" in _texts(at)
     at.button(key="convert.go").click().run()
     assert not at.exception
@@ -125,7 +125,7 @@ def test_bad_upload_is_a_plain_error(studio_env):
     at = _app().run()
     at.file_uploader[0].set_value(("model.zip", b"this is not a zip", "application/zip")).run()
     assert not at.exception
-    msg = " ".join(e.value for e in at.error)
+    msg = " ".join(shown(e.value) for e in at.error)
     assert "model.zip cannot be used" in msg and "not a valid zip archive" in msg
     assert "zip -r" in msg  # the fix
 
@@ -136,7 +136,7 @@ def test_bad_option_is_a_plain_error(studio_env):
     at.text_area(key="convert.input_shapes").set_value("image=1,x,8").run()
     at.button(key="convert.go").click().run()
     assert not at.exception
-    assert any("Cannot read the input shape" in e.value for e in at.error)
+    assert any("Cannot read the input shape" in shown(e.value) for e in at.error)
     assert "job" not in at.query_params
 
 
@@ -145,7 +145,7 @@ def test_unknown_job_link(studio_env):
     at.query_params["job"] = "doesnotexist0000"
     at.run()
     assert not at.exception
-    assert any("There is no job" in w.value for w in at.warning)
+    assert any("There is no job" in shown(w.value) for w in at.warning)
 
 
 def test_progress_and_cancel_while_queued(studio_env):
@@ -163,7 +163,7 @@ def test_progress_and_cancel_while_queued(studio_env):
     at.button(key=f"convert.progress.cancel.{job.id}").click().run()
     assert not at.exception
     assert jobs.get(job.id).status is jobs.JobStatus.CANCELLED
-    assert any("was cancelled" in i.value for i in at.info)
+    assert any("was cancelled" in shown(i.value) for i in at.info)
     assert at.button(key="convert.cancelled.again")
 
 
@@ -180,7 +180,7 @@ def test_convert_a_sample_and_see_the_headline(job_consumer):
     job = _finish(at)
     assert job.status is jobs.JobStatus.DONE, job.error
     assert any(
-        "Converted **digits_classifier.zip** with **Float16 weights**" in s.value
+        "Converted **digits_classifier.zip** with **Float16 weights**" in shown(s.value)
         for s in at.success
     )
     metrics = {m.label: m.value for m in at.metric}
@@ -195,7 +195,7 @@ def test_convert_a_sample_and_see_the_headline(job_consumer):
     other.query_params["job"] = job.id
     other.run()
     assert not other.exception
-    assert any("Float16 weights" in s.value for s in other.success)
+    assert any("Float16 weights" in shown(s.value) for s in other.success)
     assert "digits_classifier.zip" in _texts(other)
     assert other.radio(key="convert.preset")
 
@@ -209,7 +209,7 @@ def test_rejected_ops_offer_retry_with_select_tf_ops(job_consumer):
     job = _finish(at)
     assert job.status is jobs.JobStatus.FAILED
     assert job.error["details"]["fix"] == "select_tf_ops"
-    msg = " ".join(e.value for e in at.error)
+    msg = " ".join(shown(e.value) for e in at.error)
     assert "failed while converting" in msg and "Select TF ops" in msg
     assert "Traceback" not in msg
     retry = at.button(key="convert.failure.fix.select")
@@ -220,7 +220,7 @@ def test_rejected_ops_offer_retry_with_select_tf_ops(job_consumer):
     job2 = _finish(at)
     assert job2.status is jobs.JobStatus.DONE, job2.error
     assert job2.params["options"]["select_tf_ops"] is True
-    assert any("Flex delegate" in w.value for w in at.warning)
+    assert any("Flex delegate" in shown(w.value) for w in at.warning)
 
 
 @pytest.mark.slow

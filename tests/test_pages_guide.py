@@ -5,7 +5,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from core.options import PRESETS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 
 
 def test_guide_explains_the_choices(studio_env):
@@ -24,5 +24,5 @@ def test_guide_explains_the_choices(studio_env):
     table = at.table[0].value
     assert list(table["Preset"]) == [p.value for p in PRESETS]
     assert "zip -r my_model.zip my_model/" in at.code[0].value
-    text = " ".join(m.value for m in at.markdown)
+    text = " ".join(shown(m.value) for m in at.markdown)
     assert "several megabytes" in text and "calibration data" in text

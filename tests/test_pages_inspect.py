@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.options import ConversionOptions, Preset
 from core.server import jobs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 
 STUDIO = str(ROOT / "studio.py")
 SAMPLES = ROOT / "sample_models"
@@ -59,7 +59,7 @@ def _report(job: jobs.Job) -> dict[str, Any]:
 def test_empty_page_asks_for_a_tflite(studio_env):
     at = _app().run()
     assert not at.exception
-    assert at.title[0].value == "Inspect a TFLite model"
+    assert shown(at.title[0].value) == "Inspect a TFLite model"
     assert at.file_uploader[0].allowed_type == [".tflite"]
 
 
@@ -70,7 +70,7 @@ def test_report_of_a_conversion(converted):
     at.query_params["job"] = job.id
     at.run()
     assert not at.exception
-    assert "digits_classifier.zip" in at.title[0].value
+    assert "digits_classifier.zip" in shown(at.title[0].value)
     metrics = {m.label: m for m in at.metric}
     assert list(metrics)[:3] == ["Uploaded model", "TFLite file", "Smaller by"]
     assert metrics["Operators"].value == str(_report(job)["model"]["num_operators"])
@@ -86,7 +86,7 @@ def test_report_of_a_conversion(converted):
     ):
         assert any(target in lbl for lbl in tab_labels)
     assert {"Inputs & outputs", "Signatures", "Tensors", "Operators", "Metadata"} <= set(tab_labels)
-    words = " ".join(m.value for m in at.markdown)
+    words = " ".join(shown(m.value) for m in at.markdown)
     assert "Runs" in words  # LiteRT CPU runs it
     assert "Does not run" in words  # Edge TPU: dynamic batch
     iframe = at.get("iframe")[0].proto
@@ -107,7 +107,7 @@ def test_upload_a_tflite_to_inspect(converted):
     assert job.kind is jobs.JobKind.INSPECT and job.status is jobs.JobStatus.DONE, job.error
     at.run()
     assert not at.exception
-    assert at.title[0].value == "my model.tflite"
+    assert shown(at.title[0].value) == "my model.tflite"
     labels = [m.label for m in at.metric]
     assert "Uploaded model" not in labels and "TFLite file" in labels
     assert len(at.get("plotly_chart")) == 4
@@ -124,7 +124,7 @@ def test_tflite_on_the_convert_page_goes_to_inspect(converted):
     jobs.wait(job.id, 120)
     at.run()
     assert not at.exception
-    assert at.title[0].value == "m.tflite" and len(at.get("plotly_chart")) == 4
+    assert shown(at.title[0].value) == "m.tflite" and len(at.get("plotly_chart")) == 4
 
 
 def test_not_a_tflite_is_a_plain_error(studio_env):
@@ -132,7 +132,7 @@ def test_not_a_tflite_is_a_plain_error(studio_env):
     at.file_uploader[0].set_value(("broken.tflite", b"\x00" * 64, "application/octet-stream"))
     at.run()
     assert not at.exception
-    msg = " ".join(e.value for e in at.error)
+    msg = " ".join(shown(e.value) for e in at.error)
     assert "broken.tflite cannot be inspected" in msg and "not a TensorFlow Lite model" in msg
     assert "job" not in at.query_params
 
@@ -143,7 +143,7 @@ def test_a_model_archive_on_inspect_points_to_convert(studio_env):
     data = (SAMPLES / "digits_classifier.zip").read_bytes()
     at.file_uploader[0].set_value(("digits.tflite", data, "application/zip")).run()
     assert not at.exception
-    assert any("convert it first" in w.value for w in at.warning)
+    assert any("convert it first" in shown(w.value) for w in at.warning)
 
 
 # ---------------------------------------------------------------- downloads
@@ -162,7 +162,7 @@ def test_download_names_and_rendered_reports(converted):
     assert html.lstrip().lower().startswith("<!doctype html")
     assert "digits_classifier-int8.tflite" in html
     assert not re.search(r"<script[^>]+src=[\"']https?:", html)  # self-contained
-    md = render_report(job, "md")
+    md = shown(render_report(job, "md"))
     assert "digits_classifier-int8.tflite" in md
     # the worker's TFLite Micro result is stored and reused by the rendered reports
     stored = _report(job)

@@ -3,6 +3,7 @@ each function takes the report and returns a figure, so tests can call them."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -62,6 +63,12 @@ def _layout(fig: go.Figure, height: int = 320) -> go.Figure:
     return fig
 
 
+def _text(name: str) -> str:
+    """A name from the model as plotly text: plotly reads a subset of HTML
+    (links, images, styling), so ``<`` and ``&`` must not reach it raw."""
+    return html.escape(str(name), quote=False)
+
+
 def op_histogram(report: dict[str, Any]) -> go.Figure:
     """How often each operator appears, coloured by how it runs."""
     kinds: dict[str, str] = {}
@@ -77,7 +84,7 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
         if not rows:
             continue
         fig.add_bar(
-            y=[n for n, _ in rows],
+            y=[_text(n) for n, _ in rows],
             x=[c for _, c in rows],
             orientation="h",
             name=_KIND_WORDS[kind],
@@ -90,7 +97,7 @@ def op_histogram(report: dict[str, Any]) -> go.Figure:
         xaxis_title="times used",
         barmode="stack",
         xaxis=dict(dtick=1 if most <= 10 else None, rangemode="tozero"),
-        yaxis=dict(categoryorder="array", categoryarray=[n for n, _ in items]),
+        yaxis=dict(categoryorder="array", categoryarray=[_text(n) for n, _ in items]),
         showlegend=len(fig.data) > 1,
     )
     return _layout(fig, height=max(260, 28 * len(items) + 90))
@@ -130,7 +137,7 @@ def size_treemap(report: dict[str, Any], max_layers_per_op: int = 25) -> go.Figu
         total = sum(r["bytes"] for r in rows)
         weights_total += total
         ids.append(f"op/{op}")
-        labels.append(op)
+        labels.append(_text(op))
         parents.append("file")
         values.append(total)
         colors.append("")
@@ -138,7 +145,7 @@ def size_treemap(report: dict[str, Any], max_layers_per_op: int = 25) -> go.Figu
         shown, rest = rows[:max_layers_per_op], rows[max_layers_per_op:]
         for j, r in enumerate(shown):
             ids.append(f"op/{op}/{j}")
-            labels.append(f"{r['layer']} · {r['dtype']}")
+            labels.append(_text(f"{r['layer']} · {r['dtype']}"))
             parents.append(f"op/{op}")
             values.append(r["bytes"])
             colors.append(_DTYPE_COLORS.get(r["dtype"], "#9E9E9E"))

@@ -25,7 +25,7 @@ from core.options import PRESETS, Preset
 from core.server import jobs
 from ui import compare_charts, job_view
 from ui.errors import show_error
-from ui.format import download_name, human_bytes
+from ui.format import code, download_name, human_bytes, md
 from ui.identity import current_user
 
 __all__ = [
@@ -151,7 +151,7 @@ def show_recommendation(report: dict[str, Any]) -> None:
     )
     for f in report.get("flags") or []:
         {"error": st.error, "warning": st.warning}.get(f.get("severity"), st.info)(
-            f.get("message", ""),
+            md(f.get("message", "")),
             icon=":material/warning:" if f.get("severity") != "info" else ":material/info:",
         )
 
@@ -231,7 +231,7 @@ def show_table(report: dict[str, Any], *, key: str) -> None:
     for r in report.get("rows") or []:
         for w in r.get("warnings") or []:
             if "random synthetic data" in w:
-                st.caption(f"{r['label']}: {w}")
+                st.caption(f"{md(r['label'])}: {md(w)}")
                 break
 
 
@@ -291,7 +291,7 @@ def show_layers(job: jobs.Job, report: dict[str, Any], *, key: str) -> str | Non
     submitted = None
     for tab, le in zip(tabs, reports):
         with tab:
-            st.markdown(le.get("note", ""))
+            st.markdown(md(le.get("note", "")))
             layers = le.get("layers") or []
             n_max = max(1, min(10, len([x for x in layers if x.get(le.get("metric")) is not None])))
             default = max(1, min(n_max, len([x for x in layers if x.get("suspect")]) or 1))
@@ -320,7 +320,8 @@ def show_layers(job: jobs.Job, report: dict[str, Any], *, key: str) -> str | Non
             st.markdown(
                 "**Worst layers:** "
                 + "; ".join(
-                    f"`{short_layer_name(x['tensor'])}` ({x['op']}, {x[metric]:.3g})" for x in worst
+                    f"{code(short_layer_name(x['tensor']))} ({md(x['op'])}, {x[metric]:.3g})"
+                    for x in worst
                 )
             )
             target = le.get("keep_float_preset")
@@ -382,9 +383,9 @@ def show_reconvert_result(eval_job: jobs.Job, report: dict[str, Any]) -> None:
     if row.get("error"):
         show_error(row["error"], title=f"{row['label']}: {row.get('failed_step')} failed.")
     elif row.get("note"):
-        st.caption(row["note"])
+        st.caption(md(row["note"]))
     for w in row.get("warnings") or []:
-        st.warning(w, icon=":material/warning:")
+        st.warning(md(w), icon=":material/warning:")
     if res.get("output_sha"):
         out_sha = str(res["output_sha"])
         st.download_button(
@@ -454,7 +455,7 @@ def show_diff(
     if job_view.show_unfinished(job, key=f"{key}.job", retry=False):
         return
     d = (job.result or {}).get("diff") or {}
-    st.markdown(d["summary"])
+    st.markdown(md(d["summary"]))
     c = st.columns(4)
     c[0].metric("Ops added", len(d["ops_added"]))
     c[1].metric("Ops removed", len(d["ops_removed"]))

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core.errors import StudioError
+from ui.format import md
 
 __all__ = ["PHASE_WORDS", "show_error", "on_script_error", "run_page", "guard"]
 
@@ -49,9 +50,10 @@ def show_error(err: StudioError | dict[str, Any], *, title: str | None = None) -
     e = _as_error(err)
     phase = PHASE_WORDS.get(e.phase.value, e.phase.value)
     head = title or f"Failed while {phase}."
-    body = f"**{head}** {e.message}"
+    # messages quote names from the upload (ops, tensors, files): data, not markup
+    body = f"**{md(head)}** {md(e.message)}"
     if e.hint:
-        body += f"\n\n**What to do:** {e.hint}"
+        body += f"\n\n**What to do:** {md(e.hint)}"
     st.error(body, icon=":material/error:")
 
 

@@ -7,7 +7,7 @@ import time
 from core.model.naming import download_name, model_stem
 from core.units import human_bytes
 
-__all__ = ["human_bytes", "human_seconds", "model_stem", "download_name", "ago"]
+__all__ = ["human_bytes", "human_seconds", "model_stem", "download_name", "ago", "md", "code"]
 
 
 def human_seconds(s: float | None) -> str:
@@ -32,3 +32,25 @@ def ago(ts: float | None) -> str:
     if d < 86400:
         return f"{int(d // 3600)} h ago"
     return f"{int(d // 86400)} days ago"
+
+
+_MD_SPECIAL = set("\\`*_{}[]()#+-.!|<>~:$&")
+
+
+def md(text: object) -> str:
+    """Any text shown inside Markdown, as data: every character Markdown,
+    Streamlit's ``:color[..]`` / ``:icon:`` directives or LaTeX (``$``) would
+    act on is escaped, so a tensor named ``![x](http://…)`` stays words."""
+    s = str(text if text is not None else "")
+    return "".join("\\" + c if c in _MD_SPECIAL else c for c in s).replace("\n", " ")
+
+
+def code(text: object) -> str:
+    """Text as an inline code span that no backtick inside can close early."""
+    s = str(text if text is not None else "").replace("\n", " ")
+    longest = run = 0
+    for c in s:
+        run = run + 1 if c == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    return f"{fence} {s} {fence}" if s.startswith("`") or s.endswith("`") else f"{fence}{s}{fence}"

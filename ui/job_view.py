@@ -17,7 +17,7 @@ from core.errors import JobError, StudioError
 from core.options import PRESETS, Preset
 from core.server import jobs
 from ui.errors import PHASE_WORDS, guard, show_error
-from ui.format import human_bytes, human_seconds
+from ui.format import code, human_bytes, human_seconds, md
 from ui.identity import current_user
 from ui.uploads import resubmit
 
@@ -101,7 +101,7 @@ def show_progress(job_id: str, *, key: str, every: float = 1.0) -> None:
         if job.status.finished:
             st.rerun(scope="app")
         queued = job.status is jobs.JobStatus.QUEUED
-        label = ("Waiting in the queue: " if queued else "Working on ") + job_title(job)
+        label = ("Waiting in the queue: " if queued else "Working on ") + md(job_title(job))
         # not a `with` block: leaving one marks the status "complete"
         box = st.status(label, state="running", expanded=True)
         if queued:
@@ -114,9 +114,9 @@ def show_progress(job_id: str, *, key: str, every: float = 1.0) -> None:
         else:
             steps = _steps(job)
             for s in steps[:-1]:
-                box.markdown(f":material/check_circle: {s}")
+                box.markdown(f":material/check_circle: {md(s)}")
             if steps:
-                box.markdown(f":material/progress_activity: **{steps[-1]}…**")
+                box.markdown(f":material/progress_activity: **{md(steps[-1])}…**")
             if job.started_at:
                 elapsed = time.time() - job.started_at
                 box.caption(
@@ -159,7 +159,7 @@ def show_failure(job: jobs.Job, *, key: str) -> None:
         ops = details.get("select_tf_ops") or []
         if ops:
             st.markdown(
-                "Operators TFLite has no built-in version of: " + ", ".join(f"`{o}`" for o in ops)
+                "Operators TFLite has no built-in version of: " + ", ".join(code(o) for o in ops)
             )
         _retry(job, "Retry with Select TF ops", f"{key}.fix.select", select_tf_ops=True)
         st.caption(
@@ -170,7 +170,7 @@ def show_failure(job: jobs.Job, *, key: str) -> None:
         ops = details.get("custom_ops") or []
         if ops:
             st.markdown(
-                "Operators with no TFLite or TensorFlow kernel: " + ", ".join(f"`{o}`" for o in ops)
+                "Operators with no TFLite or TensorFlow kernel: " + ", ".join(code(o) for o in ops)
             )
         _retry(job, "Retry allowing custom ops", f"{key}.fix.custom", allow_custom_ops=True)
         st.caption("You will then have to implement and register these ops in your app.")
@@ -198,7 +198,7 @@ def show_failure(job: jobs.Job, *, key: str) -> None:
 
 
 def show_cancelled(job: jobs.Job, *, key: str, retry: bool = True) -> None:
-    st.info(f"{job_title(job)} was cancelled.", icon=":material/cancel:")
+    st.info(f"{md(job_title(job))} was cancelled.", icon=":material/cancel:")
     if retry:
         _retry(job, "Run it again", f"{key}.again", primary=False)
 
@@ -254,4 +254,4 @@ def show_conversion_headline(job: jobs.Job) -> None:
         help="Loading and converting in the worker (queue time not included).",
     )
     for w in conv.get("warnings") or []:
-        st.warning(w, icon=":material/warning:")
+        st.warning(md(w), icon=":material/warning:")

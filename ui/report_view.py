@@ -15,7 +15,7 @@ import streamlit as st
 from core.errors import StudioError
 from core.server import jobs
 from ui import charts
-from ui.format import download_name, human_bytes
+from ui.format import download_name, human_bytes, md
 from ui.netron import show_graph
 
 __all__ = [
@@ -238,11 +238,12 @@ def _target_reasons(key: str, t: dict[str, Any]) -> None:
         c, _ = _VERDICT_STYLE.get(s.get("verdict"), ("gray", ""))
         msgs = _unique(r.get("message", "") for r in s.get("reasons") or [])
         hints = _unique(r.get("hint", "") for r in s.get("reasons") or [] if r.get("hint"))
+        # op names, tensor names and the messages quoting them come from the model
         st.markdown(
-            f":{c}[**{op}**] ×{s.get('count', 1)}: "
-            + "; ".join(msgs[:4])
+            f":{c}[**{md(op)}**] ×{s.get('count', 1)}: "
+            + "; ".join(md(m) for m in msgs[:4])
             + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
-            + "".join(f"  \n  *Fix:* {h}" for h in hints[:2])
+            + "".join(f"  \n  *Fix:* {md(h)}" for h in hints[:2])
         )
     details = t.get("details") or {}
     if key == "micro" and details.get("arena_bytes"):
@@ -253,7 +254,7 @@ def _target_reasons(key: str, t: dict[str, Any]) -> None:
     if not bad and not t.get("model_reasons"):
         st.markdown(":green[Every operator is supported here.]")
     if t.get("source"):
-        st.caption(f"Rules from {t['source']}")
+        st.caption(f"Rules from {md(t['source'])}")
 
 
 def _rank(v: str | None) -> int:
@@ -271,8 +272,8 @@ def _unique(items: Any) -> list[str]:
 def _reason(r: dict[str, Any]) -> None:
     c, _ = _VERDICT_STYLE.get(r.get("severity"), ("gray", ""))
     st.markdown(
-        f":{c}[**Whole model:**] {r.get('message', '')}"
-        + (f"  \n*Fix:* {r['hint']}" if r.get("hint") else "")
+        f":{c}[**Whole model:**] {md(r.get('message', ''))}"
+        + (f"  \n*Fix:* {md(r['hint'])}" if r.get("hint") else "")
     )
 
 
@@ -422,7 +423,7 @@ def show_report(job: jobs.Job, *, key: str) -> None:
         return
     show_headline(job, report)
     for w in ((job.result or {}).get("conversion") or {}).get("warnings") or []:
-        st.warning(w, icon=":material/warning:")
+        st.warning(md(w), icon=":material/warning:")
     show_downloads(job, key=f"{key}.dl")
     st.subheader("Where it runs")
     show_compatibility(report, key=f"{key}.compat")

@@ -9,9 +9,11 @@ or a self-contained HTML page (charts inline, no network).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import mmap
 import os
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -240,8 +242,14 @@ def build_report(
 # ----------------------------------------------------------------- rendering
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
 def _md_cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """Text from the model as Markdown data: no HTML, links, images or tables
+    can come out of a tensor's name."""
+    text = html.escape(str(value), quote=False).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 @lru_cache(maxsize=2)
@@ -318,6 +326,9 @@ def _view(report: Report) -> dict[str, Any]:
 def _charts(report: Report, view: dict[str, Any]) -> dict[str, str]:
     import plotly.graph_objects as go
 
+    def esc(name: str) -> str:  # plotly reads a subset of HTML in its labels
+        return html.escape(str(name), quote=False)
+
     layout = {
         "margin": {"l": 40, "r": 10, "t": 40, "b": 80},
         "autosize": True,
@@ -328,12 +339,14 @@ def _charts(report: Report, view: dict[str, Any]) -> dict[str, str]:
     by_dtype = report.size.by_dtype
     figs = {
         "ops": go.Figure(
-            go.Bar(x=[r["op"] for r in rows], y=[r["count"] for r in rows], marker_color="#3b6ea5"),
+            go.Bar(
+                x=[esc(r["op"]) for r in rows], y=[r["count"] for r in rows], marker_color="#3b6ea5"
+            ),
             {**layout, "title": ops_title},
         ),
         "size_by_op": go.Figure(
             go.Bar(
-                x=list(report.size.by_op)[:40],
+                x=[esc(k) for k in list(report.size.by_op)[:40]],
                 y=[v / 1024 for v in list(report.size.by_op.values())[:40]],
                 marker_color="#5a9e6f",
             ),

@@ -10,13 +10,22 @@ Netron viewer and the HTTP API. Only ``/login``, ``/logout`` and
 Ways in:
 
 - a browser: ``/login`` asks for a name and the password and sets a signed,
-  HttpOnly, SameSite=Lax session cookie carrying the name (History shows who);
+  HttpOnly, SameSite=Strict session cookie carrying the name (History shows
+  who); ``/logout`` (a POST) revokes it on the server;
 - an API client: ``Authorization: Bearer <password>`` (the name comes from an
   ``X-TFLite-Studio-User`` header, else ``api``) or HTTP Basic ``name:password``.
 
 Refused: an HTML page request is redirected to ``/login``, ``/api`` gets a 401
 JSON error, a websocket is closed, anything else gets a plain 401. Repeated
-wrong passwords from one address are slowed down (429 for a few minutes).
+wrong passwords are slowed down (``core.server.limiter``: 429 for a few
+minutes). The client address is the peer's, unless the peer is one of the
+``trusted_proxies`` (uvicorn then reads ``X-Forwarded-For``).
+
+Cross-site requests: a browser's write (POST, PUT, PATCH, DELETE) that carries
+no ``Authorization`` header, and a browser's websocket, must come from this
+server's own pages (``Sec-Fetch-Site: same-origin``, else an ``Origin`` equal to
+the host), so another site cannot act with a signed-in person's cookie. Clients
+that are not browsers send neither header and are not affected.
 
 Without a password nothing is enforced; the name is still read from a cookie
 set at ``/login`` or from HTTP Basic, else it is ``local``.
@@ -29,22 +38,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import html
-import os
-import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from core.server.http import error_response
+from core.server.limiter import MAX_FAILS, login_limiter
 from core.server.records import safe_user
+from core.server.sessions import make_session_cookie, read_session_cookie
 from core.server.settings import Settings, load_settings
 
 __all__ = [
@@ -52,7 +56,6 @@ __all__ = [
     "USER_HEADER",
     "PUBLIC_PATHS",
     "auth_middleware",
-    "login_routes",
     "user_from_headers",
     "request_user",
     "make_session_cookie",
@@ -60,64 +63,19 @@ __all__ = [
     "check_password",
     "login_limiter",
     "MAX_FAILS",
+    "same_origin",
+    "client_address",
 ]
 
 COOKIE_NAME = "tflite_studio_session"
 USER_HEADER = "x-tflite-studio-user"
 SCOPE_KEY = "tflite_studio.user"
 PUBLIC_PATHS = frozenset({"/login", "/logout", "/_stcore/health", "/favicon.ico"})
-_SALT = "tflite-studio-login"
-MAX_FAILS = 10  # wrong passwords per address ...
-_FAIL_WINDOW_S = 300.0  # ... within this many seconds, then 429 until it passes
-
-# ---------------------------------------------------------------- secrets and cookies
-
-_secret_lock = threading.Lock()
-_secrets: dict[Path, bytes] = {}
-
-
-def _server_secret(settings: Settings) -> bytes:
-    """A random key kept in the data folder (shared by every server on it),
-    mixed with the password: changing the password signs everyone out."""
-    path = Path(settings.data_dir) / "secret_key"
-    with _secret_lock:
-        key = _secrets.get(path)
-        if key is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_hex(32))
-            key = _secrets[path] = path.read_text().strip().encode()
-    return hashlib.sha256(key + b"\0" + settings.password.encode()).digest()
-
-
-def _serializer(settings: Settings) -> Any:
-    from itsdangerous import URLSafeTimedSerializer
-
-    return URLSafeTimedSerializer(_server_secret(settings), salt=_SALT)
-
-
-def make_session_cookie(settings: Settings, user: str) -> str:
-    """The signed cookie value for ``user``."""
-    return str(_serializer(settings).dumps({"u": safe_user(user)}))
-
-
-def read_session_cookie(settings: Settings, value: str | None) -> str | None:
-    """The user name in a valid, unexpired cookie value, else None."""
-    if not value:
-        return None
-    from itsdangerous import BadSignature
-
-    try:
-        data = _serializer(settings).loads(value, max_age=settings.session_days * 86400)
-    except (BadSignature, ValueError, TypeError):
-        return None
-    name = data.get("u") if isinstance(data, dict) else None
-    return safe_user(name) if name else None
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HOP = (
+    '<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url={url}">'
+    '<title>TFLite Studio</title><a href="{url}">Continue to TFLite Studio</a>'
+)
 
 
 def check_password(settings: Settings, given: str | None) -> bool:
@@ -197,43 +155,37 @@ def request_user(request: Any) -> str:
     return str(request.scope.get(SCOPE_KEY) or "local")
 
 
-class FailureLimiter:
-    """Wrong passwords per client address, in a sliding window."""
-
-    def __init__(self) -> None:
-        self._fails: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def blocked(self, addr: str) -> float:
-        """Seconds left to wait, or 0."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._fails.get(addr)
-            if not q:
-                return 0.0
-            while q and now - q[0] > _FAIL_WINDOW_S:
-                q.popleft()
-            if len(q) >= MAX_FAILS:
-                return _FAIL_WINDOW_S - (now - q[0])
-            return 0.0
-
-    def fail(self, addr: str) -> None:
-        with self._lock:
-            if len(self._fails) > 10_000:
-                self._fails.clear()
-            self._fails.setdefault(addr, deque(maxlen=MAX_FAILS)).append(time.monotonic())
-
-    def reset(self, addr: str) -> None:
-        with self._lock:
-            self._fails.pop(addr, None)
-
-
-login_limiter = FailureLimiter()  # one per process: the middleware and /login share it
-
-
-def _client(scope: Mapping[str, Any]) -> str:
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The peer's address (uvicorn replaced it only for a trusted proxy)."""
     c = scope.get("client")
     return str(c[0]) if c else "?"
+
+
+def same_origin(headers: Mapping[str, str]) -> bool:
+    """Whether a request may act for a browser session: it comes from this
+    server's own pages, or from no browser at all (a browser always says
+    where a cross-site request comes from; curl and scripts send neither
+    header, and need credentials of their own anyway)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    if origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == (headers.get("host") or "").lower()
+
+
+def _cross_site(scope: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
+    """A cookie-borne write or a websocket not sent by our own pages."""
+    if scope["type"] == "websocket":
+        return not same_origin(headers)
+    if scope.get("method") not in _UNSAFE or headers.get("authorization"):
+        return False
+    if scope.get("path") in ("/login", "/logout"):
+        return False  # those routes answer it themselves, with a page
+    return not same_origin(headers)
 
 
 # ---------------------------------------------------------------- middleware
@@ -253,12 +205,15 @@ class AuthMiddleware:
         headers = _headers(scope)
         cookies = _cookies_from_header(headers.get("cookie", ""))
         path = scope.get("path", "")
+        if _cross_site(scope, headers):
+            await self._refuse_cross_site(scope, receive, send, path)
+            return
         if not self.settings.login_required:
             user, _ = _credentials(self.settings, headers, cookies)
             scope[SCOPE_KEY] = user or "local"
             await self.app(scope, receive, send)
             return
-        addr = _client(scope)
+        addr = client_address(scope)
         # While an address is blocked, its Authorization header is not even checked.
         user, wrong = _credentials(
             self.settings, headers, cookies, check_header=not login_limiter.blocked(addr)
@@ -274,6 +229,25 @@ class AuthMiddleware:
             return
         await self._deny(scope, receive, send, headers, path, wrong, addr)
 
+    async def _refuse_cross_site(self, scope: Any, receive: Any, send: Any, path: str) -> None:
+        from starlette.responses import PlainTextResponse
+
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if path == "/api" or path.startswith("/api/"):
+            resp: Any = error_response(
+                403,
+                "Cross-site request refused.",
+                "Send the request from TFLite Studio's own pages, or as an API client with "
+                "'Authorization: Bearer <team password>' or HTTP Basic.",
+                "auth",
+            )
+        else:
+            resp = PlainTextResponse("Cross-site request refused.", status_code=403)
+        resp.headers["Cache-Control"] = "no-store"
+        await resp(scope, receive, send)
+
     async def _deny(
         self,
         scope: Any,
@@ -284,7 +258,7 @@ class AuthMiddleware:
         wrong: bool,
         addr: str,
     ) -> None:
-        from starlette.responses import PlainTextResponse, RedirectResponse
+        from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 
         if scope["type"] == "websocket":
             # Closing before accepting makes the server answer the handshake with 403.
@@ -312,7 +286,13 @@ class AuthMiddleware:
             target = path + (
                 f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else ""
             )
-            resp = RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+            login = "/login?" + urlencode({"next": target})
+            if headers.get("sec-fetch-site") == "cross-site":
+                # A link from another site: the SameSite=Strict cookie was held
+                # back. One same-site hop brings it (signed in: /login forwards).
+                resp = HTMLResponse(_HOP.format(url=html.escape(login)), status_code=200)
+            else:
+                resp = RedirectResponse(login, status_code=303)
         else:
             resp = PlainTextResponse("Login required.", status_code=401)
         resp.headers["Cache-Control"] = "no-store"
@@ -325,125 +305,3 @@ def auth_middleware(settings: Settings | None = None) -> list[Any]:
     from starlette.middleware import Middleware
 
     return [Middleware(AuthMiddleware, settings=settings or load_settings())]
-
-
-# ---------------------------------------------------------------- /login, /logout
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in · TFLite Studio</title>
-<style>
-body{{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:#fafafa;
-margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center;color:#222}}
-form{{background:#fff;padding:2rem 2.2rem;border-radius:10px;box-shadow:0 2px 14px #0002;
-width:min(22rem,90vw)}}
-h1{{font-size:1.3rem;margin:0 0 .3rem}} p{{margin:.2rem 0 1rem;color:#555;font-size:.92rem}}
-label{{display:block;font-size:.9rem;margin:.8rem 0 .25rem}}
-input{{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #bbb;border-radius:6px;
-font-size:1rem}}
-button{{margin-top:1.2rem;width:100%;padding:.6rem;border:0;border-radius:6px;background:#FF6F00;
-color:#fff;font-size:1rem;cursor:pointer}}
-.err{{color:#b00020;background:#fdecee;padding:.5rem .7rem;border-radius:6px}}
-</style></head><body>
-<form method="post" action="/login">
-<h1>TFLite Studio</h1>
-<p>{intro}</p>
-{error}
-<label for="name">Your name</label>
-<input id="name" name="name" autocomplete="username" maxlength="64" required value="{name}"
- autofocus>
-{password}
-<input type="hidden" name="next" value="{next}">
-<button type="submit">Sign in</button>
-</form></body></html>"""
-
-_PASSWORD_FIELD = """<label for="password">Team password</label>
-<input id="password" name="password" type="password" autocomplete="current-password" required>"""
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this server (no ``//host``, no scheme): no open redirect."""
-    t = (target or "/").strip()
-    if not t.startswith("/") or t.startswith("//") or "\\" in t or any(ord(c) < 32 for c in t):
-        return "/"
-    if t.startswith(("/login", "/logout")):
-        return "/"
-    return t
-
-
-def login_routes(settings: Settings | None = None) -> list[Any]:
-    """``/login`` (GET form, POST check) and ``/logout``."""
-    from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
-    from starlette.routing import Route
-
-    s = settings or load_settings()
-    page_headers = {
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "form-action 'self'; frame-ancestors 'none'",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-    }
-
-    def page(next_: str, error: str = "", name: str = "", status: int = 200) -> Any:
-        intro = (
-            "This server is shared by your team. Sign in with your name and the team password."
-            if s.login_required
-            else "Give your name so History shows which jobs are yours."
-        )
-        body = _PAGE.format(
-            intro=intro,
-            error=f'<p class="err" role="alert">{html.escape(error)}</p>' if error else "",
-            name=html.escape(name),
-            next=html.escape(next_),
-            password=_PASSWORD_FIELD if s.login_required else "",
-        )
-        return HTMLResponse(body, status_code=status, headers=page_headers)
-
-    async def login(request: Any) -> Any:
-        addr = _client(request.scope)
-        if request.method == "GET":
-            nxt = _safe_next(request.query_params.get("next"))
-            if s.login_required and request.scope.get(SCOPE_KEY):
-                return RedirectResponse(nxt, status_code=303)
-            return page(nxt)
-        try:
-            form = await request.form(max_files=0, max_fields=10, max_part_size=4096)
-        except Exception:  # noqa: BLE001  (bad form encoding)
-            return PlainTextResponse("Bad form.", status_code=400)
-        nxt = _safe_next(str(form.get("next") or "/"))
-        name = safe_user(str(form.get("name") or ""))
-        if not str(form.get("name") or "").strip():
-            return page(nxt, "Give your name.", status=400)
-        if s.login_required:
-            wait = login_limiter.blocked(addr)
-            if wait:
-                return page(nxt, f"Too many wrong passwords. Wait {wait:.0f} s.", name, status=429)
-            if not check_password(s, str(form.get("password") or "")):
-                login_limiter.fail(addr)
-                return page(nxt, "Wrong password.", name, status=401)
-            login_limiter.reset(addr)
-        resp = RedirectResponse(nxt, status_code=303)
-        resp.set_cookie(
-            COOKIE_NAME,
-            make_session_cookie(s, name),
-            max_age=s.session_days * 86400,
-            httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https",
-            path="/",
-        )
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-
-    async def logout(request: Any) -> Any:
-        resp = RedirectResponse("/login", status_code=303)
-        resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="lax")
-        resp.headers["Cache-Control"] = "no-store"
-        return resp
-
-    return [
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["GET", "POST"]),
-    ]
