@@ -11,26 +11,28 @@ module-level ``app = st.App(...)``: keep that line as it is.
 
 from __future__ import annotations
 
-import os
+import sys
 from contextlib import asynccontextmanager
 from typing import Any
 
 import streamlit as st
 
+from core.errors import StudioError
 from core.server.api import api_routes
 from core.server.auth import auth_middleware
 from core.server.login import login_routes
 from core.server.netron import netron_routes
-from core.server.settings import load_settings
-from core.server.tuning import enable_tcp_nodelay
+from core.server.settings import load_settings, require_sandbox
+from core.server.tuning import enable_tcp_nodelay, trust_forwarded_for_only_from
 from ui.errors import on_script_error
 
 enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
 settings = load_settings()
-# Uvicorn trusts X-Forwarded-For from 127.0.0.1 by default, which would let any
-# local client pose as any address (and reset the login lockout): trust only the
-# proxies named in the settings. Read when uvicorn is configured, after this import.
-os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies
+trust_forwarded_for_only_from(settings.proxies)  # uvicorn would believe any local client
+try:
+    require_sandbox(settings)  # a shared server never runs models unsandboxed
+except StudioError as e:
+    sys.exit(f"TFLite Studio will not start: {e.message}\nFix: {e.hint}")
 
 
 @asynccontextmanager

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.server.settings import load_settings, sandbox_warning
 from ui.branding import app_icon
 from ui.errors import run_page
+from ui.format import md
 
 ROOT = Path(__file__).resolve().parent
 PAGES = ROOT / "pages"
@@ -68,4 +70,11 @@ with st.sidebar:
         st.caption(line)
 
 page = st.navigation(pages, position="sidebar")
+_no_sandbox = sandbox_warning(load_settings())
+if _no_sandbox:  # local single-user mode only: a shared server refuses to start
+    st.warning(
+        "**This server runs uploaded models without a sandbox.** Use it only for "
+        "your own models. " + md(_no_sandbox.split(". ", 1)[-1]),
+        icon=":material/gpp_maybe:",
+    )
 run_page(page)

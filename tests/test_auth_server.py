@@ -294,3 +294,20 @@ def test_repeated_wrong_passwords_are_slowed_down(tmp_path):
         auth.login_limiter.reset("127.0.0.1")
         srv.should_exit = True
         t.join(10)
+
+
+def test_the_failure_limit_counts_all_addresses_and_never_forgets_wholesale():
+    from core.server.limiter import FailureLimiter
+
+    lim = FailureLimiter(per_address=3, overall=10, window_s=60, max_addresses=5)
+    for _ in range(3):
+        lim.fail("10.0.0.1")
+    assert lim.blocked("10.0.0.1") > 0 and lim.blocked("10.0.0.2") == 0
+    for i in range(2, 6):  # more addresses, one failure each: the table is not wiped
+        lim.fail(f"10.0.0.{i}")
+    assert lim.blocked("10.0.0.1") > 0
+    for i in range(6, 9):  # rotating addresses reach the limit across all of them
+        lim.fail(f"10.0.0.{i}")
+    assert lim.blocked("192.168.1.1") > 0  # an address never seen waits too
+    lim.fail("10.0.0.99")  # the oldest entry goes, not the whole table
+    assert lim.addresses() == 5 and lim.blocked("10.0.0.99") > 0

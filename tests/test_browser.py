@@ -334,3 +334,55 @@ def test_compare_sample_presets_in_one_click(browser_page, server):
         }
     )
     assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+def test_names_from_a_model_are_shown_as_words(browser_page, server, tmp_path):
+    """A .tflite whose op and tensor names are Markdown, HTML and links: the
+    Inspect page shows them as text, loads nothing and links nowhere."""
+    import http.server
+    import threading
+
+    from tests.helpers.crafted import named_model
+
+    hits: list[str] = []
+
+    class Pixel(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    pixel = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pixel)
+    threading.Thread(target=pixel.serve_forever, daemon=True).start()
+    host = f"http://127.0.0.1:{pixel.server_address[1]}"
+    evil_op = f"![op]({host}/op.png)"
+    evil_weight = f'<img src="{host}/w.png"> [click]({host}/link)'
+    evil_input = f":red[red] $x$ **bold** <script>fetch('{host}/js')</script>"
+    model = tmp_path / "names.tflite"
+    model.write_bytes(named_model(evil_op, evil_weight, evil_input))
+    page, _requests = browser_page
+    try:
+        page.goto(server + "/inspect")
+        _app_text(page, "Inspect a TFLite model")
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+            str(model)
+        )
+        _app_text(page, "Where it runs", timeout=WAIT_JOB_MS)
+        page.get_by_role("tab", name=re.compile("LiteRT")).first.click()
+        page.wait_for_timeout(1500)
+        main = page.locator('[data-testid="stMain"]')
+        text = main.inner_text()
+        assert "![op]" in text  # the custom op's name, as written
+        for el in ("img", "a"):  # no image or link came out of a name
+            found = main.locator(
+                f'[data-testid="stMarkdownContainer"] {el}[src*="{host}"], '
+                f'[data-testid="stMarkdownContainer"] {el}[href*="{host}"]'
+            )
+            assert found.count() == 0, el
+        _shot(page, "11-inspect-hostile-names")
+    finally:
+        pixel.shutdown()
+    assert hits == [], hits

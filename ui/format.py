@@ -42,6 +42,10 @@ def md(text: object) -> str:
     Streamlit's ``:color[..]`` / ``:icon:`` directives or LaTeX (``$``) would
     act on is escaped, so a tensor named ``![x](http://…)`` stays words."""
     s = str(text if text is not None else "")
+    # GFM turns bare "http://…", "www.…" and "a@b.c" into links even when every
+    # character is escaped: a zero-width space keeps them plain words.
+    for pattern, cut in (("://", ":\u200b//"), ("www.", "www\u200b."), ("@", "@\u200b")):
+        s = s.replace(pattern, cut)
     return "".join("\\" + c if c in _MD_SPECIAL else c for c in s).replace("\n", " ")
 
 

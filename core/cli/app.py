@@ -151,9 +151,13 @@ def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool) -> Non
 )
 def serve_cmd(port: int, host: str | None) -> None:
     """Start the web app (and its workers) on one port."""
-    from core.server.settings import load_settings
+    from core.server.settings import load_settings, require_sandbox, sandbox_warning
 
     settings = load_settings()
+    require_sandbox(settings)  # a shared server never runs models unsandboxed
+    warning = sandbox_warning(settings)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     root = Path(__file__).resolve().parent.parent.parent
     if not (root / "app.py").is_file() or not (root / "pages").is_dir():
         raise OptionsError(

@@ -12,7 +12,7 @@ import click
 from core.errors import OptionsError
 from core.options import PRESET_IDS, ConversionOptions, Preset, parse_input_shape
 from core.pipeline.isolation import RunContext, WorkerLimits
-from core.server.settings import load_settings, sandbox_for
+from core.server.settings import load_settings, sandbox_for, sandbox_warning
 
 __all__ = ["PRESET_IDS", "convert_options", "source_options", "options_from_kw", "run_context"]
 
@@ -23,6 +23,9 @@ def run_context(timeout: float | None = None, *, quiet: bool = False) -> RunCont
     settings = load_settings()
     limits = WorkerLimits.from_settings(settings, timeout)
     say = None if quiet else (lambda m: click.echo(f"  {m}…", err=True))
+    warning = sandbox_warning(settings)
+    if warning and not settings.login_required:  # a shared setup refuses in the task instead
+        click.echo(f"warning: {warning}", err=True)
     return RunContext(limits=limits, on_progress=say, sandbox=sandbox_for(settings))
 
 

@@ -36,9 +36,13 @@ def worker_cmd(workers: int | None, no_warm: bool) -> None:
     storage) and TFLITE_STUDIO_REDIS_URL as the app. Jobs running when it stops
     go back to the queue."""
     from core.server.jobs import start_consumer
-    from core.server.settings import load_settings
+    from core.server.settings import load_settings, require_sandbox, sandbox_warning
 
     settings = load_settings()
+    require_sandbox(settings)
+    warning = sandbox_warning(settings)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

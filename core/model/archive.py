@@ -13,6 +13,7 @@ import enum
 import os
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -72,7 +73,46 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_MAX_SNIFF_MEMBERS = 10_000  # a .keras file holds a handful
+
+
+def zip_member_count(path: Path) -> int | None:
+    """Members a zip archive declares, read from its end record alone (a
+    million-entry central directory is never loaded); None if there is none."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            tail_len = min(size, 65_535 + 22 + 20)
+            f.seek(size - tail_len)
+            tail = f.read(tail_len)
+            at = tail.rfind(_EOCD)
+            if at < 0 or at + 22 > len(tail):
+                return None
+            count = int(struct.unpack_from("<H", tail, at + 10)[0])
+            loc = at - 20
+            if count != 0xFFFF or loc < 0 or tail[loc : loc + 4] != _EOCD64_LOCATOR:
+                return count
+            # zip64: the locator points at the zip64 end record, whose count is 8 bytes
+            (offset,) = struct.unpack_from("<Q", tail, loc + 8)
+            if offset + 40 > size:
+                return None
+            f.seek(offset)
+            rec = f.read(40)
+    except OSError:
+        return None
+    if len(rec) < 40 or rec[:4] != _EOCD64:
+        return None
+    return int(struct.unpack_from("<Q", rec, 32)[0])
+
+
 def _is_keras_zip(path: Path) -> bool:
+    n = zip_member_count(path)
+    if n is None or n > _MAX_SNIFF_MEMBERS:
+        return False
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -151,8 +191,8 @@ class _Budget:
         self.written = 0
         self.members = 0
 
-    def add_member(self) -> None:
-        self.members += 1
+    def add_member(self, n: int = 1) -> None:
+        self.members += n
         if self.members > self.limits.max_members:
             raise UnsafeArchiveError(
                 f"The archive has more than {self.limits.max_members} members.",
@@ -198,6 +238,10 @@ def _target(root: Path, pp: PurePosixPath) -> Path:
 
 
 def _extract_zip(archive: Path, root: Path, budget: _Budget) -> None:
+    declared = zip_member_count(archive)
+    if declared is not None and declared > budget.limits.max_members:
+        # refused from the end record: the central directory is not even read
+        budget.add_member(declared)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:

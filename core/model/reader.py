@@ -366,11 +366,40 @@ def _conversion_metadata(mv: memoryview) -> ConversionMetadata | None:
     )
 
 
+# Far beyond real models (large language models have tens of thousands of
+# ops); a file past them is refused before any of it is decoded.
+MAX_SUBGRAPHS = 1_000
+MAX_OPERATORS = 200_000
+MAX_TENSORS = 500_000
+
+
+class _TooLarge(Exception):
+    """Internal: the model is past a size limit. Becomes TFLiteFormatError."""
+
+
+def _check_counts(buf: Buf, model: Fields) -> None:
+    """Count subgraphs, operators and tensors from the vectors' lengths alone."""
+    vec = buf.vector(model, 2, 4, "subgraphs")
+    n_sub = vec[1] if vec else 0
+    if n_sub > MAX_SUBGRAPHS:
+        raise _TooLarge(f"{n_sub:,} subgraphs (at most {MAX_SUBGRAPHS:,} are read)")
+    ops = tensors = 0
+    for sg in buf.tables_of(model, 2, "subgraphs"):
+        t, o = buf.vector(sg, 0, 4, "tensor list"), buf.vector(sg, 3, 4, "operator list")
+        tensors += t[1] if t else 0
+        ops += o[1] if o else 0
+    if ops > MAX_OPERATORS:
+        raise _TooLarge(f"{ops:,} operators (at most {MAX_OPERATORS:,} are read)")
+    if tensors > MAX_TENSORS:
+        raise _TooLarge(f"{tensors:,} tensors (at most {MAX_TENSORS:,} are read)")
+
+
 def _parse(mv: memoryview, check_zeros: bool) -> ModelInfo:
     n = len(mv)
     # A real model spends every decoded byte once; allow shared data, not a bomb.
     buf = Buf(mv, budget=2 * n + 65_536)
     model = buf.table(buf.uoffset(0, "root table"), "model")
+    _check_counts(buf, model)
     schema_version = buf.scalar(model, 0, U32, 4, 0, "model")
     codes = _op_codes(buf, model)
     buffers = _buffer_views(buf, model)
@@ -484,6 +513,11 @@ def _parse_guarded(mv: memoryview, label: str, check_zeros: bool) -> ModelInfo:
     try:
         with gc_paused():
             return _parse(mv, check_zeros)
+    except _TooLarge as e:
+        raise TFLiteFormatError(
+            f"{label} has {e}: it is far larger than any model this server inspects.",
+            "Inspect a smaller model; if this one is real, ask the admin to raise the limit.",
+        ) from None
     except (Corrupt, struct.error, ValueError, IndexError, OverflowError, UnicodeDecodeError) as e:
         # Generated accessors raise struct.error/ValueError on out-of-range reads.
         raise TFLiteFormatError(f"{label} is corrupt or cut short: {e}", _HINT_CORRUPT) from None

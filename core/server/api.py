@@ -272,10 +272,17 @@ class _Handlers:
                     "options",
                 )
         try:
-            limit = max(1, min(200, int(q.get("limit", "50"))))
-            offset = max(0, int(q.get("offset", "0")))
+            limit = int(q.get("limit", "50"))
+            offset = int(q.get("offset", "0"))
         except ValueError:
             return error_response(400, "limit and offset must be whole numbers.", "", "options")
+        if not (1 <= limit <= 200 and 0 <= offset <= 1_000_000_000):
+            return error_response(
+                400,
+                f"limit={limit}, offset={offset} is out of range.",
+                "Use a limit from 1 to 200 and an offset from 0 up.",
+                "options",
+            )
         body = await to_thread.run_sync(
             lambda: [
                 job_json(st, j)

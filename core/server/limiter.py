@@ -59,6 +59,11 @@ class FailureLimiter:
             while len(self._fails) > self.max_addresses:
                 self._fails.popitem(last=False)
 
+    def addresses(self) -> int:
+        """How many addresses are remembered (bounded by ``max_addresses``)."""
+        with self._lock:
+            return len(self._fails)
+
     def reset(self, addr: str) -> None:
         with self._lock:
             self._fails.pop(addr, None)

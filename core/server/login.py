@@ -74,24 +74,27 @@ align-items:center;justify-content:center">
 <button type="submit">Sign out</button></form></body></html>"""
 
 
-def login_routes(settings: Settings | None = None) -> list[Any]:
-    """``/login`` (GET form, POST check) and ``/logout`` (GET asks, POST signs out)."""
-    from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
-    from starlette.routing import Route
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
-    s = settings or load_settings()
-    page_headers = {
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-        "form-action 'self'; frame-ancestors 'none'",
-        "X-Frame-Options": "DENY",
-        "Referrer-Policy": "no-referrer",
-    }
 
-    def page(next_: str, error: str = "", name: str = "", status: int = 200) -> Any:
+class _Login:
+    """The two routes' handlers, for one server's settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+
+    def page(self, next_: str, error: str = "", name: str = "", status: int = 200) -> Any:
+        from starlette.responses import HTMLResponse
+
         intro = (
             "This server is shared by your team. Sign in with your name and the team password."
-            if s.login_required
+            if self.s.login_required
             else "Give your name so History shows which jobs are yours."
         )
         body = _PAGE.format(
@@ -99,17 +102,19 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
             error=f'<p class="err" role="alert">{html.escape(error)}</p>' if error else "",
             name=html.escape(name),
             next=html.escape(next_),
-            password=_PASSWORD_FIELD if s.login_required else "",
+            password=_PASSWORD_FIELD if self.s.login_required else "",
         )
-        return HTMLResponse(body, status_code=status, headers=page_headers)
+        return HTMLResponse(body, status_code=status, headers=_PAGE_HEADERS)
 
-    async def login(request: Any) -> Any:
-        addr = client_address(request.scope)
+    async def login(self, request: Any) -> Any:
+        from starlette.responses import PlainTextResponse, RedirectResponse
+
+        s = self.s
         if request.method == "GET":
             nxt = _safe_next(request.query_params.get("next"))
             if s.login_required and request.scope.get(SCOPE_KEY):
                 return RedirectResponse(nxt, status_code=303)
-            return page(nxt)
+            return self.page(nxt)
         if not same_origin(request.headers):
             return PlainTextResponse("Cross-site sign-in refused.", status_code=403)
         try:
@@ -119,15 +124,10 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
         nxt = _safe_next(str(form.get("next") or "/"))
         name = safe_user(str(form.get("name") or ""))
         if not str(form.get("name") or "").strip():
-            return page(nxt, "Give your name.", status=400)
-        if s.login_required:
-            wait = login_limiter.blocked(addr)
-            if wait:
-                return page(nxt, f"Too many wrong passwords. Wait {wait:.0f} s.", name, status=429)
-            if not check_password(s, str(form.get("password") or "")):
-                login_limiter.fail(addr)
-                return page(nxt, "Wrong password.", name, status=401)
-            login_limiter.reset(addr)
+            return self.page(nxt, "Give your name.", status=400)
+        refused = self._check(request, form, nxt, name)
+        if refused is not None:
+            return refused
         resp = RedirectResponse(nxt, status_code=303)
         resp.set_cookie(
             COOKIE_NAME,
@@ -141,18 +141,40 @@ def login_routes(settings: Settings | None = None) -> list[Any]:
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
-    async def logout(request: Any) -> Any:
+    def _check(self, request: Any, form: Any, nxt: str, name: str) -> Any:
+        """The page to show instead of signing in (locked out, wrong password), or None."""
+        if not self.s.login_required:
+            return None
+        addr = client_address(request.scope)
+        wait = login_limiter.blocked(addr)
+        if wait:
+            return self.page(nxt, f"Too many wrong passwords. Wait {wait:.0f} s.", name, status=429)
+        if not check_password(self.s, str(form.get("password") or "")):
+            login_limiter.fail(addr)
+            return self.page(nxt, "Wrong password.", name, status=401)
+        login_limiter.reset(addr)
+        return None
+
+    async def logout(self, request: Any) -> Any:
+        from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse
+
         if request.method == "GET":
-            return HTMLResponse(_LOGOUT, headers=page_headers)
+            return HTMLResponse(_LOGOUT, headers=_PAGE_HEADERS)
         if not same_origin(request.headers):
             return PlainTextResponse("Cross-site sign-out refused.", status_code=403)
-        revoke_session(s, request.cookies.get(COOKIE_NAME))
+        revoke_session(self.s, request.cookies.get(COOKIE_NAME))
         resp = RedirectResponse("/login", status_code=303)
         resp.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="strict")
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
+
+def login_routes(settings: Settings | None = None) -> list[Any]:
+    """``/login`` (GET form, POST check) and ``/logout`` (GET asks, POST signs out)."""
+    from starlette.routing import Route
+
+    h = _Login(settings or load_settings())
     return [
-        Route("/login", login, methods=["GET", "POST"]),
-        Route("/logout", logout, methods=["GET", "POST"]),
+        Route("/login", h.login, methods=["GET", "POST"]),
+        Route("/logout", h.logout, methods=["GET", "POST"]),
     ]

