@@ -50,6 +50,8 @@ class ConversionResult(Serializable):
     inputs: tuple[SignatureInput, ...]
     tf_version: str
     warnings: tuple[str, ...] = field(default=())
+    # inputs left dynamic -> a static shape to offer (batch 1, sequence 32, image 224)
+    suggested_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- accuracy

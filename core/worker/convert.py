@@ -19,7 +19,7 @@ from core.tasks.requests import ConvertRequest
 from core.tasks.results import ConversionResult, SignatureInput
 from core.worker.convert_errors import first_error_line, parse_converter_error
 from core.worker.data import representative
-from core.worker.loader import LoadedModel, load_model
+from core.worker.loader import LoadedModel, load_model, suggested_shapes
 from core.worker.messages import error_line
 
 __all__ = ["run", "prepared_converter", "PreparedConverter"]
@@ -147,6 +147,7 @@ def run(req: ConvertRequest, workdir: Path, progress: Callable[..., None]) -> Co
         inputs=tuple(SignatureInput(i.name, i.dtype, lm.shapes[i.name]) for i in lm.inputs),
         tf_version=lm.tf.__version__,
         warnings=tuple(lm.warnings),
+        suggested_shapes=suggested_shapes(lm.inputs, dict(options.input_shapes)),
     )
 
 

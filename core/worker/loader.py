@@ -18,6 +18,7 @@ from core.errors import LoadError, OptionsError, StudioError
 from core.model.archive import ModelKind, UnpackLimits, prepare_model
 from core.options import ConversionOptions
 from core.tasks.results import SignatureInput
+from core.tasks.shapes import shape_words, suggest_shape
 
 __all__ = [
     "LoadedModel",
@@ -27,6 +28,7 @@ __all__ = [
     "fixed_shapes",
     "keras_to_saved_model",
     "concrete_shape",
+    "suggested_shapes",
 ]
 
 
@@ -102,7 +104,8 @@ def load_model(
 
 
 def concrete_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(d if d > 0 else 1 for d in shape)
+    """The shape synthetic samples get (``core.tasks.shapes``: not 1 for a sequence)."""
+    return suggest_shape(shape)
 
 
 def read_signatures(saved_model_dir: Path) -> dict[str, list[SignatureInput]]:
@@ -197,13 +200,30 @@ def fixed_shapes(
             shapes[i.name] = g
         else:
             shapes[i.name] = i.shape
-            if any(d < 0 for d in i.shape[1:]):
-                warnings.append(
-                    f"Input {i.name!r} has dynamic dimensions {list(i.shape)}: some targets "
-                    "(Edge TPU, microcontrollers, GPU) need static shapes. Fix them with "
-                    f"--input-shape {i.name}=" + ",".join(str(max(d, 1)) for d in i.shape) + "."
-                )
+    open_dims = {
+        i.name: suggest_shape(i.shape)
+        for i in inputs
+        if i.name not in given and any(d < 0 for d in i.shape[1:])
+    }
+    if open_dims:  # one warning for the one cause, whatever the number of inputs
+        warnings.append(
+            f"{len(open_dims)} input{'s have' if len(open_dims) > 1 else ' has'} dynamic "
+            f"dimensions ({', '.join(repr(n) for n in open_dims)}): Edge TPU, microcontrollers "
+            "and the GPU delegate need static shapes. Fix them with the input shapes option, "
+            f"for example {shape_words(open_dims)}."
+        )
     return shapes
+
+
+def suggested_shapes(
+    inputs: list[SignatureInput], given: dict[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """A static shape for every input left dynamic (batch 1, sequences 32, images 224)."""
+    return {
+        i.name: suggest_shape(i.shape)
+        for i in inputs
+        if i.name not in given and any(d < 0 for d in i.shape)
+    }
 
 
 def keras_to_saved_model(
