@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from core.errors import StudioError
 from core.server.api import api_routes
@@ -26,6 +27,10 @@ from core.server.settings import load_settings, require_sandbox
 from core.server.tuning import enable_tcp_nodelay, trust_forwarded_for_only_from
 from ui.errors import on_script_error
 
+# studio.py sits next to pages/: without this, a fresh server's first session
+# runs the page file it is asked for on its own, its file names as navigation
+# ("studio, compare, convert…"), instead of studio.py and its st.navigation.
+PagesManager.uses_pages_directory = False
 enable_tcp_nodelay()  # Streamlit 1.67 binds without TCP_NODELAY: +40 ms per kept-alive request
 settings = load_settings()
 trust_forwarded_for_only_from(settings.proxies)  # uvicorn would believe any local client

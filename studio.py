@@ -2,8 +2,9 @@
 
 Page config, navigation over ``pages/`` and the one error handler: every page
 runs inside ``ui.errors.run_page``, so an uncaught exception shows a plain
-message (the traceback goes to the server log only). Compare and History are
-listed only when their page files exist.
+message (the traceback goes to the server log only). Convert lives at
+``/convert``; ``/`` opens it (a link's ``?job=`` goes along). The sidebar
+says how busy the server is, kept current while jobs run.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from pathlib import Path
 import streamlit as st
 
 from core.server.settings import load_settings, sandbox_warning
+from ui import layout
 from ui.branding import app_icon
 from ui.errors import run_page
 from ui.format import md
+from ui.sidebar import show_server_line
 
 ROOT = Path(__file__).resolve().parent
 PAGES = ROOT / "pages"
@@ -35,29 +38,23 @@ def _page(file: str, title: str, icon: str, url_path: str, **kw: object) -> st.P
     return st.Page(str(PAGES / file), title=title, icon=icon, url_path=url_path, **kw)  # type: ignore[arg-type]
 
 
+convert = _page("convert.py", "Convert", ":material/upload_file:", "convert")
+
+
+def _home() -> None:
+    """``/``: the Convert page, with the link's query (``?job=``)."""
+    st.switch_page(convert, query_params=st.query_params.to_dict())
+
+
 pages = [
-    _page("convert.py", "Convert", ":material/upload_file:", "convert", default=True),
+    st.Page(_home, title="TFLite Studio", url_path="home", default=True, visibility="hidden"),
+    convert,
     _page("inspect.py", "Inspect", ":material/query_stats:", "inspect"),
     _page("compare.py", "Compare", ":material/compare_arrows:", "compare"),
     _page("history.py", "History", ":material/history:", "history"),
     _page("guide.py", "Guide", ":material/menu_book:", "guide"),
 ]
-
-
-def _queue_line() -> str:
-    """How busy the shared server is, in one line (empty if the store is unreadable)."""
-    try:
-        from core.server import jobs
-
-        s = jobs.store()
-        running = s.count((jobs.JobStatus.RUNNING,))
-        waiting = s.count((jobs.JobStatus.QUEUED,))
-    except Exception:  # noqa: BLE001  (a hint only; never block a page on it)
-        return ""
-    if not running and not waiting:
-        return "Server: idle."
-    return f"Server: {running} job{'s' if running != 1 else ''} running, {waiting} waiting."
-
+page = st.navigation(pages, position="sidebar")  # first: the titles show before anything else
 
 with st.sidebar:
     st.markdown("### :material/memory: TFLite Studio")
@@ -65,11 +62,9 @@ with st.sidebar:
         "TensorFlow → TensorFlow Lite, in the browser. Conversions run on this "
         "server in their own process; a job keeps running if you close the tab."
     )
-    line = _queue_line()
-    if line:
-        st.caption(line)
+    show_server_line()
+layout.apply()
 
-page = st.navigation(pages, position="sidebar")
 _no_sandbox = sandbox_warning(load_settings())
 if _no_sandbox:  # local single-user mode only: a shared server refuses to start
     st.warning(

@@ -14,8 +14,10 @@ process boundary as plain dicts (``to_dict`` / ``from_dict``).
     │   └── UnsupportedOpsError ops the converter rejected, with what would fix them
     ├── CalibrationError        calibration data unusable (phase: calibrate)
     ├── QuantizeError           quantization failed (phase: quantize)
+    │   └── RecipeError         a recipe (id or JSON) that cannot be applied
     ├── TFLiteFormatError       a .tflite file that cannot be read (phase: inspect)
     ├── EvaluateError           accuracy / latency run failed (phase: evaluate)
+    ├── DeployError             the deploy kit cannot be built (phase: deploy)
     ├── WorkerError             the isolated worker process died (phase: as given)
     │   ├── WorkerTimeout
     │   ├── WorkerOutOfMemory
@@ -42,6 +44,8 @@ __all__ = [
     "UnsupportedOpsError",
     "CalibrationError",
     "QuantizeError",
+    "RecipeError",
+    "DeployError",
     "TFLiteFormatError",
     "EvaluateError",
     "WorkerError",
@@ -63,6 +67,7 @@ class Phase(str, enum.Enum):
     QUANTIZE = "quantize"
     INSPECT = "inspect"
     EVALUATE = "evaluate"
+    DEPLOY = "deploy"
     JOB = "job"
 
 
@@ -156,12 +161,21 @@ class QuantizeError(StudioError):
     default_phase = Phase.QUANTIZE
 
 
+class RecipeError(QuantizeError):
+    """A recipe that cannot be applied: unknown id, a bad key or value in the
+    JSON, a bad regex, or a scope that matches no layer of the model."""
+
+
 class TFLiteFormatError(StudioError):
     default_phase = Phase.INSPECT
 
 
 class EvaluateError(StudioError):
     default_phase = Phase.EVALUATE
+
+
+class DeployError(StudioError):
+    default_phase = Phase.DEPLOY
 
 
 class WorkerError(StudioError):

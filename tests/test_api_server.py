@@ -149,11 +149,11 @@ def test_bad_uploads_are_refused(idle_server, model, tmp_path):
 
 
 def test_queued_jobs_limits_not_ready_and_cancel(idle_server, model):
-    a = _post(idle_server, model, auth=("ann", "")).json()
-    b = _post(idle_server, model, auth=("ann", "")).json()
+    a = _post(idle_server, model, auth=("ann", ""), preset="float32").json()
+    b = _post(idle_server, model, auth=("ann", ""), preset="dynamic").json()
     assert (a["queue_position"], b["queue_position"]) == (1, 2)
     assert a["user"] == "ann"
-    r = _post(idle_server, model, auth=("ann", ""))
+    r = _post(idle_server, model, auth=("ann", ""), preset="float16")
     assert r.status_code == 429 and "already have 2 jobs" in r.json()["error"]["message"]
     assert r.headers["retry-after"]
     c = _post(idle_server, model, auth=("bob", "")).json()
@@ -241,3 +241,224 @@ def test_cli_submit_status_fetch(server, model, tmp_path, capsys):
         status_cmd.main(["0123456789abcdef", "--server", server.base], standalone_mode=False)
     with pytest.raises(StudioError, match="Cannot reach the server"):
         status_cmd.main([job_id, "--server", "http://127.0.0.1:9"], standalone_mode=False)
+
+
+# ---------------------------------------------------------------- one job, not two
+
+
+def test_an_identical_submission_answers_with_the_same_job(idle_server, model):
+    """A CI retry (or a double click) while the first job waits queues nothing new;
+    ``force=true`` does."""
+    first = _post(idle_server, model, auth=("dan", ""), preset="dynamic", select_tf_ops="true")
+    assert first.status_code == 201 and first.json()["reused"] is False
+    again = _post(idle_server, model, auth=("dan", ""), preset="dynamic", select_tf_ops="true")
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"] and again.json()["reused"] is True
+    other = _post(idle_server, model, auth=("dan", ""), preset="dynamic")  # other options
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    forced = _post(
+        idle_server, model, auth=("eve", ""), preset="dynamic", select_tf_ops="true", force="true"
+    )
+    assert forced.status_code == 201
+    for j in (first.json(), other.json(), forced.json()):
+        requests.delete(idle_server.url(j["links"]["self"]), timeout=10)
+
+
+# ---------------------------------------------------------------- every job kind
+
+EVAL = ROOT / "sample_models" / "digits_eval.npz"
+
+
+def _post_kind(srv: Server, kind: str, files: dict[str, Path], **fields: Any) -> requests.Response:
+    return requests.post(
+        srv.url("/api/jobs"),
+        files={k: (p.name, p.read_bytes()) for k, p in files.items()},
+        data={"kind": kind, **fields},
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def two_tflites(server, model, tmp_path_factory) -> tuple[Path, Path]:
+    """float32 and dynamic conversions of the model, downloaded."""
+    out = tmp_path_factory.mktemp("tflites")
+    paths = []
+    for preset in ("float32", "dynamic"):
+        done = _wait(server, _post(server, model, preset=preset).json()["id"])
+        assert done["status"] == "done", done
+        p = out / f"digits-{preset}.tflite"
+        p.write_bytes(requests.get(server.url(done["links"]["model"]), timeout=30).content)
+        paths.append(p)
+    return paths[0], paths[1]
+
+
+def test_api_index_lists_every_kind_with_its_fields(idle_server):
+    kinds = requests.get(idle_server.url("/api"), timeout=10).json()["kinds"]
+    assert list(kinds) == ["convert", "inspect", "evaluate", "layers", "sweep", "diff"]
+    assert "eval_data" in kinds["sweep"]["files"] and "presets" in kinds["sweep"]["fields"]
+    assert kinds["diff"]["files"] == ["model", "b"]
+
+
+def test_sweep_through_the_api(server, model):
+    r = _post_kind(
+        server,
+        "sweep",
+        {"model": model, "calibration_data": CAL, "eval_data": EVAL},
+        presets="float32,dynamic",
+        layer_errors="false",
+        runs="5",
+    )
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["kind"] == "sweep" and job["links"]["page"] == f"/compare?job={job['id']}"
+    done = _wait(server, job["id"], timeout=400)
+    assert done["status"] == "done", done
+    res = done["result"]
+    assert [row["label"] for row in res["rows"]] == ["float32", "dynamic"]
+    assert res["recommendation"]["label"] in ("float32", "dynamic")
+    assert all(row["size_bytes"] > 0 and row["metrics"]["accuracy"] > 0.9 for row in res["rows"])
+    # the recommended .tflite by default, any row by its label; names carry the preset
+    rec = res["recommendation"]["label"]
+    got = requests.get(server.url(done["links"]["model"]), timeout=30)
+    assert got.status_code == 200 and got.content[4:8] == b"TFL3"
+    assert f'filename="{model.stem}-{rec}.tflite"' in got.headers["content-disposition"]
+    dyn = requests.get(server.url(done["links"]["model"] + "?preset=dynamic"), timeout=30)
+    assert f'filename="{model.stem}-dynamic.tflite"' in dyn.headers["content-disposition"]
+    assert (
+        requests.get(server.url(done["links"]["model"] + "?preset=int8"), timeout=30).status_code
+        == 404
+    )
+    rep = requests.get(server.url(done["links"]["report"]), timeout=30)
+    assert rep.json()["kind"] == "sweep"
+    assert f'filename="{model.stem}-sweep-report.json"' in rep.headers["content-disposition"]
+
+
+def test_evaluate_a_given_tflite_through_the_api(server, model, two_tflites):
+    _f32, dyn = two_tflites
+    r = _post_kind(server, "evaluate", {"model": model, "tflite": dyn, "eval_data": EVAL}, runs="5")
+    assert r.status_code == 201, r.text
+    done = _wait(server, r.json()["id"])
+    assert done["status"] == "done", done
+    m = done["result"]["row"]["metrics"]
+    assert m["samples"] > 0 and m["top1_agreement"] >= 0.9 and m["accuracy"] > 0.9
+    assert done["result"]["row"]["latency_ms"] > 0
+    got = requests.get(server.url(done["links"]["model"]), timeout=30)
+    assert got.content == dyn.read_bytes()
+    res = requests.get(server.url(done["links"]["result"]), timeout=30)
+    assert res.status_code == 200 and res.json()["row"]["metrics"]["samples"] == m["samples"]
+
+
+def test_layers_through_the_api(server, model):
+    r = _post_kind(server, "layers", {"model": model, "calibration_data": CAL, "eval_data": EVAL})
+    assert r.status_code == 201, r.text
+    done = _wait(server, r.json()["id"])
+    assert done["status"] == "done", done
+    layers = done["result"]["layers"]
+    assert layers["preset"] == "int8" and layers["layers"] and layers["worst"]
+    rep = requests.get(server.url(done["links"]["report"]), timeout=30)
+    assert rep.json()["worst"] == layers["worst"]
+    assert f'filename="{model.stem}-int8-layers-report.json"' in rep.headers["content-disposition"]
+
+
+def test_diff_through_the_api(server, two_tflites):
+    f32, dyn = two_tflites
+    r = _post_kind(server, "diff", {"model": f32, "b": dyn})
+    assert r.status_code == 201, r.text
+    done = _wait(server, r.json()["id"])
+    assert done["status"] == "done", done
+    diff = done["result"]["diff"]
+    assert diff["quantized_tensors"] or diff["tensors_changed"]  # dynamic quantizes weights
+    md = requests.get(server.url(done["links"]["report_md"]), timeout=30)
+    assert md.status_code == 200 and "digits-float32" in md.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "files", "fields", "words"),
+    [
+        ("sweep", {"model": "f32"}, {}, "already a .tflite file"),
+        ("layers", {"model": "zip"}, {"preset": "float16"}, "int8 and int8-float-io"),
+        ("diff", {"model": "f32"}, {}, "two .tflite files"),
+        (
+            "evaluate",
+            {"model": "zip"},
+            {"colour": "red"},
+            "Unknown field(s) for kind=evaluate: colour",
+        ),
+        ("quantum", {"model": "zip"}, {}, "Unknown kind"),
+    ],
+)
+def test_wrong_job_requests_are_refused_with_the_fix(
+    idle_server, model, two_tflites, kind, files, fields, words
+):
+    paths = {"zip": model, "f32": two_tflites[0]}
+    r = _post_kind(idle_server, kind, {k: paths[v] for k, v in files.items()}, **fields)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert words in err["message"], err
+    assert err["hint"]
+
+
+# ---------------------------------------------------------------- the CLI for every kind
+
+
+def test_cli_submits_a_sweep_and_saves_its_result(server, model, tmp_path, capsys):
+    from core.cli.client import submit_cmd
+
+    out, result = tmp_path / "best.tflite", tmp_path / "sweep.json"
+    submit_cmd.main(
+        [
+            str(model),
+            "--server",
+            server.base,
+            "--kind",
+            "sweep",
+            "--presets",
+            "float32,float16",
+            "--no-layers",
+            "--runs",
+            "5",
+            "--eval-data",
+            str(EVAL),
+            "--wait",
+            "-o",
+            str(out),
+            "--result",
+            str(result),
+        ],
+        standalone_mode=False,
+    )
+    capsys.readouterr()
+    rows = json.loads(result.read_text())["rows"]
+    assert [r["label"] for r in rows] == ["float32", "float16"]
+    assert out.read_bytes()[4:8] == b"TFL3"
+
+
+@pytest.fixture(scope="module")
+def locked_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with studio_server(tmp_path_factory.mktemp("locked") / "data", password="s3cret") as srv:
+        yield srv
+
+
+def test_cli_says_wrong_password_even_for_a_large_upload(locked_server, tmp_path):
+    """The server refuses at once; the CLI says so instead of "Broken pipe"."""
+    from core.cli.client import submit_cmd
+    from core.errors import StudioError
+
+    big = tmp_path / "big.zip"
+    with open(big, "wb") as f:
+        f.truncate(64 << 20)
+    base = ["--server", locked_server.base]
+    with pytest.raises(StudioError) as e:
+        submit_cmd.main([str(big), *base, "--password", "wrong"], standalone_mode=False)
+    assert "Wrong password" in e.value.message and "--password" in e.value.hint
+    with pytest.raises(StudioError) as e:
+        submit_cmd.main([str(big), *base, "--password", ""], standalone_mode=False)
+    assert "needs the team password" in e.value.message
+    # without the check first, the server's early 401 is still read mid-upload
+    from core.cli.client import ApiClient
+
+    client = ApiClient(locked_server.base, "wrong", "ann")
+    client.check_login = lambda: {}  # type: ignore[method-assign]
+    with pytest.raises(StudioError) as e:
+        client.submit(big, [("preset", "float32")])
+    assert "Wrong password" in e.value.message

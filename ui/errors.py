@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from core.errors import StudioError
-from ui.format import md
+from ui.words import web_error, web_md
 
-__all__ = ["PHASE_WORDS", "show_error", "on_script_error", "run_page", "guard"]
+__all__ = ["PHASE_WORDS", "REFUSED", "show_error", "on_script_error", "run_page", "guard"]
 
 log = logging.getLogger("tflite_studio.ui")
 
@@ -38,6 +38,9 @@ PHASE_WORDS = {
     "job": "running the job",
 }
 
+# a limit refused the submission: the job never ran (``details["code"]``)
+REFUSED = {"too_many_jobs", "queue_full", "too_large"}
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -46,14 +49,18 @@ def _as_error(err: StudioError | dict[str, Any]) -> StudioError:
 
 
 def show_error(err: StudioError | dict[str, Any], *, title: str | None = None) -> None:
-    """Render a StudioError: what went wrong, what to do, where it failed."""
-    e = _as_error(err)
+    """Render a StudioError: what went wrong, what to do, where it failed; in
+    the app's words (``ui.words``: controls, not command-line flags)."""
+    e = web_error(_as_error(err))
     phase = PHASE_WORDS.get(e.phase.value, e.phase.value)
-    head = title or f"Failed while {phase}."
+    if (e.details or {}).get("code") in REFUSED:
+        head = "Not submitted: the server refused this job."
+    else:
+        head = title or f"Failed while {phase}."
     # messages quote names from the upload (ops, tensors, files): data, not markup
-    body = f"**{md(head)}** {md(e.message)}"
+    body = f"**{web_md(head)}** {web_md(e.message)}"
     if e.hint:
-        body += f"\n\n**What to do:** {md(e.hint)}"
+        body += f"\n\n**What to do:** {web_md(e.hint)}"
     st.error(body, icon=":material/error:")
 
 

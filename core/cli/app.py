@@ -130,15 +130,28 @@ def _conversion_report(result: Any, output: Path, ctx: RunContext) -> dict[str, 
     "--format", "fmt", type=click.Choice(["json", "md", "html"]), default="json", show_default=True
 )
 @click.option("-o", "--output", default=None, help="Write here instead of stdout.")
-@click.option("--no-micro", is_flag=True, help="Skip the TFLite Micro load check.")
-def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool) -> None:
-    """Report what is inside FILE.tflite: ops, tensors, sizes, compatibility."""
+@click.option("--no-micro", is_flag=True, help="Skip the TFLite Micro run.")
+@click.option(
+    "--no-runs",
+    is_flag=True,
+    help="Do not run the model: every verdict then comes from the rule tables alone.",
+)
+def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool, no_runs: bool) -> None:
+    """Report what is inside FILE.tflite: ops, tensors, sizes, validation, and
+    where it runs. The LiteRT and TFLite Micro verdicts come from running the
+    model here, in the sandbox; GPU and Edge TPU ones from rules."""
     import tempfile
 
     from core.pipeline.inspect import inspect_file
 
     with tempfile.TemporaryDirectory(prefix="tflite-report-") as tmp:
-        done = inspect_file(file, out_dir=tmp, micro=not no_micro, ctx=run_context(quiet=True))
+        done = inspect_file(
+            file,
+            out_dir=tmp,
+            micro=not no_micro,
+            runs=not no_runs,
+            ctx=run_context(quiet=True),
+        )
         _write_text(done.path(fmt).read_text(encoding="utf-8"), output)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import getpass
+import http.client
 import json
 import os
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import click
 
+from core.cli.client_fields import job_fields, job_files, kind_options
 from core.cli.options import convert_options
 from core.errors import JobError, Phase, StudioError
 
@@ -95,9 +97,16 @@ class ApiClient:
             "User-Agent": "tflite-studio-cli",
         }
         name = user or ""
+        self.has_password = bool(password)
         if password or name:
             token = base64.b64encode(f"{name or 'cli'}:{password or ''}".encode()).decode()
             self.headers["Authorization"] = f"Basic {token}"
+
+    def _unreachable(self, reason: object) -> JobError:
+        return JobError(
+            f"Cannot reach the server at {self.server} ({reason}).",
+            "Check --server and that the server is running.",
+        )
 
     def _open(
         self, method: str, path: str, data: Any = None, headers: dict[str, str] | None = None
@@ -111,52 +120,91 @@ class ApiClient:
         try:
             return urllib.request.urlopen(req, timeout=self.timeout)
         except urllib.error.HTTPError as e:
-            raise self._error(e) from None
+            raise self._error(e.code, str(e.reason), e.read()) from None
         except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", e)
-            raise JobError(
-                f"Cannot reach the server at {self.server} ({reason}).",
-                "Check --server and that the server is running.",
-            ) from None
+            raise self._unreachable(getattr(e, "reason", e)) from None
 
-    @staticmethod
-    def _error(e: urllib.error.HTTPError) -> StudioError:
+    def _error(self, code: int, reason: str, raw: bytes | None) -> StudioError:
         try:
-            body = json.loads(e.read() or b"{}")
+            body = json.loads(raw or b"{}")
             err = body.get("error") or {}
         except (ValueError, AttributeError):
             err = {}
-        msg = err.get("message") or f"The server answered {e.code} {e.reason}."
+        msg = err.get("message") or f"The server answered {code} {reason}."
         hint = err.get("hint") or ""
-        if e.code == 401 and not hint:
+        if code == 401:  # the login's answer, in the CLI's words
+            msg = (
+                f"Wrong password: the server at {self.server} refused it."
+                if self.has_password
+                else f"The server at {self.server} needs the team password."
+            )
             hint = "Give the team password with --password or TFLITE_STUDIO_PASSWORD."
-        return StudioError(
-            msg, hint, phase=_phase(err.get("phase")), details={"http_status": e.code}
-        )
+        return StudioError(msg, hint, phase=_phase(err.get("phase")), details={"http_status": code})
+
+    def _upload(self, path: str, body: Iterator[bytes], headers: dict[str, str]) -> dict[str, Any]:
+        """POST a streamed body. A server that answers before the body is sent
+        (a wrong password, a file over the limit) is heard: its answer is read
+        even after it stopped reading."""
+        u = urllib.parse.urlsplit(self.server)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        conn = cls(u.hostname or "127.0.0.1", u.port, timeout=self.timeout)
+        try:
+            conn.putrequest("POST", u.path.rstrip("/") + path, skip_accept_encoding=True)
+            for k, v in {**self.headers, **headers}.items():
+                conn.putheader(k, v)
+            conn.endheaders()
+            try:
+                for chunk in body:
+                    conn.send(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered early: read its answer below
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            raise self._unreachable(e) from None
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise self._error(resp.status, resp.reason, raw)
+        return dict(json.loads(raw))
+
+    def check_login(self) -> dict[str, Any]:
+        """``GET /api``: the server is there and takes this login (before an upload)."""
+        return self.json("GET", "/api")
 
     def json(self, method: str, path: str) -> dict[str, Any]:
         with self._open(method, path) as r:
             return dict(json.loads(r.read()))
 
     def submit(
-        self, model: Path, fields: list[tuple[str, str]], calibration: Path | None = None
+        self,
+        model: Path,
+        fields: list[tuple[str, str]],
+        calibration: Path | None = None,
+        files: list[tuple[str, Path]] | None = None,
     ) -> dict[str, Any]:
-        files = [("model", model)] + ([("calibration_data", calibration)] if calibration else [])
-        body, length, ctype = _multipart(fields, files)
-        with self._open(
-            "POST",
-            "/api/jobs",
-            data=body,
-            headers={"Content-Type": ctype, "Content-Length": str(length)},
-        ) as r:
-            return dict(json.loads(r.read()))
+        """Send a job: the model, its fields and files (``[(field, path)]``);
+        the login is checked first, so a wrong password is said as such."""
+        self.check_login()
+        parts = [("model", model)] + ([("calibration_data", calibration)] if calibration else [])
+        parts += files or []
+        body, length, ctype = _multipart(fields, parts)
+        return self._upload(
+            "/api/jobs", body, {"Content-Type": ctype, "Content-Length": str(length)}
+        )
 
     def job(self, job_id: str) -> dict[str, Any]:
         return self.json("GET", f"/api/jobs/{urllib.parse.quote(job_id, safe='')}")
 
     def download(self, job_id: str, what: str, dest: Path) -> int:
-        path = f"/api/jobs/{urllib.parse.quote(job_id, safe='')}/" + (
-            "model.tflite" if what == "model" else "report.json"
+        """Write a job's file (``model``, ``report`` or ``result``) to ``dest``."""
+        path = (
+            f"/api/jobs/{urllib.parse.quote(job_id, safe='')}/"
+            + {
+                "model": "model.tflite",
+                "report": "report.json",
+                "result": "result.json",
+            }[what]
         )
         tmp = dest.with_name(dest.name + ".part")
         n = 0
@@ -248,33 +296,23 @@ def _raise_job_error(job: dict[str, Any]) -> None:
 
 
 def _fetch(
-    client: ApiClient, job: dict[str, Any], output: Path | None, report: Path | None
+    client: ApiClient,
+    job: dict[str, Any],
+    output: Path | None,
+    report: Path | None,
+    result: Path | None = None,
 ) -> None:
-    if output:
-        n = client.download(job["id"], "model", output)
-        click.echo(f"wrote {output} ({n:,} bytes)", err=True)
-    if report:
-        n = client.download(job["id"], "report", report)
-        click.echo(f"wrote {report} ({n:,} bytes)", err=True)
-
-
-def _convert_fields(kw: dict[str, Any]) -> list[tuple[str, str]]:
-    fields = [
-        ("preset", kw["preset"]),
-        ("calibration_samples", str(kw["calibration_samples"])),
-        ("image_range", kw["image_range"]),
-    ]
-    if kw["select_tf_ops"]:
-        fields.append(("select_tf_ops", "true"))
-    if kw["allow_custom_ops"]:
-        fields.append(("allow_custom_ops", "true"))
-    if kw["signature"]:
-        fields.append(("signature", kw["signature"]))
-    fields += [("input_shape", s) for s in kw["input_shape"]]
-    fields += [("keep_float", n) for n in kw.get("keep_float") or ()]
-    if kw.get("sparsity"):
-        fields.append(("sparsity", "true"))
-    return fields
+    links = job.get("links") or {}
+    for what, dest in (("model", output), ("report", report), ("result", result)):
+        if not dest:
+            continue
+        if what != "result" and what not in links:
+            raise JobError(
+                f"A {job.get('kind', 'this')} job has no {what} file.",
+                "Use --result to save its result as JSON.",
+            )
+        n = client.download(job["id"], what, dest)
+        click.echo(f"wrote {dest} ({n:,} bytes)", err=True)
 
 
 def _submit_command() -> click.Command:
@@ -283,6 +321,7 @@ def _submit_command() -> click.Command:
     @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @_server_options
     @convert_options
+    @kind_options
     @click.option("--wait", "wait_", is_flag=True, help="Wait until the job ends.")
     @click.option(
         "--timeout", type=float, default=3600, show_default=True, help="Seconds --wait waits."
@@ -292,7 +331,7 @@ def _submit_command() -> click.Command:
         "--output",
         type=click.Path(path_type=Path),
         default=None,
-        help="With --wait: write the .tflite here.",
+        help="With --wait: write the .tflite here (a sweep's: the recommended one).",
     )
     @click.option(
         "--report",
@@ -301,8 +340,17 @@ def _submit_command() -> click.Command:
         default=None,
         help="With --wait: write the JSON report here.",
     )
+    @click.option(
+        "--result",
+        "result_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="With --wait: write the job's result (any kind) as JSON here.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+    @click.pass_context
     def submit_cmd(
+        click_ctx: click.Context,
         model: Path,
         server: str,
         password: str | None,
@@ -311,13 +359,15 @@ def _submit_command() -> click.Command:
         timeout: float,
         output: Path | None,
         report_path: Path | None,
+        result_path: Path | None,
         as_json: bool,
         **kw: Any,
     ) -> None:
-        """Send MODEL to a running server as a job (a .tflite is inspected).
+        """Send MODEL to a running server as a job: a conversion by default (a
+        .tflite is inspected), or --kind evaluate, layers, sweep or diff.
 
         Prints the job id; with --wait, follows it and downloads the results."""
-        if (output or report_path) and not wait_:
+        if (output or report_path or result_path) and not wait_:
             wait_ = True
         client = _client(server, password, user)
         cal = Path(kw["calibration_data"]) if kw.get("calibration_data") else None
@@ -326,14 +376,20 @@ def _submit_command() -> click.Command:
                 f"Calibration data {cal} was not found.",
                 "Give a .npz/.npy file or a .zip of images.",
             )
-        job = client.submit(model, _convert_fields(kw), cal)
+        kind = kw["kind"]
+        given = click_ctx.get_parameter_source("preset") is not click.core.ParameterSource.DEFAULT
+        fields = job_fields(kind, kw, preset_given=given)
+        sends_cal = kind in ("convert", "evaluate", "layers", "sweep")
+        job = client.submit(model, fields, cal if sends_cal else None, job_files(kind, kw))
+        again = " (an identical job was already queued)" if job.get("reused") else ""
         click.echo(
-            f"job {job['id']} {job['status']}: {client.server}{job['links']['page']}", err=True
+            f"job {job['id']} {job['status']}{again}: {client.server}{job['links']['page']}",
+            err=True,
         )
         if wait_:
             job = client.wait(job["id"], timeout)
             _raise_job_error(job)
-            _fetch(client, job, output, report_path)
+            _fetch(client, job, output, report_path, result_path)
         click.echo(json.dumps(job, indent=2) if as_json else job["id"])
 
     return submit_cmd
@@ -353,7 +409,7 @@ def status_cmd(
     else:
         size = f", {job['output_size']:,} bytes" if job.get("output_size") else ""
         click.echo(
-            f"{job['id']} {job['status']}  {job['model_name']}"
+            f"{job['id']} {job['status']}  {job.get('kind', 'convert')} {job['model_name']}"
             f"{' → ' + job['preset'] if job.get('preset') else ''}{size}"
             f"{'  ' + job['progress'] if job.get('progress') else ''}"
         )

@@ -4,9 +4,17 @@ CLI), an upload's safe base name, and short layer names for charts."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["model_stem", "download_name", "safe_model_name", "short_layer_name"]
+__all__ = [
+    "model_stem",
+    "download_name",
+    "option_suffix",
+    "safe_model_name",
+    "short_layer_name",
+]
 
 _MODEL_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip", ".keras", ".h5", ".hdf5", ".tflite")
 
@@ -21,10 +29,36 @@ def model_stem(name: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", base).strip("._-")[:80] or "model"
 
 
-def download_name(model_name: str, preset: str | None, what: str) -> str:
-    """``digits_classifier-int8.tflite``, ``digits_classifier-int8-report.html``:
-    the one naming rule for every download (app, API, CLI)."""
-    stem = model_stem(model_name) + (f"-{preset}" if preset else "")
+def option_suffix(options: Mapping[str, Any] | None) -> str:
+    """The options besides the preset that change a conversion's result, as a
+    file-name part: ``selecttf``, ``customops``, ``keepfloat3``, ``fixedshapes``,
+    ``sparse`` (joined by ``-``; empty when there are none)."""
+    o = options or {}
+    parts = []
+    if o.get("select_tf_ops"):
+        parts.append("selecttf")
+    if o.get("allow_custom_ops"):
+        parts.append("customops")
+    if o.get("keep_float_ops"):
+        parts.append(f"keepfloat{len(o['keep_float_ops'])}")
+    if o.get("input_shapes"):
+        parts.append("fixedshapes")
+    if o.get("sparsity"):
+        parts.append("sparse")
+    return "-".join(parts)
+
+
+def download_name(
+    model_name: str, preset: str | None, what: str, options: Mapping[str, Any] | None = None
+) -> str:
+    """``digits_classifier-int8.tflite``, ``digits_classifier-int8-report.html``,
+    ``digits_classifier-dynamic-selecttf.tflite``: the one naming rule for every
+    download (app, API, CLI). ``options`` (a ``ConversionOptions`` dict) adds
+    the options that change the result (``option_suffix``)."""
+    extra = option_suffix(options)
+    stem = (
+        model_stem(model_name) + (f"-{preset}" if preset else "") + (f"-{extra}" if extra else "")
+    )
     return f"{stem}.tflite" if what == "tflite" else f"{stem}-report.{what}"
 
 

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import OptionsError, TFLiteFormatError
 from core.model.compat import (
+    RUNTIME_NAMES,
     MicroProbeResult,
+    Probes,
     Target,
     TargetVerdict,
     Verdict,
@@ -36,6 +38,7 @@ from core.model.reader import (
     weights_by_op,
 )
 from core.model.report_json import io_dicts, report_dict
+from core.model.validate import Finding, validate
 from core.units import human_bytes
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ __all__ = [
     "file_sha256",
     "size_breakdown",
     "render",
+    "decided_words",
 ]
 
 REPORT_SCHEMA_VERSION = 1
@@ -114,6 +118,8 @@ class Report:
     size: SizeBreakdown
     compatibility: dict[Target, TargetVerdict] = field(hash=False)
     micro_probe: MicroProbeResult | None = None
+    probes: Probes | None = None  # the runs behind the verdicts (None: rules only)
+    findings: tuple[Finding, ...] = ()  # what LiteRT's loader would refuse (``validate``)
 
     def to_dict(self) -> dict[str, Any]:
         with gc_paused():
@@ -207,13 +213,15 @@ def build_report(
     sha256: str | None = None,
     micro_probe: MicroProbeResult | None = None,
     info: ModelInfo | None = None,
+    probes: Probes | None = None,
 ) -> Report:
     """Inspect one .tflite file. Raises only ``StudioError`` subclasses.
 
     ``source_kind``/``source_size`` describe the model it was converted from (for
     the before/after numbers); ``sha256``, when the caller already hashed the
     file (content-addressed storage), saves hashing it again; ``micro_probe`` is
-    a TFLite Micro run of this file (``core.pipeline.inspect`` makes one);
+    a TFLite Micro run of this file; ``probes``, every run behind the
+    verdicts (``core.worker.probes``, made by ``core.pipeline.inspect``);
     ``info``, the file already read.
     """
     if source_size is not None and (not isinstance(source_size, int) or source_size < 0):
@@ -227,8 +235,8 @@ def build_report(
     else:
         name = os.path.basename(os.fspath(path))
     file = FileInfo(name=name, size_bytes=model.file_size, sha256=sha256 or file_sha256(path))
-    probe = micro_probe
-    compat = check_compatibility(model, micro_probe=probe)
+    probe = probes.micro if probes is not None and probes.micro is not None else micro_probe
+    compat = check_compatibility(model, micro_probe=probe, probes=probes)
     return Report(
         schema_version=REPORT_SCHEMA_VERSION,
         file=file,
@@ -236,6 +244,8 @@ def build_report(
         size=size_breakdown(model, source_kind, source_size),
         compatibility=compat,
         micro_probe=probe,
+        probes=probes,
+        findings=validate(model),
     )
 
 
@@ -307,6 +317,7 @@ def _view(report: Report) -> dict[str, Any]:
                 "details": tv.details,
                 "ops": tv.ops[:_MD_MAX_OPS],
                 "more_ops": max(len(tv.ops) - _MD_MAX_OPS, 0),
+                "decided": decided_words(tv),
             }
         )
     return {
@@ -320,7 +331,57 @@ def _view(report: Report) -> dict[str, Any]:
         "compat_rows": compat_rows,
         "inputs": io_dicts(m, "inputs"),
         "outputs": io_dicts(m, "outputs"),
+        "runs": _run_rows(report),
+        "fits": report.compatibility[Target.MICRO].details.get("fits")
+        if Target.MICRO in report.compatibility
+        else None,
     }
+
+
+def decided_words(tv: TargetVerdict) -> str:
+    """Where a verdict comes from, in words (a run here, or the rules and why)."""
+    d = tv.details
+    if d.get("decided_by") == "run":
+        return "a run on this server"
+    why = d.get("not_run")
+    return f"the rules (not run here: {why})" if why else "the rules"
+
+
+def _run_rows(report: Report) -> list[dict[str, Any]]:
+    if report.probes is None:
+        return []
+    rows = [
+        {
+            "runtime": RUNTIME_NAMES.get(r.runtime, r.runtime),
+            "outcome": r.outcome,
+            "detail": (
+                f"{r.delegated_nodes} of {r.total_nodes} ops delegated, {r.partitions} partition(s)"
+                if r.delegated_nodes is not None
+                else ""
+            ),
+            "error": r.error or r.skipped or "",
+            "seconds": r.seconds,
+        }
+        for r in report.probes.runs
+    ]
+    mp = report.probes.micro
+    if mp is not None:
+        rows.append(
+            {
+                "runtime": "TFLite Micro interpreter",
+                "outcome": "ran"
+                if mp.ok
+                else "crashed"
+                if mp.crashed
+                else "did not finish in time"
+                if mp.timed_out
+                else "failed",
+                "detail": f"tensor arena {human_bytes(mp.arena_bytes)}" if mp.arena_bytes else "",
+                "error": mp.error or "",
+                "seconds": round(mp.seconds, 4),
+            }
+        )
+    return rows
 
 
 def _charts(report: Report, view: dict[str, Any]) -> dict[str, str]:

@@ -266,4 +266,17 @@ def report_dict(r: Report) -> dict[str, Any]:
         },
         "compatibility": {t.value: _target_dict(tv) for t, tv in r.compatibility.items()},
         "micro_probe": asdict(r.micro_probe) if r.micro_probe else None,
+        "runs": _runs_dict(r),
+        "validation": [asdict(f) for f in r.findings],
+    }
+
+
+def _runs_dict(r: Report) -> dict[str, Any] | None:
+    """The runs behind the verdicts: per runtime, how far it got."""
+    if r.probes is None:
+        return None
+    return {
+        "inputs": list(r.probes.inputs),
+        "litert": [{**asdict(x), "outcome": x.outcome} for x in r.probes.runs],
+        "micro": asdict(r.probes.micro) if r.probes.micro else None,
     }

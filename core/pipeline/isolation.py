@@ -43,6 +43,7 @@ from core.errors import (
     WorkerOutOfMemory,
     WorkerTimeout,
 )
+from core.model.compat.runtime_words import explain_crash
 from core.pipeline.sandbox import (
     Sandbox,
     bwrap_command,
@@ -255,7 +256,27 @@ def _signal_of(worker: _Worker) -> int | None:
     return None
 
 
-def _failure(worker: _Worker, limits: WorkerLimits, phase: Phase) -> StudioError:
+def _crash_words(runtime: str, phase: Phase, name: str) -> tuple[str, str]:
+    """(message, hint) of a worker that a signal ended, by what runs the model."""
+    if runtime == "TensorFlow":
+        return (
+            f"TensorFlow crashed during {phase.value} ({name}).",
+            "This is a TensorFlow bug on this model. Try another preset, enable Select TF "
+            "ops, or fix the input shapes; the server is unaffected.",
+        )
+    words = explain_crash(name, "run", runtime)
+    return (
+        f"{runtime} crashed ({name}) while loading or running this model: the file may be "
+        "damaged or not a valid model, or it trips a bug in the runtime.",
+        "Inspect the file: its report validates it and says which runtime fails and where. "
+        + words.fix.split(";")[0]
+        + "; the server is unaffected.",
+    )
+
+
+def _failure(
+    worker: _Worker, limits: WorkerLimits, phase: Phase, runtime: str = "TensorFlow"
+) -> StudioError:
     rc = worker.proc.returncode
     tail = _log_tail(worker.log)
     details = {"log_tail": tail[-2000:], "exit_code": rc}
@@ -280,11 +301,10 @@ def _failure(worker: _Worker, limits: WorkerLimits, phase: Phase) -> StudioError
             )
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
         last = _last_meaningful_line(tail)
+        message, hint = _crash_words(runtime, phase, str(name))
         return WorkerCrashed(
-            f"TensorFlow crashed during {phase.value} ({name})."
-            + (f" Last message: {last}" if last else ""),
-            "This is a TensorFlow bug on this model. Try another preset, enable Select TF "
-            "ops, or fix the input shapes; the server is unaffected.",
+            message + (f" Last message: {last}" if last else ""),
+            hint,
             phase=phase,
             details={**details, "signal": str(name)},
         )
@@ -413,10 +433,13 @@ def _stage(request: TaskRequest, scratch: Path) -> TaskRequest:
     return type(request).from_dict(data)
 
 
-def _collect(request: TaskRequest, worker: _Worker, wd: Path) -> None:
-    """Move the task's declared outputs from its scratch folder to ``wd``."""
+def _collect(
+    request: TaskRequest, worker: _Worker, wd: Path, fields: tuple[str, ...] | None = None
+) -> None:
+    """Move the task's declared outputs (or only ``fields``) from its scratch
+    folder to ``wd``."""
     data = request.to_dict()
-    for field_path in type(request).OUTPUTS:
+    for field_path in type(request).OUTPUTS if fields is None else fields:
         found = _dotted(data, field_path)
         if found is None or not found[0].get(found[1]):
             continue
@@ -450,6 +473,7 @@ def run_task(
         worker = _spawn(ctx.limits, ctx.sandbox, ctx.scratch_root, wd / LOG_FILE, warm=False)
     if pool is not None:
         threading.Thread(target=pool.fill, daemon=True).start()
+    staged: TaskRequest | None = None
     try:
         if ctx.on_start is not None:
             ctx.on_start(worker.proc.pid)
@@ -469,9 +493,14 @@ def run_task(
         except (BrokenPipeError, OSError):
             pass
         _wait(worker, ctx, phase)
-        result = _result(worker, ctx.limits, phase, result_type)
+        result = _result(worker, ctx.limits, phase, result_type, type(request).RUNTIME)
         _collect(staged, worker, wd)
         return result
+    except StudioError:
+        if staged is not None and type(request).KEEP:
+            _kill(worker.proc)
+            _collect(staged, worker, wd, type(request).KEEP)
+        raise
     finally:
         _kill(worker.proc)
         shutil.rmtree(worker.scratch, ignore_errors=True)
@@ -480,16 +509,18 @@ def run_task(
 _MAX_RESULT_BYTES = 64 << 20  # a result is a summary; the big outputs are files
 
 
-def _result(worker: _Worker, limits: WorkerLimits, phase: Phase, result_type: type[R]) -> R:
+def _result(
+    worker: _Worker, limits: WorkerLimits, phase: Phase, result_type: type[R], runtime: str
+) -> R:
     path = worker.scratch / RESULT_FILE
     try:
         if path.is_symlink() or path.stat().st_size > _MAX_RESULT_BYTES:
-            raise _failure(worker, limits, phase)
+            raise _failure(worker, limits, phase, runtime)
         body = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise _failure(worker, limits, phase) from None
+        raise _failure(worker, limits, phase, runtime) from None
     if not isinstance(body, dict):
-        raise _failure(worker, limits, phase)
+        raise _failure(worker, limits, phase, runtime)
     if not body.get("ok"):
         err = body.get("error")
         raise StudioError.from_dict(err if isinstance(err, dict) else {})

@@ -43,27 +43,41 @@ def pareto_front(rows: Sequence[SweepRow]) -> set[str]:
     return front
 
 
-def _passes(m: dict[str, Any], th: Thresholds) -> bool:
-    if m.get("top1_agreement") is not None:
-        return float(m["top1_agreement"]) >= th.top1_agreement
+def _meaningful_top1(m: dict[str, Any]) -> bool:
+    return m.get("top1_agreement") is not None and bool(m.get("top1_meaningful", True))
+
+
+def _passes(m: dict[str, Any], th: Thresholds, classifier: bool) -> bool:
+    """Agreement and signal fidelity both, and nothing degenerate."""
+    if m.get("degenerate") or m.get("verdict") == "bad":
+        return False
     snr = m.get("snr_db")
+    cosine = float(m.get("cosine") or 0.0)
+    if classifier:
+        snr_ok = snr is None or float(snr) >= th.floor_snr_db
+        agree = _meaningful_top1(m) and float(m["top1_agreement"]) >= th.top1_agreement
+        return agree and cosine >= th.floor_cosine and snr_ok
     snr_ok = snr is None or float(snr) >= th.snr_db
-    return float(m.get("cosine") or 0.0) >= th.cosine and snr_ok
+    return cosine >= th.cosine and snr_ok
 
 
 def _rule(th: Thresholds, classifier: bool) -> tuple[str, str]:
     """The rule as an expression and in words."""
     if classifier:
         return (
-            f"top1_agreement >= {th.top1_agreement:g}",
+            f"top1_agreement >= {th.top1_agreement:g} and cosine >= {th.floor_cosine:g} "
+            f"and snr_db >= {th.floor_snr_db:g}",
             f"the smallest model whose top-1 prediction agrees with the original "
-            f"model's on at least {th.top1_agreement:.0%} of the evaluation samples",
+            f"model's on at least {th.top1_agreement:.0%} of the evaluation samples, "
+            f"whose outputs keep a cosine similarity of at least {th.floor_cosine:g} and a "
+            f"signal-to-noise ratio of at least {th.floor_snr_db:g} dB, and whose "
+            "comparison is not degenerate (no collapsed or NaN outputs)",
         )
     return (
         f"cosine >= {th.cosine:g} and snr_db >= {th.snr_db:g}",
         f"the smallest model whose outputs stay close to the original's: "
         f"cosine similarity at least {th.cosine:g} and signal-to-noise ratio at "
-        f"least {th.snr_db:g} dB on every output",
+        f"least {th.snr_db:g} dB on every output, with no collapsed or NaN outputs",
     )
 
 
@@ -139,15 +153,16 @@ def recommend(
 ) -> Recommendation:
     """The smallest measured row that meets the rule (ties: the faster one).
 
-    Rule for classifiers: top-1 agreement with the original ≥ 99 %; for other
-    outputs: cosine similarity ≥ 0.99 and SNR ≥ 20 dB on every output."""
+    Rule for classifiers: top-1 agreement with the original ≥ 99 % and signal
+    fidelity (cosine ≥ 0.9, SNR ≥ 10 dB); for other outputs: cosine ≥ 0.99 and
+    SNR ≥ 20 dB on every output. Degenerate comparisons never pass."""
     th = thresholds or Thresholds()
     measured = [r for r in rows if r.measured]
-    classifier = any(r.metrics.get("top1_agreement") is not None for r in measured)
+    classifier = any(_meaningful_top1(r.metrics) for r in measured)
     rule, rule_words = _rule(th, classifier)
     if not measured:
         return Recommendation(None, None, rule, _nothing_measured(rows), ())
-    passing = [r for r in measured if _passes(r.metrics, th)]
+    passing = [r for r in measured if _passes(r.metrics, th, classifier)]
     if not passing:
         best = max(measured, key=_accuracy_key)
         text = (
@@ -200,14 +215,25 @@ def _ms_words(ms: float) -> str:
     return f"{ms:.3g} ms"
 
 
+_DEGENERATE_WORDS = {
+    "collapsed_output": "its outputs collapsed to a constant",
+    "non_finite": "it gives NaN or infinite values",
+    "low_fidelity": "its outputs differ from the original's",
+    "constant_original": "the original's output does not vary on these inputs",
+    "one_class_original": "the original predicts one class for every sample",
+}
+
+
 def _acc_words(m: dict[str, Any]) -> str:
-    if m.get("top1_agreement") is not None:
+    parts = []
+    if _meaningful_top1(m):
         s = f"top-1 agreement {m['top1_agreement']:.1%}"
         if m.get("accuracy") is not None:
             s += f", accuracy {m['accuracy']:.1%}"
             drop = m.get("accuracy_drop")
             if drop is not None:
                 s += " (unchanged)" if abs(drop) < 0.0005 else f" ({-drop * 100:+.1f} points)"
-        return s
-    snr = m.get("snr_db")
-    return f"cosine {m.get('cosine', 0):.4f}, SNR {snr_words(snr)}"
+        parts.append(s)
+    parts.append(f"cosine {float(m.get('cosine') or 0.0):.4f}, SNR {snr_words(m.get('snr_db'))}")
+    parts += [_DEGENERATE_WORDS.get(c, c) for c in m.get("degenerate") or ()]
+    return ", ".join(parts)

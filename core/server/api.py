@@ -4,19 +4,26 @@ behind the same login (``core.server.auth``).
 =======  ==============================  ==============================================
 method   path                            what
 =======  ==============================  ==============================================
-GET      /api                            this list, the presets and the limits
-POST     /api/jobs                       multipart: ``model`` file + convert options
-                                         -> 201 job (a ``.tflite`` becomes an inspection)
+GET      /api                            this list, the kinds, presets and limits
+POST     /api/jobs                       multipart: ``kind`` + its files and fields
+                                         -> 201 job (200: the identical job already
+                                         queued or running; ``force=true``: a new one)
 GET      /api/jobs                       recent jobs (``?user=me|all&status=&limit=``)
-GET      /api/jobs/{id}                  one job: status, progress, error, links
+GET      /api/jobs/{id}                  one job: status, progress, error, result, links
 DELETE   /api/jobs/{id}                  cancel it
-GET      /api/jobs/{id}/model.tflite     the converted model (409 until done)
+GET      /api/jobs/{id}/model.tflite     the job's model (a sweep's: ``?preset=LABEL``,
+                                         default the recommended one; 409 until done)
 GET      /api/jobs/{id}/report.json      its report (409 until done)
+GET      /api/jobs/{id}/report.md|.html  a conversion's or inspection's report; a diff's .md
+GET      /api/jobs/{id}/result.json      the kind's result (every kind)
 =======  ==============================  ==============================================
 
-POST fields: ``model`` (file), ``preset``, ``select_tf_ops``, ``allow_custom_ops``,
-``signature``, ``input_shape`` (repeat: ``NAME=D1,D2,...``), ``calibration_data``
-(file), ``calibration_samples``, ``image_range`` (``LOW,HIGH``). Files are
+Kinds (``core.server.api_kinds``): ``convert`` (default; a ``.tflite`` becomes
+an inspection), ``inspect``, ``evaluate``, ``layers``, ``sweep``, ``diff``.
+Convert fields: ``model`` (file), ``preset``, ``select_tf_ops``,
+``allow_custom_ops``, ``signature``, ``input_shape`` (repeat:
+``NAME=D1,D2,...``), ``calibration_data`` (file), ``calibration_samples``,
+``image_range`` (``LOW,HIGH``), ``keep_float``, ``sparsity``. Files are
 streamed to the artifact store in chunks; an upload over the limit is refused
 as soon as it passes the limit (or at once, from its Content-Length).
 
@@ -27,6 +34,7 @@ large), 429 (your job limit) or 503 (queue full).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from anyio import to_thread
@@ -37,10 +45,21 @@ from starlette.routing import Route
 from core.errors import StudioError
 from core.model.naming import download_name as _download_name
 from core.options import PRESETS
-from core.server.api_form import ApiError, StreamingForm, options_from_fields
+from core.server.api_form import ApiError, StreamingForm, flag
+from core.server.api_kinds import (
+    API_KINDS,
+    KIND_FIELDS,
+    KIND_FILES,
+    kind_result,
+    model_download,
+    page_link,
+    parse_submission,
+    report_download,
+)
 from core.server.auth import request_user
 from core.server.http import error_response
-from core.server.jobs import Job, JobStatus, JobStore, store, too_large_upload
+from core.server.intake import Admission
+from core.server.jobs import Job, JobKind, JobStatus, JobStore, store, too_large_upload
 from core.server.settings import Settings, load_settings
 
 __all__ = ["api_routes", "job_json", "download_name", "INSPECT_PAGE"]
@@ -69,20 +88,32 @@ def _studio_error_response(e: StudioError) -> JSONResponse:
 
 
 def download_name(job: Job, what: str) -> str:
-    """``digits-int8.tflite``, ``digits-int8-report.json``: model name and preset."""
-    return _download_name(
-        job.model_name, job.preset or None, "tflite" if what == "model" else "json"
-    )
+    """``digits-int8.tflite``, ``digits-dynamic-selecttf.tflite``,
+    ``digits-int8-report.json``: model name, preset and the options that change
+    the result (a sweep's model: the recommended preset)."""
+    if what == "model":
+        found = model_download(job)
+        return found[1] if found else f"{job.stem}.tflite"
+    return report_download(job)
+
+
+_HAS_MODEL = (JobKind.CONVERT, JobKind.INSPECT, JobKind.EVALUATE, JobKind.SWEEP)
+_HAS_REPORT = (JobKind.CONVERT, JobKind.INSPECT, JobKind.SWEEP, JobKind.LAYERS, JobKind.DIFF)
 
 
 def _links(job: Job) -> dict[str, str]:
     base = f"/api/jobs/{job.id}"
-    return {
-        "self": base,
-        "model": f"{base}/model.tflite",
-        "report": f"{base}/report.json",
-        "page": f"{INSPECT_PAGE}?job={job.id}",
-    }
+    links = {"self": base, "page": page_link(job), "result": f"{base}/result.json"}
+    if job.kind in _HAS_MODEL:
+        links["model"] = f"{base}/model.tflite"
+    if job.kind in _HAS_REPORT:
+        links["report"] = f"{base}/report.json"
+    if job.kind in (JobKind.CONVERT, JobKind.INSPECT):
+        links["report_md"] = f"{base}/report.md"
+        links["report_html"] = f"{base}/report.html"
+    if job.kind is JobKind.DIFF:
+        links["report_md"] = f"{base}/report.md"
+    return links
 
 
 def job_json(st: JobStore, job: Job) -> dict[str, Any]:
@@ -97,6 +128,7 @@ def job_json(st: JobStore, job: Job) -> dict[str, Any]:
         "user": job.user,
         "model_name": job.model_name,
         "preset": job.preset or None,
+        "options": job.params.get("options") or None,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -120,6 +152,7 @@ def job_json(st: JobStore, job: Job) -> dict[str, Any]:
         "warnings": list(conv.get("warnings") or []),
         "conversion": {k: v for k, v in conv.items() if k != "output_path"} or None,
         "report_error": result.get("report_error"),
+        "result": kind_result(job) if job.status is JobStatus.DONE else None,
         "purged": job.purged_at is not None,
         "links": _links(job),
     }
@@ -135,6 +168,63 @@ def _content_length(request: Request) -> int:
         return 0
 
 
+def _attachment(body: bytes, name: str, media: str) -> Response:
+    return Response(
+        body,
+        media_type=media,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-Type-Options": "nosniff",
+            **_NO_STORE,
+        },
+    )
+
+
+def _file_of(job: Job, what: str, preset: str | None) -> tuple[str, str, str] | Response:
+    """(artifact sha, file name, media type) of one of a done job's files, or
+    the answer when there is no such file (404, or the file itself when it
+    lives in the job's record)."""
+    opts = job.params.get("options") or {}
+    if what == "result":
+        body = json.dumps(kind_result(job) or {}, indent=2).encode()
+        return _attachment(body, f"{job.stem}-{job.kind.value}-result.json", "application/json")
+    if what == "model":
+        found = model_download(job, preset)
+        if found is None:
+            labels = [
+                r.get("label")
+                for r in ((job.result or {}).get("sweep") or {}).get("rows") or []
+                if r.get("artifact_sha")
+            ]
+            hint = (
+                f"Ask for one of: {', '.join(map(str, labels))} (?preset=LABEL)."
+                if labels
+                else "See the job's result.json."
+            )
+            return error_response(
+                404, f"This {job.kind.value} job has no such .tflite.", hint, "job"
+            )
+        return found[0], found[1], "application/octet-stream"
+    if what == "md" and job.kind is JobKind.DIFF:
+        text = str((job.result or {}).get("md") or "")
+        return _attachment(
+            text.encode(), report_download(job)[: -len(".json")] + ".md", "text/markdown"
+        )
+    key = {"report": "report_sha", "md": "report_md_sha", "html": "report_html_sha"}[what]
+    sha = (job.result or {}).get(key)
+    if not sha:
+        return error_response(
+            404,
+            f"A {job.kind.value} job has no {'JSON' if what == 'report' else what.upper()} report.",
+            f"See GET /api/jobs/{job.id}/result.json.",
+            "job",
+        )
+    if what == "report":
+        return str(sha), report_download(job), "application/json"
+    media = "text/markdown" if what == "md" else "text/html"
+    return str(sha), _download_name(job.model_name, job.preset or None, what, opts), media
+
+
 def _not_ready(job: Job, what: str) -> Response | None:
     """409 until the job is done (and for a done job without a report)."""
     if job.status is not JobStatus.DONE:
@@ -147,7 +237,7 @@ def _not_ready(job: Job, what: str) -> Response | None:
             msg = f"The job is {job.status.value}; the file is not ready yet."
             hint = f"Poll GET /api/jobs/{job.id} until its status is done."
         return error_response(409, msg, hint, "job", status=job.status.value)
-    if what == "report" and not job.report_sha:
+    if what == "report" and not job.report_sha and job.kind in (JobKind.CONVERT, JobKind.INSPECT):
         err = (job.result or {}).get("report_error") or {}
         return error_response(
             409,
@@ -181,6 +271,13 @@ class _Handlers:
                     "cancel": "DELETE /api/jobs/{id}",
                     "model": "GET /api/jobs/{id}/model.tflite",
                     "report": "GET /api/jobs/{id}/report.json",
+                    "report_md": "GET /api/jobs/{id}/report.md",
+                    "report_html": "GET /api/jobs/{id}/report.html",
+                    "result": "GET /api/jobs/{id}/result.json",
+                },
+                "kinds": {
+                    k: {"files": list(KIND_FILES[k]), "fields": [*KIND_FIELDS[k], "force"]}
+                    for k in API_KINDS
                 },
                 "presets": {
                     p.value: {"title": i.title, "needs_calibration": i.needs_calibration}
@@ -202,11 +299,11 @@ class _Handlers:
         user = request_user(request)
         limit = s.max_upload_mb << 20
         length = _content_length(request)
-        if length > 2 * limit + (1 << 20):  # model + calibration + fields
+        if length > 4 * limit + (1 << 20):  # at most four files + fields
             return _studio_error_response(too_large_upload(s.max_upload_mb)(length))
         form = StreamingForm(st.artifacts, limit, s.max_upload_mb)
         try:
-            job = await self._submit_form(st, form, request, user)
+            admission = await self._submit_form(st, form, request, user)
         except ApiError as e:
             return error_response(e.status, e.message, e.hint, e.phase, e.headers)
         except StudioError as e:
@@ -220,40 +317,66 @@ class _Handlers:
                 "Send it as multipart/form-data.",
                 "options",
             )
+        job = await to_thread.run_sync(st.get, admission.job_id)
         body = await to_thread.run_sync(job_json, st, job)  # queries the database
+        body["reused"] = admission.reused
         return JSONResponse(
-            body, status_code=201, headers={"Location": body["links"]["self"], **_NO_STORE}
+            body,
+            status_code=200 if admission.reused else 201,
+            headers={"Location": body["links"]["self"], **_NO_STORE},
         )
 
     async def _submit_form(
         self, st: JobStore, form: StreamingForm, request: Request, user: str
-    ) -> Job:
+    ) -> Admission:
         try:
             await to_thread.run_sync(st.check_limits, user)  # before reading the body
             await form.parse(request)
-            model = form.files.get("model")
-            if model is None:
-                raise ApiError(
-                    400,
-                    "No model file was sent.",
-                    "Send it as the 'model' field: curl -F model=@model.zip …",
-                    phase="options",
-                )
-            options = options_from_fields(form.fields)
-            cal = form.files.get("calibration_data")
-            return await to_thread.run_sync(
-                lambda: st.submit_model(
-                    model,
-                    model_name=model.name or "model",
-                    options=options,
-                    user=user,
-                    calibration=cal,
-                    calibration_name=cal.name if cal else "",
-                )
-            )
+            return await to_thread.run_sync(self._admit, st, form, user)
         except BaseException:
             form.abort()  # no half-written upload stays behind, whatever went wrong
             raise
+
+    @staticmethod
+    def _admit(st: JobStore, form: StreamingForm, user: str) -> Admission:
+        """The job the parsed form asks for (an identical unfinished one unless ``force``)."""
+        model = form.files.get("model")
+        if model is None:
+            raise ApiError(
+                400,
+                "No model file was sent.",
+                "Send it as the 'model' field: curl -F model=@model.zip …",
+                phase="options",
+            )
+        fields = form.fields
+        kind = (fields.get("kind") or ["convert"])[-1].strip() or "convert"
+        dedupe = not flag(fields, "force")
+
+        def detect(ref: Any) -> str:
+            return st.intake.detect_kind(ref, ref.name or "model")
+
+        sub = parse_submission(kind, fields, form.files, detect)
+        name = model.name or "model"
+        if sub.kind is JobKind.CONVERT:
+            cal = form.files.get("calibration_data")
+            return st.intake.admit_model(
+                model,
+                model_name=name,
+                options=sub.params["options"],
+                user=user,
+                calibration=cal,
+                calibration_name=cal.name if cal else "",
+                dedupe=dedupe,
+            )
+        return st.intake.admit(
+            sub.kind,
+            model,
+            model_name=name,
+            params=sub.params,
+            user=user,
+            extra_files=dict(sub.files),
+            dedupe=dedupe,
+        )
 
     async def listing(self, request: Request) -> Response:
         st = self.store
@@ -312,6 +435,15 @@ class _Handlers:
     async def report(self, request: Request) -> Response:
         return await self._download(request, "report")
 
+    async def report_md(self, request: Request) -> Response:
+        return await self._download(request, "md")
+
+    async def report_html(self, request: Request) -> Response:
+        return await self._download(request, "html")
+
+    async def result(self, request: Request) -> Response:
+        return await self._download(request, "result")
+
     async def _download(self, request: Request, what: str) -> Response:
         st = self.store
         try:
@@ -321,8 +453,11 @@ class _Handlers:
         refused = _not_ready(job, what)
         if refused is not None:
             return refused
-        sha = job.output_sha if what == "model" else job.report_sha
-        if job.purged_at is not None or not sha or not st.has_artifact(sha):
+        found = _file_of(job, what, request.query_params.get("preset"))
+        if isinstance(found, Response):
+            return found
+        sha, name, media = found
+        if job.purged_at is not None or not st.has_artifact(sha):
             return error_response(
                 410,
                 "This job's files were removed by the retention policy.",
@@ -333,11 +468,10 @@ class _Handlers:
             path = await to_thread.run_sync(st.verified_artifact, sha)
         except StudioError as e:  # damaged on disk: an error, never the wrong bytes
             return _studio_error_response(e)
-        media = "application/octet-stream" if what == "model" else "application/json"
         return FileResponse(
             path,
             media_type=media,
-            filename=download_name(job, what),
+            filename=name,
             headers={
                 "ETag": f'"{sha}"',
                 "Cache-Control": "private, max-age=31536000, immutable",
@@ -363,6 +497,9 @@ def api_routes(settings: Settings | None = None) -> list[Route]:
         Route("/api/jobs/{id}", h.detail, methods=["GET", "DELETE"]),
         Route("/api/jobs/{id}/model.tflite", h.model, methods=["GET", "HEAD"]),
         Route("/api/jobs/{id}/report.json", h.report, methods=["GET", "HEAD"]),
+        Route("/api/jobs/{id}/report.md", h.report_md, methods=["GET", "HEAD"]),
+        Route("/api/jobs/{id}/report.html", h.report_html, methods=["GET", "HEAD"]),
+        Route("/api/jobs/{id}/result.json", h.result, methods=["GET", "HEAD"]),
         Route(
             "/api/{rest:path}",
             h.not_found,

@@ -10,20 +10,29 @@ from core.errors import OptionsError
 from core.server.artifacts import ArtifactStore, ArtifactWriter, too_large_upload
 from core.server.records import ArtifactRef
 
-__all__ = ["ApiError", "StreamingForm", "options_from_fields", "FILE_FIELDS", "TEXT_FIELDS"]
+__all__ = [
+    "ApiError",
+    "StreamingForm",
+    "options_from_fields",
+    "conversion_options",
+    "flag",
+    "FILE_FIELDS",
+    "TEXT_FIELDS",
+    "SOURCE_FIELDS",
+]
 
-FILE_FIELDS = ("model", "calibration_data")
-TEXT_FIELDS = (
-    "preset",
+# every file a job of some kind takes (``core.server.api_kinds`` says which kind takes which)
+FILE_FIELDS = ("model", "calibration_data", "eval_data", "tflite", "b")
+# the converter's options about the model and its calibration data
+SOURCE_FIELDS = (
     "select_tf_ops",
     "allow_custom_ops",
     "signature",
     "input_shape",
     "calibration_samples",
     "image_range",
-    "keep_float",
-    "sparsity",
 )
+TEXT_FIELDS = ("preset", *SOURCE_FIELDS, "keep_float", "sparsity")
 _MAX_FIELD_BYTES = 16 << 10
 _MAX_FIELDS = 64
 
@@ -96,7 +105,7 @@ class StreamingForm:
                 raise ApiError(
                     400,
                     f"Unexpected file field {self._name!r}.",
-                    "Send the model as 'model' and calibration data as 'calibration_data'.",
+                    "File fields are: " + ", ".join(FILE_FIELDS) + " (see GET /api).",
                     phase="options",
                 )
             if self._name in self.files or any(n == self._name for n, _, _ in self._finished):
@@ -185,10 +194,11 @@ class StreamingForm:
             w.abort()
 
 
-def _flag(fields: dict[str, list[str]], name: str) -> bool:
+def flag(fields: dict[str, list[str]], name: str, default: bool = False) -> bool:
+    """A true/false field (``1 true yes on`` / ``0 false no off``)."""
     vals = fields.get(name) or []
     if not vals:
-        return False
+        return default
     v = vals[-1].strip().lower()
     if v in ("1", "true", "yes", "on"):
         return True
@@ -198,20 +208,28 @@ def _flag(fields: dict[str, list[str]], name: str) -> bool:
 
 
 def options_from_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
-    from core.options import ConversionOptions, Preset, parse_input_shape
-
-    unknown = sorted(set(fields) - set(TEXT_FIELDS))
+    """The options of a conversion job (every field must be one it takes)."""
+    unknown = sorted(set(fields) - set(TEXT_FIELDS) - {"kind", "force"})
     if unknown:
         raise OptionsError(
             "Unknown field(s): " + ", ".join(unknown) + ".",
             "Known fields: model, calibration_data, " + ", ".join(TEXT_FIELDS) + ".",
         )
+    return conversion_options(fields)
+
+
+def conversion_options(
+    fields: dict[str, list[str]], default_preset: str = "float32"
+) -> dict[str, Any]:
+    """``ConversionOptions`` (as a dict) from the converter's fields; other fields are
+    the caller's to check."""
+    from core.options import ConversionOptions, Preset, parse_input_shape
 
     def one(name: str, default: str = "") -> str:
         vals = fields.get(name) or []
         return vals[-1].strip() if vals else default
 
-    preset = one("preset", "float32")
+    preset = one("preset", default_preset)
     try:
         Preset(preset)
     except ValueError:
@@ -234,13 +252,13 @@ def options_from_fields(fields: dict[str, list[str]]) -> dict[str, Any]:
     shapes = [parse_input_shape(s) for s in fields.get("input_shape") or [] if s.strip()]
     opts = ConversionOptions(
         preset=Preset(preset),
-        select_tf_ops=_flag(fields, "select_tf_ops"),
-        allow_custom_ops=_flag(fields, "allow_custom_ops"),
+        select_tf_ops=flag(fields, "select_tf_ops"),
+        allow_custom_ops=flag(fields, "allow_custom_ops"),
         signature_key=one("signature") or None,
         input_shapes=tuple(shapes),
         calibration_samples=samples,
         image_range=(lo, hi),
         keep_float_ops=tuple(v.strip() for v in fields.get("keep_float") or [] if v.strip()),
-        sparsity=_flag(fields, "sparsity"),
+        sparsity=flag(fields, "sparsity"),
     )
     return opts.to_dict()

@@ -1,14 +1,22 @@
 """Taking a job in: the per-user and queue limits, storing its uploads as
 artifacts, writing its record, and which job an upload becomes (a ``.tflite``
-is inspected, a model is converted)."""
+is inspected, a model is converted).
+
+With ``dedupe=True`` (the app and the HTTP API) an identical submission (same
+person, kind, input, options and files) while the first one is still queued or
+running is answered with that job (``Admission.reused``), not a second run: a
+double click, a page reloaded mid-submit or a CI retry queue one job."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sqlite3
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +27,36 @@ from core.server.db import JobDB
 from core.server.records import ACTIVE, ArtifactRef, JobKind, JobStatus, safe_user
 from core.server.settings import Settings
 
-__all__ = ["Intake", "Upload"]
+__all__ = ["Intake", "Upload", "Admission", "submission_key"]
 
 Upload = str | os.PathLike[str] | bytes | ArtifactRef
+# params that do not change what a job computes (derived, or bookkeeping)
+_NOT_IN_KEY = ("files", "source_format", "dedupe_key")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The job a submission became: a new one, or the identical job already
+    queued or running (``reused``)."""
+
+    job_id: str
+    reused: bool = False
+
+
+def submission_key(
+    kind: JobKind, input_sha: str, model_name: str, params: dict[str, Any], files: dict[str, str]
+) -> str:
+    """What makes two submissions the same job: kind, input, name, options and
+    the content of every extra file (``files``: key -> SHA-256)."""
+    body = {
+        "kind": JobKind(kind).value,
+        "input": input_sha,
+        "name": safe_model_name(model_name),
+        "params": {k: v for k, v in params.items() if k not in _NOT_IN_KEY},
+        "files": dict(sorted(files.items())),
+    }
+    blob = json.dumps(body, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
 
 
 def _calibration_name(calibration: Upload, given: str) -> str:
@@ -116,6 +151,13 @@ class Intake:
         sha, size = self.artifacts.put(src, max_bytes=limit)
         return ArtifactRef(sha, size, name)
 
+    def identical(self, user: str, key: str) -> str | None:
+        """The id of ``user``'s queued or running job with this submission key."""
+        for job in self.db.select(limit=1000, user=safe_user(user), status=ACTIVE):
+            if job.params.get("dedupe_key") == key:
+                return job.id
+        return None
+
     def submit(
         self,
         kind: JobKind,
@@ -125,14 +167,42 @@ class Intake:
         params: dict[str, Any] | None = None,
         user: str = "local",
         extra_files: dict[str, Upload] | None = None,
+        dedupe: bool = False,
     ) -> str:
         """Queue a job; returns its id (see ``JobStore.submit``)."""
+        return self.admit(
+            kind,
+            upload,
+            model_name=model_name,
+            params=params,
+            user=user,
+            extra_files=extra_files,
+            dedupe=dedupe,
+        ).job_id
+
+    def admit(
+        self,
+        kind: JobKind,
+        upload: Upload,
+        *,
+        model_name: str,
+        params: dict[str, Any] | None = None,
+        user: str = "local",
+        extra_files: dict[str, Upload] | None = None,
+        dedupe: bool = False,
+    ) -> Admission:
+        """Queue a job; with ``dedupe``, answer with the identical one still
+        queued or running instead. Raises ``JobError`` when a limit is hit."""
         kind = JobKind(kind)
         user = safe_user(user)
-        self.check_limits(user)  # fail fast, before storing anything
+        try:
+            self.check_limits(user)  # fail fast, before storing anything
+        except JobError:
+            if not dedupe:
+                raise  # else an identical job may still be the answer
         ref = self.store_upload(upload)
         params = dict(params or {})
-        files = {}
+        files: dict[str, dict[str, Any]] = {}
         for key, src in (extra_files or {}).items():
             fref = self.store_upload(src, name=src.name if isinstance(src, ArtifactRef) else "")
             files[key] = {
@@ -141,12 +211,20 @@ class Intake:
                 "name": safe_model_name(fref.name or key),
             }
         params["files"] = files
+        same_as = submission_key(
+            kind, ref.sha, model_name, params, {k: str(f["sha"]) for k, f in files.items()}
+        )
+        params["dedupe_key"] = same_as
         job_id = uuid.uuid4().hex[:16]
         with self.db.transaction() as db:
-            self.check_limits(user, db)  # again, atomically with the insert
-            self.db.insert(db, job_id, kind, user, safe_model_name(model_name), ref, params)
+            same = self.identical(user, same_as) if dedupe else None  # inside the transaction
+            if same is None:
+                self.check_limits(user, db)  # again, atomically with the insert
+                self.db.insert(db, job_id, kind, user, safe_model_name(model_name), ref, params)
+        if same is not None:
+            return Admission(same, reused=True)
         self.enqueue(job_id)
-        return job_id
+        return Admission(job_id)
 
     def detect_kind(self, ref: ArtifactRef, name: str) -> str:
         """The upload's format, read under its own name (the name decides some formats)."""
@@ -170,15 +248,55 @@ class Intake:
         user: str = "local",
         calibration: Upload | None = None,
         calibration_name: str = "",
+        dedupe: bool = False,
     ) -> str:
         """Queue the right job for an upload; returns its id (see ``JobStore.submit_model``)."""
+        return self.admit_model(
+            upload,
+            model_name=model_name,
+            options=options,
+            user=user,
+            calibration=calibration,
+            calibration_name=calibration_name,
+            dedupe=dedupe,
+        ).job_id
+
+    def admit_model(
+        self,
+        upload: Upload,
+        *,
+        model_name: str,
+        options: Any = None,
+        user: str = "local",
+        calibration: Upload | None = None,
+        calibration_name: str = "",
+        dedupe: bool = False,
+    ) -> Admission:
+        """``submit_model``, telling whether the answer is an identical job
+        already queued or running."""
         user = safe_user(user)
         name = safe_model_name(model_name)
-        self.check_limits(user)
+        if not dedupe:
+            self.check_limits(user)  # fail fast, before storing anything
         ref = self.store_upload(upload, name=name)
         kind = self.detect_kind(ref, name)
         if kind == "tflite":
-            return self.submit(JobKind.INSPECT, ref, model_name=name, user=user)
+            return self.admit(JobKind.INSPECT, ref, model_name=name, user=user, dedupe=dedupe)
+        opts, extra = self._conversion(options, calibration, calibration_name)
+        return self.admit(
+            JobKind.CONVERT,
+            ref,
+            model_name=name,
+            user=user,
+            params={"options": opts, "source_format": kind},
+            extra_files=extra,
+            dedupe=dedupe,
+        )
+
+    def _conversion(
+        self, options: Any, calibration: Upload | None, calibration_name: str
+    ) -> tuple[dict[str, Any], dict[str, Upload]]:
+        """Checked options and the calibration file, as a conversion job holds them."""
         cal_name = "" if calibration is None else _calibration_name(calibration, calibration_name)
         opts = _conversion_options(options, cal_name)
         extra: dict[str, Upload] = {}
@@ -189,11 +307,21 @@ class Intake:
                 else self.store_upload(calibration, name=cal_name)
             )
             extra["calibration"] = ArtifactRef(cref.sha, cref.size, cal_name)
-        return self.submit(
-            JobKind.CONVERT,
-            ref,
-            model_name=name,
-            user=user,
-            params={"options": opts, "source_format": kind},
-            extra_files=extra,
-        )
+        return opts, extra
+
+    def identical_conversion(
+        self,
+        upload: ArtifactRef,
+        *,
+        model_name: str,
+        options: Any,
+        user: str,
+        calibration: ArtifactRef | None = None,
+    ) -> str | None:
+        """The id of ``user``'s queued or running conversion that this one would
+        repeat (the Convert button says so), else None. Raises ``OptionsError``
+        for options a conversion would refuse."""
+        opts, extra = self._conversion(options, calibration, "")
+        files = {k: v.sha for k, v in extra.items() if isinstance(v, ArtifactRef)}
+        key = submission_key(JobKind.CONVERT, upload.sha, model_name, {"options": opts}, files)
+        return self.identical(user, key)

@@ -31,6 +31,8 @@ class JobKind(str, enum.Enum):
     EVALUATE = "evaluate"
     SWEEP = "sweep"
     DIFF = "diff"
+    LAYERS = "layers"  # per-layer quantization error of one int8 conversion
+    SIGNATURE = "signature"  # an upload's signatures and input shapes (the Convert form)
 
 
 class JobStatus(str, enum.Enum):
@@ -103,8 +105,11 @@ class Job:
 
     @property
     def output_name(self) -> str:
-        """``digits-int8.tflite``: model name and preset."""
-        return download_name(self.model_name, self.preset or None, "tflite")
+        """``digits-int8.tflite``, ``digits-dynamic-selecttf.tflite``: model name,
+        preset and the options that change the result."""
+        return download_name(
+            self.model_name, self.preset or None, "tflite", self.params.get("options")
+        )
 
     @property
     def error_obj(self) -> StudioError | None:

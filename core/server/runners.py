@@ -20,6 +20,7 @@ from core.pipeline.inspect import inspect_file
 from core.pipeline.sweep import sweep
 from core.server.context import JobContext, Runner
 from core.server.records import JobKind
+from core.server.runners_layers import run_layers, run_signature
 from core.tasks.sweep import SweepReport, SweepRequest, SweepRow
 
 __all__ = ["JobContext", "RUNNERS", "Runner"]
@@ -219,4 +220,6 @@ RUNNERS: dict[JobKind, Runner] = {
     JobKind.SWEEP: _run_sweep,
     JobKind.EVALUATE: _run_evaluate,
     JobKind.DIFF: _run_diff,
+    JobKind.LAYERS: run_layers,
+    JobKind.SIGNATURE: run_signature,
 }

@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import EvaluateError
-from core.tasks.results import OutputMetrics, Thresholds
+from core.tasks.results import Flag, OutputMetrics, Thresholds
 
 __all__ = [
     "output_kind",
     "compare_outputs",
     "verdict_of",
+    "degenerate_flags",
     "snr_words",
     "quantize_input",
     "dequantize_output",
@@ -103,16 +104,18 @@ def compare_outputs(
         snr = 10.0 * math.log10(sig / noise)
     if snr is not None and not math.isfinite(snr):
         snr = -999.0
-    agree = acc_o = acc_t = None
+    agree = acc_o = acc_t = classes = None
     if kind == "classifier" and rf.shape[1] >= 2:
         pr, pg = rf.argmax(axis=1), gf.argmax(axis=1)
         agree = float((pr == pg).mean()) if n else None
+        classes = int(np.unique(pr).size) if n else None
         if labels is not None and len(labels) == n:
             lab = np.asarray(labels).reshape(-1)
             acc_o, acc_t = float((pr == lab).mean()), float((pg == lab).mean())
     elif kind == "binary":
         pr, pg = rf[:, 0] > 0.5, gf[:, 0] > 0.5
         agree = float((pr == pg).mean()) if n else None
+        classes = int(np.unique(pr).size) if n else None
         if labels is not None and len(labels) == n:
             lab = np.asarray(labels).reshape(-1).astype(bool)
             acc_o, acc_t = float((pr == lab).mean()), float((pg == lab).mean())
@@ -128,28 +131,107 @@ def compare_outputs(
         top1_agreement=agree,
         accuracy_original=acc_o,
         accuracy_tflite=acc_t,
+        nonfinite=int(np.count_nonzero(~np.isfinite(gf))),
+        collapsed=n > 1 and _constant(gf) and not _constant(rf),
+        constant_original=n > 1 and _constant(rf),
+        original_classes=classes,
     )
+
+
+def _constant(flat: Any) -> bool:
+    """The same output for every sample, up to float noise: the spread across
+    samples is under 0.1% of the output's scale."""
+    import numpy as np
+
+    x = np.nan_to_num(flat.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    spread = float(np.mean(np.std(x, axis=0)))
+    scale = float(np.mean(np.abs(x)))
+    return spread <= 1e-3 * scale or spread < 1e-9
 
 
 def _r(v: float) -> float:
     return float(f"{v:.6g}") if math.isfinite(v) else v
 
 
+def degenerate_flags(outputs: Sequence[OutputMetrics], th: Thresholds) -> list[Flag]:
+    """Comparisons that cannot be called good, whatever one metric says."""
+    flags: list[Flag] = []
+    for o in outputs:
+        snr = math.inf if o.snr_db is None else o.snr_db
+        if o.nonfinite:
+            flags.append(
+                Flag(
+                    "non_finite",
+                    "error",
+                    f"{o.name}: the .tflite gave {o.nonfinite:,} NaN or infinite values.",
+                )
+            )
+        if o.collapsed:
+            flags.append(
+                Flag(
+                    "collapsed_output",
+                    "error",
+                    f"{o.name}: the .tflite gives the same output for every input while the "
+                    "original does not; the quantized model has collapsed (usually calibration "
+                    "data that does not look like real inputs).",
+                )
+            )
+        elif o.cosine < th.floor_cosine or snr < th.floor_snr_db:
+            flags.append(
+                Flag(
+                    "low_fidelity",
+                    "error",
+                    f"{o.name}: the outputs differ from the original's (cosine {o.cosine:.3f}, "
+                    f"SNR {snr_words(o.snr_db)}; a usable conversion keeps cosine at least "
+                    f"{th.floor_cosine:g} and SNR at least {th.floor_snr_db:g} dB).",
+                )
+            )
+        if o.constant_original:
+            flags.append(
+                Flag(
+                    "constant_original",
+                    "warning",
+                    f"{o.name}: the original gives the same output for every sample, so this "
+                    "comparison cannot tell a good conversion from a broken one; evaluate on "
+                    "data whose outputs vary.",
+                )
+            )
+        elif o.top1_agreement is not None and not o.top1_meaningful:
+            flags.append(
+                Flag(
+                    "one_class_original",
+                    "warning",
+                    f"{o.name}: the original predicts one class for every sample, so top-1 "
+                    "agreement means nothing here; judge by cosine and SNR, or evaluate on "
+                    "data with several classes.",
+                )
+            )
+    return flags
+
+
+_RANK = {"good": 0, "check": 1, "bad": 2}
+
+
 def verdict_of(outputs: Sequence[OutputMetrics], th: Thresholds) -> tuple[str, str]:
-    """good / check / bad, with the reason in words."""
+    """good / check / bad, with the reason in words. Degenerate comparisons
+    (``degenerate_flags``) are never good."""
     worst = "good"
     reasons: list[str] = []
-    rank = {"good": 0, "check": 1, "bad": 2}
+    measured_error = False  # a "check" from the numbers, not only from what cannot be judged
 
-    def bump(level: str, why: str) -> None:
-        nonlocal worst
-        if rank[level] > rank[worst]:
+    def bump(level: str, why: str, error: bool = True) -> None:
+        nonlocal worst, measured_error
+        if _RANK[level] > _RANK[worst]:
             worst = level
         if level != "good":
             reasons.append(why)
+            measured_error = measured_error or error
 
+    for f in degenerate_flags(outputs, th):
+        error = f.severity == "error"
+        bump("bad" if error else "check", f.message.rstrip("."), error)
     for o in outputs:
-        if o.is_classifier and o.top1_agreement is not None:
+        if o.is_classifier and o.top1_meaningful and o.top1_agreement is not None:
             a = o.top1_agreement
             if a < th.check_top1:
                 bump("bad", f"{o.name}: agrees with the original on only {a:.1%} of samples")
@@ -167,22 +249,25 @@ def verdict_of(outputs: Sequence[OutputMetrics], th: Thresholds) -> tuple[str, s
         elif o.cosine < th.cosine or snr < th.snr_db:
             bump("check", f"{o.name}: cosine {o.cosine:.4f}, SNR {snr_words(o.snr_db)}")
     if worst == "good":
-        p = next((o for o in outputs if o.is_classifier and o.top1_agreement is not None), None)
-        if p is not None:
-            text = f"Matches the original on {p.top1_agreement:.1%} of samples."
-        else:
-            o = outputs[0]
-            text = (
-                f"Outputs match the original closely (cosine {o.cosine:.4f}, SNR "
-                f"{snr_words(o.snr_db)})."
-            )
-        return worst, text
+        return worst, _good_words(outputs)
     head = (
         "Large error against the original: "
         if worst == "bad"
         else "Some error against the original: "
+        if measured_error
+        else "Cannot be judged on these samples: "
     )
-    return worst, head + "; ".join(reasons) + "."
+    return worst, head + "; ".join(dict.fromkeys(reasons)) + "."
+
+
+def _good_words(outputs: Sequence[OutputMetrics]) -> str:
+    o = next((o for o in outputs if o.is_classifier and o.top1_meaningful), None)
+    cos = min(x.cosine for x in outputs)
+    snrs = [x.snr_db for x in outputs if x.snr_db is not None]
+    fidelity = f"cosine {cos:.4f}, SNR {snr_words(min(snrs) if snrs else None)}"
+    if o is not None and o.top1_agreement is not None:
+        return f"Matches the original on {o.top1_agreement:.1%} of samples ({fidelity})."
+    return f"Outputs match the original closely ({fidelity})."
 
 
 def snr_words(snr: float | None) -> str:

@@ -13,15 +13,18 @@ from typing import Any, ClassVar
 
 from core.errors import Phase
 from core.model.archive import UnpackLimits
-from core.model.compat import MicroProbeResult
+from core.model.compat import MicroProbeResult, RuntimeRun
 from core.options import ConversionOptions
 from core.serial import Serializable
+from core.tasks.deploy import DeployResult
 from core.tasks.layers import LayerErrorReport
+from core.tasks.optimize import OptimizeResult, RecipeChoice
 from core.tasks.results import (
     AccuracyResult,
     ConversionResult,
     LatencyResult,
     Reference,
+    SignatureInput,
     Thresholds,
 )
 
@@ -40,6 +43,10 @@ __all__ = [
     "InspectResult",
     "DiffRequest",
     "DiffResult",
+    "SignatureRequest",
+    "SignatureResult",
+    "OptimizeRequest",
+    "DeployRequest",
     "REQUESTS",
 ]
 
@@ -57,6 +64,10 @@ class TaskRequest(Serializable):
     PHASE: ClassVar[Phase] = Phase.JOB
     INPUTS: ClassVar[tuple[str, ...]] = ()
     OUTPUTS: ClassVar[tuple[str, ...]] = ()
+    # outputs kept even when the task fails (a journal of what it got through)
+    KEEP: ClassVar[tuple[str, ...]] = ()
+    # what runs the model, for the words of a crash ("LiteRT crashed while ...")
+    RUNTIME: ClassVar[str] = "TensorFlow"
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class TfliteEvalRequest(TaskRequest):
     TASK: ClassVar[str] = "tflite_eval"
     RESULT: ClassVar[type[Any]] = AccuracyResult
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    RUNTIME: ClassVar[str] = "LiteRT"
     INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path", "reference.npz_path")
 
     tflite_path: str
@@ -115,6 +127,7 @@ class LatencyRequest(TaskRequest):
     TASK: ClassVar[str] = "latency"
     RESULT: ClassVar[type[Any]] = LatencyResult
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    RUNTIME: ClassVar[str] = "LiteRT"
     INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path", "sample_npz")
 
     tflite_path: str
@@ -157,6 +170,7 @@ class LayerCompareRequest(TaskRequest):
     TASK: ClassVar[str] = "layer_compare"
     RESULT: ClassVar[type[Any]] = LayerErrorReport
     PHASE: ClassVar[Phase] = Phase.EVALUATE
+    RUNTIME: ClassVar[str] = "LiteRT"
     INPUTS: ClassVar[tuple[str, ...]] = ("float_path", "quant_path", "reference.npz_path")
 
     float_path: str
@@ -173,6 +187,7 @@ class MicroProbeRequest(TaskRequest):
     TASK: ClassVar[str] = "micro_probe"
     RESULT: ClassVar[type[Any]] = MicroProbeResult
     PHASE: ClassVar[Phase] = Phase.INSPECT
+    RUNTIME: ClassVar[str] = "TFLite Micro"
     INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path",)
 
     tflite_path: str
@@ -190,26 +205,46 @@ class InspectResult(Serializable):
     subgraphs: int
     report_bytes: int
     verdicts: dict[str, str]  # target -> verdict
+    runs: dict[str, str] = field(default_factory=dict)  # runtime -> what the run did
+    findings: int = 0  # what LiteRT's loader would refuse (the report names each)
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
 
 
 @dataclass(frozen=True)
 class InspectRequest(TaskRequest):
-    """Read one ``.tflite``, check it against every target and write its report."""
+    """Read one ``.tflite``, validate it, run it in every runtime here (LiteRT
+    Interpreter and CompiledModel, with and without XNNPACK, TFLite Micro),
+    check it against every target and write its report. A runtime that kills
+    the process leaves its journal behind (``KEEP``): the caller records the
+    crash and asks again with that run in ``done_runs``."""
 
     TASK: ClassVar[str] = "inspect"
     RESULT: ClassVar[type[Any]] = InspectResult
     PHASE: ClassVar[Phase] = Phase.INSPECT
+    RUNTIME: ClassVar[str] = "LiteRT"
     INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path",)
-    OUTPUTS: ClassVar[tuple[str, ...]] = ("json_out", "md_out", "html_out")
+    OUTPUTS: ClassVar[tuple[str, ...]] = (
+        "json_out",
+        "md_out",
+        "html_out",
+        "journal_out",
+        "runtime_log",
+    )
+    KEEP: ClassVar[tuple[str, ...]] = ("journal_out", "runtime_log")
 
     tflite_path: str
     source_kind: str | None = None
     source_size: int | None = None
     sha256: str | None = None
-    micro_probe: MicroProbeResult | None = None
+    micro_probe: MicroProbeResult | None = None  # a TFLite Micro run already made
+    runs: bool = True  # run the model (False: the rules decide every verdict)
+    micro: bool = True  # include the TFLite Micro run
+    done_runs: tuple[RuntimeRun, ...] = ()  # runs an earlier attempt made (or crashed in)
     json_out: str = "report.json"
     md_out: str = "report.md"
     html_out: str = "report.html"
+    journal_out: str = "probes.jsonl"
+    runtime_log: str = "runtime.log"
 
 
 @dataclass(frozen=True)
@@ -236,6 +271,34 @@ class DiffRequest(TaskRequest):
 
 
 @dataclass(frozen=True)
+class SignatureResult(Serializable):
+    """An upload's signatures as the converter will see them: each one's
+    inputs (``-1`` where dynamic), the one converted by default (None when the
+    person must choose) and a static shape for every input
+    (``core.tasks.shapes.suggest_shape``), per signature."""
+
+    kind: str  # saved_model | keras | h5
+    signature_keys: tuple[str, ...]
+    default_key: str | None
+    signatures: dict[str, tuple[SignatureInput, ...]]
+    suggested_shapes: dict[str, dict[str, tuple[int, ...]]]  # key -> input -> shape
+
+
+@dataclass(frozen=True)
+class SignatureRequest(TaskRequest):
+    """Read an upload's signatures and input shapes (nothing is converted)."""
+
+    TASK: ClassVar[str] = "signature"
+    RESULT: ClassVar[type[Any]] = SignatureResult
+    PHASE: ClassVar[Phase] = Phase.LOAD
+    INPUTS: ClassVar[tuple[str, ...]] = ("model_path",)
+
+    model_path: str
+    display_name: str
+    unpack_limits: UnpackLimits = field(default_factory=UnpackLimits)
+
+
+@dataclass(frozen=True)
 class SelftestResult(Serializable):
     echo: Any = None
     cwd: str = ""
@@ -259,6 +322,53 @@ class SelftestRequest(TaskRequest):
     target: str = ""
 
 
+@dataclass(frozen=True)
+class OptimizeRequest(TaskRequest):
+    """Quantize a float ``.tflite`` with LiteRT's quantizer (old op codes
+    normalized first), check the result is smaller and quantized, compare it
+    tensor by tensor and evaluate it against the float file on the same inputs."""
+
+    TASK: ClassVar[str] = "optimize"
+    RESULT: ClassVar[type[Any]] = OptimizeResult
+    PHASE: ClassVar[Phase] = Phase.QUANTIZE
+    INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path", "calibration_path", "eval_path")
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("out_path",)
+
+    tflite_path: str
+    display_name: str
+    recipe: RecipeChoice
+    calibration_path: str | None = None  # .npz/.npy/images, as for conversion
+    calibration_samples: int = 100
+    image_range: tuple[float, float] = (0.0, 1.0)
+    eval_path: str | None = None  # inputs for the comparison (default: calibration, random)
+    max_samples: int = 200
+    validation_samples: int = 4
+    signature_key: str | None = None
+    validate: bool = True  # the quantizer's tensor-level comparison
+    evaluate: bool = True  # our run of both files on the same inputs
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    out_path: str = "optimized.tflite"
+
+
+@dataclass(frozen=True)
+class DeployRequest(TaskRequest):
+    """Write the deploy kit of a ``.tflite``: code for its own signature per
+    target, the model as a C array, a README; one zip."""
+
+    TASK: ClassVar[str] = "deploy"
+    RESULT: ClassVar[type[Any]] = DeployResult
+    PHASE: ClassVar[Phase] = Phase.DEPLOY
+    INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path",)
+    OUTPUTS: ClassVar[tuple[str, ...]] = ("out_zip",)
+
+    tflite_path: str
+    display_name: str
+    targets: tuple[str, ...] = ("python", "android", "ios", "cpp", "micro")
+    origin: str = ""  # how the model was made: "converted with the int8 preset", …
+    micro_probe: MicroProbeResult | None = None
+    out_zip: str = "kit.zip"
+
+
 REQUESTS: dict[str, type[TaskRequest]] = {
     c.TASK: c
     for c in (
@@ -271,6 +381,9 @@ REQUESTS: dict[str, type[TaskRequest]] = {
         MicroProbeRequest,
         InspectRequest,
         DiffRequest,
+        SignatureRequest,
+        OptimizeRequest,
+        DeployRequest,
         SelftestRequest,
     )
 }

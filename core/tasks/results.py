@@ -21,6 +21,7 @@ __all__ = [
     "ThreadLatency",
     "LatencyResult",
     "reference_key",
+    "DEGENERATE",
 ]
 
 
@@ -73,6 +74,10 @@ class Thresholds(Serializable):
     check_top1: float = 0.95  # below: "bad"; between: "check"
     check_cosine: float = 0.95
     check_snr_db: float = 10.0
+    # signal fidelity every output needs, classifiers included: below either,
+    # agreement means nothing (an int8 model that collapsed can still "agree")
+    floor_cosine: float = 0.9
+    floor_snr_db: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -103,16 +108,32 @@ class OutputMetrics(Serializable):
     top1_agreement: float | None = None
     accuracy_original: float | None = None
     accuracy_tflite: float | None = None
+    # degenerate comparisons (``core.tasks.metrics``): never "good"
+    nonfinite: int = 0  # NaN or Inf values in the .tflite's output
+    collapsed: bool = False  # the .tflite's output is constant across samples, the original's not
+    constant_original: bool = False  # the original's output is constant across samples
+    original_classes: int | None = None  # distinct top-1 classes the original predicts
 
     @property
     def is_classifier(self) -> bool:
         return self.kind in ("classifier", "binary")
 
     @property
+    def top1_meaningful(self) -> bool:
+        """Agreement says something only if the original predicts more than one class."""
+        return self.top1_agreement is not None and (self.original_classes or 2) > 1
+
+    @property
     def accuracy_drop(self) -> float | None:
         if self.accuracy_original is None or self.accuracy_tflite is None:
             return None
         return self.accuracy_original - self.accuracy_tflite
+
+
+# Flag codes of a comparison that cannot be called good (``core.tasks.metrics``).
+DEGENERATE = frozenset(
+    {"non_finite", "collapsed_output", "low_fidelity", "constant_original", "one_class_original"}
+)
 
 
 def _min_snr(outputs: tuple[OutputMetrics, ...]) -> float | None:
@@ -162,6 +183,8 @@ class AccuracyResult(Serializable):
             "verdict": self.verdict,
             "samples": self.samples,
             "data_source": self.data_source.value,
+            "top1_meaningful": p.top1_meaningful,
+            "degenerate": sorted({f.code for f in self.flags if f.code in DEGENERATE}),
         }
 
     def to_text(self) -> str:

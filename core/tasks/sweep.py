@@ -16,10 +16,11 @@ __all__ = ["SweepRequest", "SweepRow", "Recommendation", "SweepModel", "SweepRep
 
 
 def accuracy_of(metrics: dict[str, Any] | None) -> float | None:
-    """The accuracy axis of a sweep: top-1 agreement for classifiers, else cosine."""
+    """The accuracy axis of a sweep: top-1 agreement for classifiers (where the
+    original predicts more than one class), else cosine."""
     if not metrics:
         return None
-    if metrics.get("top1_agreement") is not None:
+    if metrics.get("top1_agreement") is not None and metrics.get("top1_meaningful", True):
         return float(metrics["top1_agreement"])
     c = metrics.get("cosine")
     return float(c) if c is not None else None

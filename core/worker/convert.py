@@ -87,7 +87,7 @@ def prepared_converter(
         if options.preset.needs_calibration:
             progress("Preparing calibration data")
             converter.representative_dataset = representative(
-                lm.inputs, lm.shapes, options, workdir, lm.warnings
+                lm.inputs, lm.shapes, options, workdir, lm.warnings, bounds=lm.table_bounds
             )
         yield PreparedConverter(converter, lm)
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from core.errors import CalibrationError, EvaluateError, Phase, StudioError
 from core.model.archive import UnpackLimits, safe_extract
+from core.model.inputs import is_mask_name
 from core.options import IMAGE_EXTS, CalibrationSource, ConversionOptions
 from core.tasks.results import DataSource, Flag, SignatureInput
+from core.tasks.synthetic import MASK, synthetic_input
 from core.worker.loader import concrete_shape
 
 __all__ = [
@@ -35,20 +37,25 @@ SYNTHETIC_WARNING = (
 
 
 def synthetic_arrays(
-    inputs: list[SignatureInput], shapes: dict[str, tuple[int, ...]], n: int, seed: int
+    inputs: list[SignatureInput],
+    shapes: dict[str, tuple[int, ...]],
+    n: int,
+    seed: int,
+    bounds: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Random samples per input (uniform [0, 1) floats, small ints): a stand-in
-    when the person gave no data, always flagged as not representative."""
+    """Random samples per input (``core.tasks.synthetic``: ids within the table
+    ``bounds`` names, padding masks for mask-like inputs, uniform [0, 1)
+    floats): a stand-in when the person gave no data, always flagged as not
+    representative."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     arrays: dict[str, Any] = {}
     for i in inputs:
         shape = (n,) + concrete_shape(shapes[i.name])[1:]
-        if i.dtype.startswith(("int", "uint")):
-            arrays[i.name] = rng.integers(0, 10, size=shape)
-        else:
-            arrays[i.name] = rng.random(shape, dtype=np.float32)
+        high = (bounds or {}).get(i.name)
+        kind = MASK if is_mask_name(i.name) else "index" if high else "value"
+        arrays[i.name] = synthetic_input(shape, i.dtype, rng, high=high, kind=kind)
     return arrays
 
 
@@ -141,7 +148,10 @@ def representative(
     options: ConversionOptions,
     workdir: Path,
     warnings: list[str],
+    bounds: Callable[[], dict[str, int]] | None = None,
 ) -> Callable[[], Iterator[dict[str, Any]]]:
+    """The representative dataset: the person's samples, else synthetic ones
+    (ids within the tables ``bounds()`` finds)."""
     import numpy as np
 
     n = options.calibration_samples
@@ -167,7 +177,7 @@ def representative(
             }
     else:
         warnings.append(SYNTHETIC_WARNING)
-        arrays = synthetic_arrays(inputs, shapes, n, seed=0)
+        arrays = synthetic_arrays(inputs, shapes, n, seed=0, bounds=bounds() if bounds else None)
     counts = {k: len(v) for k, v in arrays.items()}
     if len(set(counts.values())) > 1:
         raise CalibrationError(

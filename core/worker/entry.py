@@ -35,6 +35,9 @@ TASKS = {
     "micro_probe": "core.worker.micro_probe:run",
     "inspect": "core.worker.inspect:run",
     "diff": "core.worker.diff:run",
+    "optimize": "core.worker.optimize:run",
+    "deploy": "core.worker.deploy:run",
+    "signature": "core.worker.signature:run",
     "selftest": "core.worker.selftest:run",
 }
 

@@ -46,10 +46,30 @@ class LoadedModel:
     shapes: dict[str, tuple[int, ...]]
     started: float  # perf_counter once TensorFlow was imported
     warnings: list[str] = field(default_factory=list)
+    _fn: Any = None
+    _bounds: dict[str, int] | None = None
 
     @property
     def input_names(self) -> list[str]:
         return [i.name for i in self.inputs]
+
+    def signature_fn(self) -> Any:
+        """The signature as a TensorFlow function (loaded once; it runs the
+        model's code, which is why only the sandboxed worker calls it)."""
+        if self._fn is None:
+            loaded = self.tf.saved_model.load(str(self.saved_model_dir))
+            self._fn = (loaded, loaded.signatures[self.signature_key])
+        return self._fn[1]
+
+    def table_bounds(self) -> dict[str, int]:
+        """Integer input -> the size of the table it indexes (``core.worker.tables``)."""
+        if self._bounds is None:
+            from core.worker.tables import table_bounds
+
+            ints = any(i.dtype.startswith(("int", "uint")) for i in self.inputs)
+            fn = self.signature_fn() if ints else None
+            self._bounds = table_bounds(self.tf, fn, self.inputs, self.shapes) if ints else {}
+        return self._bounds
 
 
 @contextlib.contextmanager
@@ -175,7 +195,7 @@ def fixed_shapes(
     for name in given:
         if name not in names:
             raise OptionsError(
-                f"--input-shape names {name!r}, which is not an input of this signature.",
+                f"The input shapes name {name!r}, which is not an input of this signature.",
                 "Inputs are: " + ", ".join(sorted(names)) + ".",
             )
     shapes: dict[str, tuple[int, ...]] = {}

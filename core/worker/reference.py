@@ -77,7 +77,9 @@ def _eval_data(req: ReferenceRequest, lm: LoadedModel, workdir: Path) -> _EvalDa
         return _EvalData(
             arrays, None, cal, DataSource.CALIBRATION, Path(opts.calibration_path).name
         )
-    arrays = synthetic_arrays(lm.inputs, lm.shapes, SYNTHETIC_SAMPLES, seed=1)
+    arrays = synthetic_arrays(
+        lm.inputs, lm.shapes, SYNTHETIC_SAMPLES, seed=1, bounds=lm.table_bounds()
+    )
     return _EvalData(arrays, None, None, DataSource.SYNTHETIC, "random inputs")
 
 
@@ -101,7 +103,7 @@ def _run_original(lm: LoadedModel, feeds: dict[str, Any]) -> dict[str, Any]:
 
     tf = lm.tf
     try:
-        fn = tf.saved_model.load(str(lm.saved_model_dir)).signatures[lm.signature_key]
+        fn = lm.signature_fn()
     except Exception as e:  # noqa: BLE001  (TF load errors are of many kinds)
         raise EvaluateError(
             f"TensorFlow could not load the original model: {error_line(e)}",

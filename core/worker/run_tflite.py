@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import EvaluateError
-from core.tasks.metrics import compare_outputs, dequantize_output, quantize_input, verdict_of
+from core.tasks.metrics import (
+    compare_outputs,
+    degenerate_flags,
+    dequantize_output,
+    quantize_input,
+    verdict_of,
+)
 from core.tasks.requests import TfliteEvalRequest
 from core.tasks.results import AccuracyResult, Flag, Reference
 from core.worker.messages import error_line
@@ -141,7 +147,8 @@ def evaluate_file(req: TfliteEvalRequest, progress: Callable[..., None]) -> Accu
         g = np.concatenate(got[name]) if got[name] else np.zeros((0,))
         outputs.append(compare_outputs(name, refs[name], g, kind=ref.outputs[name], labels=labels))
     verdict, text = verdict_of(outputs, req.thresholds)
-    if verdict == "bad":
+    flags[:0] = degenerate_flags(outputs, req.thresholds)
+    if verdict == "bad" and not any(f.severity == "error" for f in flags):
         flags.insert(0, Flag("large_error", "error", text))
     return AccuracyResult(
         tflite=req.display_name or path.name,

@@ -22,17 +22,22 @@ of the graph falls back to the CPU), ``unsupported``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 
 from core.model.compat.engine import Signatures, evaluate_target
-from core.model.compat.micro import apply_micro_probe, failed_op_from_log
+from core.model.compat.micro import failed_op_from_log
+from core.model.compat.runs import RUNTIME_NAMES, apply_probes
 from core.model.compat.tables import rules
 from core.model.compat.verdicts import (
+    MICRO_PROBE,
+    PROBE_ORDER,
     MicroProbeResult,
     OpSummary,
     OpVerdict,
+    Probes,
     Reason,
+    Runtime,
+    RuntimeRun,
     Target,
     TargetVerdict,
     Verdict,
@@ -48,6 +53,12 @@ __all__ = [
     "OpSummary",
     "TargetVerdict",
     "MicroProbeResult",
+    "Runtime",
+    "RuntimeRun",
+    "Probes",
+    "RUNTIME_NAMES",
+    "PROBE_ORDER",
+    "MICRO_PROBE",
     "check_compatibility",
     "failed_op_from_log",
     "rules",
@@ -59,20 +70,16 @@ def check_compatibility(
     *,
     targets: Iterable[Target | str] | None = None,
     micro_probe: MicroProbeResult | None = None,
+    probes: Probes | None = None,
 ) -> dict[Target, TargetVerdict]:
-    """Verdicts for each target (all targets by default)."""
+    """Verdicts for each target (all targets by default): from the runs in
+    ``probes`` where they were made (``core.model.compat.runs``), else from
+    the rules. ``micro_probe`` alone stands for a TFLite Micro run only."""
     tables = rules()["targets"]
     wanted = [Target(t) for t in targets] if targets is not None else list(Target)
-    out: dict[Target, TargetVerdict] = {}
     with gc_paused():
         sigs = Signatures(model)
         evaluated = {t: evaluate_target(model, t.value, tables[t.value], sigs) for t in wanted}
-    for t in wanted:
-        tv = evaluated[t]
-        if t is Target.MICRO:
-            if micro_probe is not None:
-                tv = apply_micro_probe(model, tv, micro_probe)
-            else:
-                tv = dataclasses.replace(tv, details={"probe": "not run (static op list only)"})
-        out[t] = tv
-    return out
+    if probes is None and micro_probe is not None:
+        probes = Probes(micro=micro_probe)
+    return apply_probes(model, {t: evaluated[t] for t in wanted}, probes)
