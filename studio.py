@@ -54,6 +54,13 @@ pages = [
     _page("history.py", "History", ":material/history:", "history"),
     _page("guide.py", "Guide", ":material/menu_book:", "guide"),
 ]
+# pages that come with later features, listed once their files exist
+for _file, _title, _icon in (
+    ("optimize.py", "Optimize", ":material/tune:"),
+    ("deploy.py", "Deploy", ":material/rocket_launch:"),
+):
+    if (PAGES / _file).is_file():
+        pages.insert(-2, _page(_file, _title, _icon, _file.removesuffix(".py")))
 page = st.navigation(pages, position="sidebar")  # first: the titles show before anything else
 
 with st.sidebar:

@@ -95,30 +95,43 @@ def _convnet_model():
     return keras.Model(inp, out, name="convnet")
 
 
+def _set_batchnorm_statistics(model, x) -> None:
+    """Give every BatchNorm the statistics of its input on ``x`` (layer by layer),
+    so the random network stays well scaled and its prediction depends on the
+    image: top-1 agreement then means something."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    for layer in model.layers:
+        if layer.__class__.__name__ != "BatchNormalization":
+            continue
+        feats = keras.Model(model.input, layer.input).predict(x, verbose=0)
+        mean, var = feats.mean(axis=(0, 1, 2)), feats.var(axis=(0, 1, 2)) + 1e-3
+        gamma = rng.uniform(0.8, 1.2, mean.shape)
+        beta = rng.normal(0.3, 0.2, mean.shape)
+        layer.set_weights([w.astype("float32") for w in (gamma, beta, mean, var)])
+
+
 def build_convnet(out: Path) -> None:
     import numpy as np
 
     model = _convnet_model()
-    # BatchNorm statistics that are not the identity, so the folded weights vary
-    rng = np.random.default_rng(7)
-    for layer in model.layers:
-        if layer.__class__.__name__ == "BatchNormalization":
-            g, b, m, v = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, g.shape).astype("float32"),
-                    rng.normal(0.0, 0.1, b.shape).astype("float32"),
-                    rng.normal(0.0, 0.1, m.shape).astype("float32"),
-                    rng.uniform(0.5, 1.5, v.shape).astype("float32"),
-                ]
-            )
+    _set_batchnorm_statistics(model, images(64, seed=3))
+    head = model.get_layer("probabilities")
+    kernel, bias = head.get_weights()
+    head.set_weights([kernel * 4.0, bias])  # logits far enough apart to pick a class
     with tempfile.TemporaryDirectory() as tmp:
         sm = Path(tmp) / "convnet"
         model.export(str(sm), format="tf_saved_model", verbose=False)
         _zip_dir(sm, out / "convnet.zip", "convnet")
     np.savez(out / "convnet_calibration.npz", image=images(CALIBRATION_SAMPLES, seed=1))
-    np.savez(out / "convnet_eval.npz", image=images(EVAL_SAMPLES, seed=2))
-    print(f"convnet: {model.count_params():,} parameters")
+    evaluation = images(EVAL_SAMPLES, seed=2)
+    np.savez(out / "convnet_eval.npz", image=evaluation)
+    top1 = model.predict(evaluation, verbose=0).argmax(1)
+    print(
+        f"convnet: {model.count_params():,} parameters, classes {np.bincount(top1, minlength=10)}"
+    )
 
 
 def _convert(saved_model: Path, dest: Path, calibration: Path | None = None) -> None:

@@ -263,7 +263,10 @@ def in_task(report: dict) -> dict[str, float]:
                 out[f"{step} {label}"] = float(v)
     for le in report.get("layer_errors") or []:
         if isinstance(le.get("seconds"), (int, float)):
-            out[f"per-layer {le.get('preset', '?')}"] = float(le["seconds"])
+            preset = str(le.get("preset", "?"))
+            out[f"per-layer {preset}"] = float(le["seconds"])
+            if preset == "int8-float-io":  # the debugger's run stands for int8 too
+                out.setdefault("per-layer int8", float(le["seconds"]))
     ref = (report.get("data") or {}).get("seconds")
     if isinstance(ref, (int, float)):
         out["reference run"] = float(ref)
@@ -395,6 +398,10 @@ def report_model(m: Model, plain: list[Sample], tool: list[Sample]) -> None:
     p = statistics.median(s.seconds for s in plain)
     t = statistics.median(s.seconds for s in tool)
     print(f"\n  plain {p:7.2f} s   tool {t:7.2f} s   ratio tool/plain {t / p:5.2f}x  (goal <= 1.0)")
+    pairs = [b.seconds / a.seconds for a, b in zip(plain, tool, strict=True)]
+    print(f"  runs: plain {', '.join(f'{s.seconds:.2f}' for s in plain)}")
+    print(f"        tool  {', '.join(f'{s.seconds:.2f}' for s in tool)}")
+    print(f"        ratio per pair {', '.join(f'{r:.2f}' for r in pairs)}")
     print_breakdown(plain, tool)
     print_results(plain[-1], tool[-1])
 

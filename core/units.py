@@ -3,7 +3,7 @@ it sits on the app's start-up path)."""
 
 from __future__ import annotations
 
-__all__ = ["human_bytes"]
+__all__ = ["human_bytes", "plural"]
 
 
 def human_bytes(n: int | float | None) -> str:
@@ -18,3 +18,8 @@ def human_bytes(n: int | float | None) -> str:
             return f"{n:,.1f} {unit}" if abs(n) < 100 else f"{n:,.0f} {unit}"
         n /= 1024
     return f"{n:,.1f} GB"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, "op")`` -> "1 op"; ``plural(3, "op")`` -> "3 ops"."""
+    return f"{n:,} {word if n == 1 else many or word + 's'}"

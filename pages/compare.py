@@ -1,10 +1,12 @@
 """Compare: which preset should I ship?
 
-Pick a model (sample or upload) and its data → run a sweep as a job → the
-recommendation in words, the table, the Pareto chart, the per-layer error with
-a "re-convert keeping the worst layers in float" button, and a diff of two
-results. The URL carries the sweep (``?job=<id>``) and a re-conversion
-(``&reconvert=<id>``); session state holds only widget values.
+Pick a model (the one on the Convert page, a sample or an upload) and its data
+→ run a sweep as a job → the recommendation in one sentence, the table (every
+metric explained), the Pareto chart, the per-layer error with a "re-convert
+keeping the worst layers in float" button, and a diff of two results. The URL
+carries the job (``?job=<id>``) and a re-conversion (``&reconvert=<id>``);
+opened from the sidebar it shows this session's current comparison. Checks,
+per-layer errors and diffs submitted on their own (the HTTP API) show here too.
 """
 
 from __future__ import annotations
@@ -20,50 +22,79 @@ from ui import compare_view as view
 from ui import job_view
 from ui.errors import show_error
 from ui.format import human_bytes, md
-from ui.samples import load_samples
-from ui.uploads import store_file, store_model
+from ui.samples import find_sample, load_samples
+from ui.uploads import ModelRef, store_file, store_model
 
 K = "compare."
 RECONVERT = "reconvert"
 MODEL_TYPES = ["zip", "gz", "tgz", "tar", "keras", "h5"]
 DATA_TYPES = ["npz", "npy", "zip"]
+SHOWN = (jobs.JobKind.SWEEP, jobs.JobKind.EVALUATE, jobs.JobKind.LAYERS, jobs.JobKind.DIFF)
+CURRENT, SAMPLE, OWN = "The model on the Convert page", "A sample model", "My own model"
 
 
-def _form() -> None:
+def _convert_model() -> ModelRef | None:
+    m = ModelRef.from_state(st.session_state.get("convert.model"))
+    return m if m is not None and not m.is_tflite else None
+
+
+def _source() -> tuple[
+    Path | None, str | None, Path | None, Path | None, dict[str, tuple[str, str]]
+]:
+    """The chosen model: (path, name, calibration path, evaluation path, stored files)."""
+    current = _convert_model()
     samples = [s for s in load_samples() if s.kind != "tflite"]
-    src = st.radio(
-        "Model",
-        ["A sample model", "My own model"],
-        horizontal=True,
-        key=K + "source",
-        index=0 if samples else 1,
-    )
-    files: dict[str, tuple[str, str]] = {}
-    cal_path = eval_path = None
-    model_path = model_name = None
-    upload = None
-    if src == "A sample model" and samples:
+    choices = ([CURRENT] if current else []) + ([SAMPLE] if samples else []) + [OWN]
+    src = st.radio("Model", choices, horizontal=True, key=K + "source")
+    stored: dict[str, tuple[str, str]] = {}
+    if src == CURRENT and current is not None:
+        st.caption(f":material/deployed_code: **{md(current.name)}** ({human_bytes(current.size)})")
+        sample = find_sample(current.sample) if current.sample else None
+        if current.calibration:
+            stored["calibration"] = (current.calibration.sha, current.calibration.name)
+        cal = sample.calibration_path if sample and not current.calibration else None
+        return (
+            jobs.artifact_path(current.sha),
+            current.name,
+            cal,
+            (sample.eval_path if sample else None),
+            stored,
+        )
+    if src == SAMPLE and samples:
         titles = [f"{s.title} ({s.file})" for s in samples]
         pick = st.selectbox("Sample", titles, key=K + "sample")
         sample = samples[titles.index(pick)]
         st.caption(sample.description)
-        model_path, model_name = sample.path, sample.file
-        cal_path = sample.calibration_path
-        eval_path = sample.eval_path
-        bits = []
-        if cal_path:
-            bits.append(f"calibration `{cal_path.name}`")
-        if eval_path:
-            bits.append(f"evaluation `{eval_path.name}`")
+        bits = [f"calibration `{p.name}`" for p in [sample.calibration_path] if p]
+        bits += [f"evaluation `{p.name}`" for p in [sample.eval_path] if p]
         if bits:
             st.caption("Uses the sample's " + " and ".join(bits) + " unless you upload others.")
-    else:
-        upload = st.file_uploader(
-            "SavedModel (zipped or .tar.gz) or Keras file (.keras, .h5)",
-            type=MODEL_TYPES,
-            key=K + "upload",
-            help="The original model: every preset is converted from it.",
+        return sample.path, sample.file, sample.calibration_path, sample.eval_path, stored
+    upload = st.file_uploader(
+        "SavedModel (zipped or .tar.gz) or Keras file (.keras, .h5)",
+        type=MODEL_TYPES,
+        key=K + "upload",
+        help="The original model: every preset is converted from it.",
+    )
+    if upload is None:
+        return None, None, None, None, stored
+    ref = store_model(upload)
+    if ref.is_tflite:
+        st.warning(
+            "A .tflite is already converted; Compare needs the original SavedModel or "
+            "Keras file. Open the .tflite in Inspect.",
+            icon=":material/warning:",
         )
+        st.stop()
+    return jobs.artifact_path(ref.sha), ref.name, None, None, stored
+
+
+def _form() -> None:
+    try:
+        model_path, model_name, cal_path, eval_path, files = _source()
+    except StudioError as e:
+        show_error(e)
+        st.stop()
     c1, c2 = st.columns(2)
     cal_up = c1.file_uploader(
         "Calibration data (for the int8 and 16x8 presets)",
@@ -124,43 +155,34 @@ def _form() -> None:
     if not st.button(
         "Compare presets", type="primary", icon=":material/compare_arrows:", key=K + "go"
     ):
+        job_view.show_recent(key=K + "recent", kinds=SHOWN)
         return
     if not presets:
         st.info("Pick at least one preset.", icon=":material/info:")
         st.stop()
-    if model_path is None and upload is None:
+    if model_path is None:
         st.info("Upload a model or pick a sample first.", icon=":material/info:")
         st.stop()
     try:
         with st.spinner("Storing the files"):
-            if upload is not None:
-                ref = store_model(upload)
-                if ref.is_tflite:
-                    st.warning(
-                        "A .tflite is already converted; Compare needs the original "
-                        "SavedModel or Keras file. Open the .tflite in Inspect.",
-                        icon=":material/warning:",
-                    )
-                    st.stop()
-                model_path, model_name = jobs.artifact_path(ref.sha), ref.name
             for key, up, default in (
                 ("calibration", cal_up, cal_path),
                 ("eval", eval_up, eval_path),
             ):
-                if up is not None:
-                    f = store_file(up)
+                src = up if up is not None else default
+                if src is not None:
+                    f = store_file(src)
                     files[key] = (f.sha, f.name)
-                elif default is not None:
-                    f = store_file(default)
-                    files[key] = (f.sha, f.name)
-            options = {"select_tf_ops": bool(select_tf), "signature_key": signature.strip() or None}
             job = view.submit_sweep(
                 Path(model_path),
                 str(model_name),
                 files=files,
                 params={
                     "presets": presets,
-                    "options": options,
+                    "options": {
+                        "select_tf_ops": bool(select_tf),
+                        "signature_key": signature.strip() or None,
+                    },
                     "threads": [int(threads)],
                     "runs": int(runs),
                     "task": task,
@@ -178,33 +200,38 @@ def _reconvert(job: jobs.Job, report: dict) -> None:
     rid = st.query_params.get(RECONVERT)
     if not rid:
         return
-    ej = job_view.load_job(str(rid))
+    ej = job_view.load_job(str(rid), current=False)
     if ej is None:
         return
     st.subheader("Re-converted with layers kept in float")
-    if not ej.status.finished:
-        job_view.show_progress(ej.id, key=K + "reconvert.progress")
-    elif ej.status is jobs.JobStatus.FAILED:
-        job_view.show_failure(ej, key=K + "reconvert.failure")
-    elif ej.status is jobs.JobStatus.CANCELLED:
-        st.info("The re-conversion was cancelled.")
-    else:
+    if not job_view.show_unfinished(ej, key=K + "reconvert", retry=False):
         view.show_reconvert_result(ej, report)
 
 
-def _results(job: jobs.Job) -> None:
+def _reconverted_row() -> list[dict]:
+    rid = st.query_params.get(RECONVERT)
+    if not rid:
+        return []
+    try:
+        row = (jobs.get(str(rid)).result or {}).get("row")
+    except StudioError:
+        return []
+    return [row] if row and row.get("artifact_sha") else []
+
+
+def _sweep(job: jobs.Job) -> None:
     report = (job.result or {}).get("sweep")
     if not report:
-        st.warning("This job has no sweep results.")
+        st.warning("This job has no comparison results.")
         return
-    st.success(
-        f"Compared **{len(report.get('rows') or [])} presets** of **{md(job.model_name)}** "
-        f"({human_bytes(job.input_size)}).",
-        icon=":material/check_circle:",
+    st.caption(
+        f"Compared {len(report.get('rows') or [])} presets of **{md(job.model_name)}** "
+        f"({human_bytes(job.input_size)})."
     )
     view.show_recommendation(report)
     st.subheader("Every preset")
     view.show_table(report, key=K + "rows")
+    view.show_failures(report)
     view.show_pareto(report, key=K + "rows")
     view.show_downloads(job, report, key=K + "dl")
     st.subheader("Which layers lose the most when quantized")
@@ -214,17 +241,27 @@ def _results(job: jobs.Job) -> None:
         st.rerun()
     _reconvert(job, report)
     st.subheader("What changed between two results")
-    extra = []
-    rid = st.query_params.get(RECONVERT)
-    if rid:
-        try:
-            ej = jobs.get(str(rid))
-            row = (ej.result or {}).get("row")
-            if row and row.get("artifact_sha"):
-                extra.append(row)
-        except StudioError:
-            pass
-    view.show_diff(report, key=K + "diff", extra=extra)
+    view.show_diff(report, key=K + "diff", extra=_reconverted_row())
+
+
+def _one(job: jobs.Job) -> None:
+    """A finished job of any kind Compare shows."""
+    if job.kind is jobs.JobKind.SWEEP:
+        _sweep(job)
+    elif job.kind is jobs.JobKind.EVALUATE:
+        view.show_evaluation(job)
+    elif job.kind is jobs.JobKind.LAYERS:
+        new = view.show_layers_job(job, key=K + "layers")
+        if new:
+            st.query_params[RECONVERT] = new
+            st.rerun()
+        _reconvert(job, {"rows": []})
+    elif job.kind is jobs.JobKind.DIFF:
+        p = job.params
+        b = (p.get("files") or {}).get("b") or {}
+        view.show_diff_result(
+            job, str(p.get("name_a") or job.model_name), str(p.get("name_b") or b.get("name", "B"))
+        )
 
 
 st.title("Which preset should I ship?")
@@ -236,14 +273,22 @@ st.caption(
 
 job_id = job_view.job_id_from_url()
 job = job_view.load_job(job_id) if job_id else None
-if job is not None and job.kind is not jobs.JobKind.SWEEP:
-    st.info("That link points at a job that is not a comparison.", icon=":material/info:")
-    job = None
+if job is None and not job_id:  # from the sidebar: this session's current comparison
+    job = job_view.current_job(SHOWN)
+    if job is not None and job.id != st.session_state.get(K + "dismissed"):
+        st.query_params["job"] = job.id
+    else:
+        job = None
+if job is not None:
+    job_view.route(job, job_view.COMPARE_PAGE)
 if job is None:
     _form()
 else:
+    if job.kind is not jobs.JobKind.SWEEP:
+        st.subheader(md(job_view.job_title(job)))
     if not job_view.show_unfinished(job, key="compare", retry=False):
-        _results(job)
+        _one(job)
     if st.button("Start another comparison", key=K + "new", icon=":material/add:"):
+        st.session_state[K + "dismissed"] = job.id
         st.query_params.clear()
         st.rerun()

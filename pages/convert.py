@@ -2,6 +2,8 @@
 
 inputs → guard → call core → render. The URL carries the job (``?job=<id>``);
 session state holds the chosen model's ids (``convert.model``), never its bytes.
+A job's progress (or result) comes first; the form to convert again follows,
+its Convert button disabled while the same conversion is already running.
 """
 
 from __future__ import annotations
@@ -13,14 +15,24 @@ from core.options import PRESETS, ConversionOptions, Preset, parse_input_shape
 from core.server import jobs
 from core.server.settings import load_settings
 from ui import job_view
+from ui import signature as sig_view
+from ui.convert_view import (
+    ADVANCED,
+    SHAPES,
+    K,
+    fix_shapes_button,
+    show_result,
+    show_tflite_choices,
+    take_prefill,
+)
 from ui.errors import show_error
 from ui.format import human_bytes, md
 from ui.identity import current_user
-from ui.report_view import show_downloads, show_verdict_strip
 from ui.samples import load_samples
 from ui.uploads import (
     FileRef,
     ModelRef,
+    identical_conversion,
     model_from_job,
     store_file,
     store_model,
@@ -28,8 +40,6 @@ from ui.uploads import (
     submit_inspection,
 )
 
-K = "convert."  # widget and state keys of this page
-INSPECT_PAGE = "pages/inspect.py"
 MODEL_TYPES = ["zip", "gz", "tgz", "tar", "keras", "h5", "tflite"]
 
 
@@ -45,6 +55,17 @@ def _set_model(m: ModelRef | None) -> None:
     st.session_state.pop(K + "calibration_id", None)  # a file still in the widget counts again
 
 
+def _fix_from_signature(key: str) -> None:
+    """ "Fix the input shapes" from the model's own signature (a failed conversion)."""
+    model = _model()
+    chosen = st.session_state.get(K + "signature") or None
+    shapes = sig_view.suggested_shapes(sig_view.signature_of(model), chosen)
+    if shapes:
+        fix_shapes_button(key, shapes)
+    elif sig_view.pending(model):
+        st.caption("Reading the model's inputs to suggest static shapes…")
+
+
 # ---------------------------------------------------------------- the job in the URL
 
 st.title("Convert a model to TensorFlow Lite")
@@ -52,28 +73,17 @@ st.title("Convert a model to TensorFlow Lite")
 job_id = job_view.job_id_from_url()
 job = job_view.load_job(job_id) if job_id else None
 if job is not None:
+    job_view.route(job, job_view.CONVERT_PAGE)
     current = _model()
     if st.session_state.get(K + "seen_job") != job.id:  # a new link: its model is the one
         st.session_state[K + "seen_job"] = job.id
         if current is None or current.sha != job.input_sha:
             _set_model(model_from_job(job))
-    done = not job_view.show_unfinished(job, key="convert")
-    if done and job.kind is jobs.JobKind.INSPECT:
-        st.switch_page(INSPECT_PAGE, query_params={"job": job.id})
-    elif done:
-        st.success(
-            f"Converted **{md(job.model_name)}** with **{job_view.preset_title(job.preset)}**.",
-            icon=":material/check_circle:",
-        )
-        job_view.show_conversion_headline(job)
-        show_verdict_strip(job)
-        show_downloads(job, key=K + "dl")
-        st.page_link(
-            INSPECT_PAGE,
-            label="See inside the model: graph, charts, compatibility",
-            icon=":material/query_stats:",
-            query_params={"job": job.id},
-        )
+    if job.kind is jobs.JobKind.SIGNATURE:
+        st.query_params.clear()  # not a conversion: only its model is kept
+        st.rerun()
+    if not job_view.show_unfinished(job, key="convert", fix_shapes=_fix_from_signature):
+        show_result(job)
     st.divider()
     st.subheader("Convert again with other settings")
 else:
@@ -106,7 +116,7 @@ if model is None:
                     _set_model(stored)
                     if stored.is_tflite:  # nothing to convert: straight to inspection
                         j = submit_inspection(stored, user=current_user())
-                        st.switch_page(INSPECT_PAGE, query_params={"job": j.id})
+                        st.switch_page(job_view.INSPECT_PAGE, query_params={"job": j.id})
             except StudioError as e:
                 show_error(e, title=f"{uploaded.name} cannot be used.")
                 st.stop()
@@ -139,13 +149,14 @@ if model is None:
                         )
                     )
                     st.rerun()
+    job_view.show_recent(key=K + "recent")
     st.stop()
 
 c1, c2 = st.columns([4, 1], vertical_alignment="center")
 c1.markdown(
-    f":material/deployed_code: **{model.name}** · {model.kind_words} · "
+    f":material/deployed_code: **{md(model.name)}** · {model.kind_words} · "
     f"{human_bytes(model.size)}"
-    + (f" · calibration: {model.calibration.name}" if model.calibration else "")
+    + (f" · calibration: {md(model.calibration.name)}" if model.calibration else "")
 )
 if c2.button("Change model", key=K + "change", icon=":material/swap_horiz:"):
     _set_model(None)
@@ -154,19 +165,18 @@ if c2.button("Change model", key=K + "change", icon=":material/swap_horiz:"):
     st.rerun()
 
 if model.is_tflite:
-    st.info(
-        "This is already a TensorFlow Lite model: there is nothing to convert, but you "
-        "can look inside it.",
-        icon=":material/info:",
-    )
-    if st.button("Inspect this model", type="primary", key=K + "inspect"):
+    if show_tflite_choices(model):
         try:
             j = submit_inspection(model, user=current_user())
         except StudioError as e:
             show_error(e)
             st.stop()
-        st.switch_page(INSPECT_PAGE, query_params={"job": j.id})
+        st.switch_page(job_view.INSPECT_PAGE, query_params={"job": j.id})
     st.stop()
+
+signature = sig_view.signature_of(model)
+if signature is None and sig_view.pending(model):
+    sig_view.rerun_when_read(model)
 
 # ---------------------------------------------------------------- 2. the preset
 
@@ -205,7 +215,7 @@ if info.needs_calibration:
     calibration = FileRef(**cal_state) if cal_state else model.calibration
     if calibration is not None:
         st.caption(
-            f":material/dataset: Calibration data: **{calibration.name}** "
+            f":material/dataset: Calibration data: **{md(calibration.name)}** "
             f"({human_bytes(calibration.size)}). Change it under Advanced options."
         )
     else:
@@ -218,7 +228,8 @@ if info.needs_calibration:
 
 # ---------------------------------------------------------------- advanced options
 
-with st.expander("Advanced options", icon=":material/tune:"):
+prefilled = take_prefill()
+with st.expander("Advanced options", icon=":material/tune:", key=ADVANCED, on_change="rerun"):
     a1, a2 = st.columns(2, gap="large")
     with a1:
         select_tf_ops = st.toggle(
@@ -232,31 +243,47 @@ with st.expander("Advanced options", icon=":material/tune:"):
             key=K + "allow_custom_ops",
             help="Keeps unknown operators as custom ops; you must implement them in the app.",
         )
-        if model.signature_keys and len(model.signature_keys) > 1:
+        sig_keys = sig_view.keys_of(signature) or list(model.signature_keys)
+        if len(sig_keys) > 1:
             sig_choice = st.selectbox(
                 "Signature",
-                ["(automatic)", *model.signature_keys],
+                ["(automatic)", *sig_keys],
                 key=K + "signature",
                 help="Which entry point of the model to convert. Automatic picks "
                 "serving_default, or the only one.",
             )
-            signature = None if sig_choice == "(automatic)" else sig_choice
+            signature_key = None if sig_choice == "(automatic)" else sig_choice
         else:
-            signature = st.text_input(
+            typed = st.text_input(
                 "Signature",
                 key=K + "signature_text",
-                placeholder="serving_default",
+                placeholder=sig_keys[0] if sig_keys else "serving_default",
                 help="Which entry point of the model to convert; leave empty for the default.",
             )
-            signature = signature.strip() or None
+            signature_key = typed.strip() or None
+        inputs = sig_view.inputs_of(signature, signature_key)
         shapes_text = st.text_area(
             "Input shapes",
-            key=K + "input_shapes",
+            key=SHAPES,
             height=80,
-            placeholder="image=1,224,224,3",
+            placeholder=sig_view.placeholder(signature, signature_key),
             help="Fix dynamic dimensions, one input per line as NAME=D1,D2,... "
-            "Edge TPU, GPU and microcontrollers need fixed shapes.",
+            "Edge TPU, GPU and microcontrollers need fixed shapes."
+            + (
+                " This model's inputs (-1 = dynamic): "
+                + "; ".join(f"{i['name']} {i['shape']}" for i in inputs)
+                if inputs
+                else ""
+            ),
         )
+        if prefilled:
+            st.caption(":material/check: Static shapes filled in; press **Convert** below.")
+        elif not shapes_text.strip():
+            fix_shapes_button(
+                K + "fill_shapes",
+                sig_view.suggested_shapes(signature, signature_key),
+                label="Fill in static shapes",
+            )
     with a2:
         st.file_uploader(
             "Calibration data",
@@ -285,20 +312,51 @@ with st.expander("Advanced options", icon=":material/tune:"):
 
 # ---------------------------------------------------------------- 3. convert
 
-if st.button("Convert", type="primary", key=K + "go", icon=":material/bolt:"):
-    try:
-        options = ConversionOptions(
-            preset=preset,
-            select_tf_ops=select_tf_ops,
-            allow_custom_ops=allow_custom_ops,
-            signature_key=signature,
-            input_shapes=tuple(
-                parse_input_shape(line) for line in shapes_text.splitlines() if line.strip()
-            ),
-            calibration_samples=int(samples_n),
-            image_range=(float(lo), float(hi)),
+options: ConversionOptions | None = None
+options_error: StudioError | None = None
+try:
+    options = ConversionOptions(
+        preset=preset,
+        select_tf_ops=select_tf_ops,
+        allow_custom_ops=allow_custom_ops,
+        signature_key=signature_key,
+        input_shapes=tuple(
+            parse_input_shape(line) for line in shapes_text.splitlines() if line.strip()
+        ),
+        calibration_samples=int(samples_n),
+        image_range=(float(lo), float(hi)),
+    )
+except StudioError as e:
+    options_error = e
+user = current_user()
+same = identical_conversion(model, options, user=user, calibration=calibration) if options else None
+clicked = st.button(
+    "Converting…" if same else "Convert",
+    type="primary",
+    key=K + "go",
+    icon=":material/progress_activity:" if same else ":material/bolt:",
+    disabled=same is not None,
+    help="This model is already being converted with these settings." if same else None,
+)
+if same is not None:
+    st.caption(
+        "This model is already being converted with exactly these settings"
+        + (" (its progress is at the top of the page)." if same.id == job_id else ".")
+        + " Change a setting to convert it another way."
+    )
+    if same.id != job_id:
+        st.page_link(
+            job_view.CONVERT_PAGE,
+            label="Follow that conversion",
+            icon=":material/visibility:",
+            query_params={"job": same.id},
         )
-        new_job = submit_conversion(model, options, user=current_user(), calibration=calibration)
+if clicked:
+    if options_error is not None or options is None:
+        show_error(options_error or StudioError("The options cannot be read."))
+        st.stop()
+    try:
+        new_job = submit_conversion(model, options, user=user, calibration=calibration)
     except StudioError as e:
         show_error(e)
         st.stop()

@@ -1,13 +1,28 @@
-"""Guide: what the choices mean, in plain words."""
+"""Guide: what the choices mean, in plain words and pictures: the workflow as
+a diagram, and what each preset did to a sample model (measured when the
+samples were built)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from core.options import PRESETS
+from ui.guide_charts import WORKFLOW_DOT, preset_effects, preset_effects_chart
+from ui.samples import SAMPLES_DIR, find_sample
 
 st.title("Guide")
 st.caption("What the choices on the Convert page mean, without the jargon.")
+
+st.header("The way through")
+st.graphviz_chart(WORKFLOW_DOT, width="stretch")
+st.markdown(
+    """
+**Pick** a trained model, **convert** it with a preset, **check** what it cost (size,
+where it runs, accuracy, speed), **deploy** the `.tflite` with its report — and if the
+check says so, **optimize**: another preset, or the worst layers kept in float (the
+Compare page tries them all at once).
+"""
+)
 
 st.header("What conversion does")
 st.markdown(
@@ -37,6 +52,22 @@ the **calibration data**. Without it, TFLite Studio uses random numbers and warn
 file works, but its accuracy may be poor.
 """
 )
+
+st.header("What each preset does to size and accuracy")
+_sample = find_sample("digits_classifier.zip")
+_effects = preset_effects(SAMPLES_DIR / "manifest.json")
+if _effects:
+    st.plotly_chart(
+        preset_effects_chart(_effects, _sample.title if _sample else "the sample model"),
+        width="stretch",
+        config={"displaylogo": False},
+    )
+    st.caption(
+        "Measured, not typed in: when the sample models were built, the digit reader was "
+        "converted with every preset, run in LiteRT and scored on 450 held-out pictures "
+        "(sample_models/build.py writes the results into manifest.json). Your own model "
+        "may lose more: the Compare page measures it."
+    )
 
 st.header("Which preset for which device")
 rows = [

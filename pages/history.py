@@ -7,22 +7,28 @@ any job in it is still queued or running.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import streamlit as st
 
 from core.server import jobs
 from ui.errors import guard
 from ui.format import ago, human_bytes, human_seconds, md
 from ui.identity import current_user
+from ui.job_view import INSPECT_PAGE, STATUS_WORDS, page_of
+from ui.words import option_words
 
 _WHO = {"mine": "My jobs", "all": "Everyone's"}
-_STATUS_WORDS = {
-    jobs.JobStatus.QUEUED: "⏳ queued",
-    jobs.JobStatus.RUNNING: "⚙️ running",
-    jobs.JobStatus.DONE: "✅ done",
-    jobs.JobStatus.FAILED: "❌ failed",
-    jobs.JobStatus.CANCELLED: "⏹️ cancelled",
-}
 _LIMIT = 300
+_HIDDEN = (jobs.JobKind.SIGNATURE,)  # the Convert form reading a model's inputs
+_KIND_WORDS = {
+    "convert": "convert",
+    "inspect": "inspect",
+    "evaluate": "check",
+    "sweep": "compare presets",
+    "layers": "per-layer error",
+    "diff": "diff",
+}
 
 user = current_user()
 
@@ -43,17 +49,30 @@ wanted = c2.pills(
     "Status",
     options=list(jobs.JobStatus),
     selection_mode="multi",
-    format_func=lambda s: _STATUS_WORDS[s],
+    format_func=lambda s: STATUS_WORDS[s],
     key="history.status",
 )
 
 
 def _link(job: jobs.Job) -> str:
-    if job.kind is jobs.JobKind.EVALUATE and job.params.get("parent"):
-        # a re-conversion is shown on its sweep's Compare page
-        return f"/compare?job={job.params['parent']}&reconvert={job.id}"
-    page = "compare" if job.kind is jobs.JobKind.SWEEP else "inspect"
-    return f"/{page}?job={job.id}"
+    """The job's own page (a conversion: its report; a re-conversion: its
+    sweep's Compare page)."""
+    page, query = page_of(job)
+    if job.kind is jobs.JobKind.CONVERT:
+        page = INSPECT_PAGE
+    return "/" + page.removeprefix("pages/").removesuffix(".py") + "?" + urlencode(query)
+
+
+def _setting(job: jobs.Job) -> str:
+    """``dynamic + Select TF ops, fixed shapes``: the preset and every option
+    that changes the result."""
+    extra = option_words(job.params.get("options"))
+    if job.kind is jobs.JobKind.SWEEP:
+        presets = job.params.get("presets") or []
+        base = f"{len(presets)} presets" if presets else "every preset"
+    else:
+        base = job.preset
+    return " + ".join(p for p in (base, ", ".join(extra)) if p)
 
 
 def _row(job: jobs.Job) -> dict[str, object]:
@@ -62,12 +81,12 @@ def _row(job: jobs.Job) -> dict[str, object]:
         "When": ago(job.created_at),
         "Who": job.user,
         "Model": job.model_name,
-        "What": job.kind.value,
-        "Preset": job.preset or "–",
+        "What": _KIND_WORDS.get(job.kind.value, job.kind.value),
+        "Settings": _setting(job),
         "Upload": human_bytes(job.input_size),
-        "Result": human_bytes(job.output_size) if job.output_size else "–",
-        "Status": _STATUS_WORDS[job.status] + (" (files removed)" if job.purged_at else ""),
-        "Took": human_seconds(job.seconds),
+        "Result": human_bytes(job.output_size) if job.output_size else "",
+        "Status": STATUS_WORDS[job.status] + (" (files removed)" if job.purged_at else ""),
+        "Took": human_seconds(job.seconds) if job.seconds is not None else "",
         "Note": (job.error or {}).get("message") or job.progress or "",
     }
 
@@ -83,9 +102,13 @@ _refreshing = _active_now()
 @st.fragment(run_every=2.0 if _refreshing else None)
 @guard
 def _jobs_list() -> None:
-    listed = jobs.store().list(
-        limit=_LIMIT, user=user if who == "mine" else None, status=wanted or None
-    )
+    listed = [
+        j
+        for j in jobs.store().list(
+            limit=_LIMIT, user=user if who == "mine" else None, status=wanted or None
+        )
+        if j.kind not in _HIDDEN
+    ]
     if not listed:
         st.info(
             "No jobs here yet. Convert or inspect a model and it shows up here.",
@@ -111,8 +134,8 @@ def _jobs_list() -> None:
         for j in active:
             a, b = st.columns([4, 1], vertical_alignment="center")
             a.markdown(
-                f"**{md(j.model_name)}** · {j.preset or j.kind.value} · "
-                f"{_STATUS_WORDS[j.status]} · {md(j.progress or 'waiting')}"
+                f"**{md(j.model_name)}** · {md(_setting(j) or j.kind.value)} · "
+                f"{STATUS_WORDS[j.status]} · {md(j.progress or 'waiting')}"
             )
             if j.cancel_requested:
                 b.caption("Stopping…")

@@ -35,7 +35,7 @@ def test_lists_filters_links_and_cancels(studio_env):
     table = at.dataframe[0].value
     assert list(table["Model"]) == ["digits.zip"]  # "My jobs" first
     assert list(table["Open"]) == [f"/inspect?job={mine.id}"]
-    assert list(table["Preset"]) == ["int8"] and "queued" in table["Status"][0]
+    assert list(table["Settings"]) == ["int8"] and "queued" in table["Status"][0]
     assert [b.label for b in at.button] == ["Cancel"]
 
     at.segmented_control(key="history.who").set_value("all").run()

@@ -123,17 +123,28 @@ def weight_layers(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def size_treemap(report: dict[str, Any], max_layers_per_op: int = 25) -> go.Figure:
+def size_treemap(
+    report: dict[str, Any], max_layers_per_op: int = 8, max_ops: int = 10
+) -> go.Figure:
     """Where the bytes of the file go: op type → layer (weights), plus the
-    FlatBuffer structure and metadata, so the boxes add up to the file size."""
+    FlatBuffer structure and metadata, so the boxes add up to the file size.
+    Readable on a large model: the ``max_ops`` biggest op types (the rest in
+    one "other" box), each with its ``max_layers_per_op`` biggest layers (the
+    rest in one box), two levels shown at once (click a box to go deeper),
+    labels that do not fit hidden rather than shrunk."""
     size = report.get("size") or {}
     file_bytes = int(size.get("file_bytes") or (report.get("file") or {}).get("size_bytes") or 0)
     ids, labels, parents, values, colors = ["file"], ["whole file"], [""], [file_bytes], [""]
     by_op: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in weight_layers(report):
         by_op[row["op"]].append(row)
+    ranked = sorted(by_op.items(), key=lambda kv: -sum(r["bytes"] for r in kv[1]))
+    if len(ranked) > max_ops:
+        rest = ranked[max_ops - 1 :]
+        other = [r for _, rows in rest for r in rows]
+        ranked = [*ranked[: max_ops - 1], (f"{len(rest)} other op types", other)]
     weights_total = 0
-    for op, rows in sorted(by_op.items(), key=lambda kv: -sum(r["bytes"] for r in kv[1])):
+    for op, rows in ranked:
         total = sum(r["bytes"] for r in rows)
         weights_total += total
         ids.append(f"op/{op}")
@@ -181,10 +192,13 @@ def size_treemap(report: dict[str, Any], max_layers_per_op: int = 25) -> go.Figu
             hovertemplate="%{label}<br>%{value:,} bytes<br>%{percentRoot:.1%} of the file"
             "<extra></extra>",
             texttemplate="%{label}<br>%{percentRoot:.0%}",
-            maxdepth=3,
+            maxdepth=2,
         )
     )
-    fig.update_layout(title="Where the bytes go (by operator type, then layer)")
+    fig.update_layout(
+        title="Where the bytes go (by operator type; click one for its layers)",
+        uniformtext=dict(minsize=11, mode="hide"),
+    )
     return _layout(fig, height=420)
 
 

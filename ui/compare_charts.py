@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import plotly.graph_objects as go
@@ -15,11 +16,19 @@ from core.units import human_bytes
 __all__ = ["accuracy_label", "pareto_chart", "layer_error_chart"]
 
 
+def _text(name: object) -> str:
+    """A name from the model as plotly text (plotly reads a subset of HTML)."""
+    return html.escape(str(name), quote=False)
+
+
 def accuracy_label(report: dict[str, Any]) -> str:
     rows = [r for r in report.get("rows", []) if r.get("metrics")]
-    if any(r["metrics"].get("top1_agreement") is not None for r in rows):
-        return "Top-1 agreement with the original"
-    return "Cosine similarity to the original"
+    if any(
+        r["metrics"].get("top1_agreement") is not None and r["metrics"].get("top1_meaningful", True)
+        for r in rows
+    ):
+        return "Same answer as the original"
+    return "Output similarity to the original"
 
 
 def pareto_chart(report: dict[str, Any]) -> go.Figure:
@@ -36,7 +45,7 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
     lat = [r.get("latency_ms") for r in rows]
     has_lat = any(v is not None for v in lat)
     y = [v if v is not None else 0.0 for v in lat]
-    texts = [r["label"] for r in rows]
+    texts = [_text(r["label"]) for r in rows]
     # neighbours (similar size and latency) get their labels on alternating sides
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["size_bytes"], y[i]))
     sides = ["top center", "bottom center", "middle right", "middle left"]
@@ -50,13 +59,13 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
         if m.get("accuracy") is not None:
             extra = f"<br>accuracy {m['accuracy']:.2%}"
         hover.append(
-            f"<b>{r['label']}</b><br>{human_bytes(r['size_bytes'])}<br>"
+            f"<b>{_text(r['label'])}</b><br>{human_bytes(r['size_bytes'])}<br>"
             + (
                 f"{r['latency_ms']:.4g} ms median<br>"
                 if r.get("latency_ms") is not None
                 else "latency not measured<br>"
             )
-            + f"{label.lower()}: {a:.4f}{extra}<br>verdict: {m.get('verdict', '–')}"
+            + f"{label.lower()}: {a:.4f}{extra}<br>verdict: {m.get('verdict') or 'not judged'}"
         )
     lo = min(accs)
     fig.add_trace(
@@ -78,9 +87,7 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
                 line=dict(width=[3 if r.get("pareto") else 0 for r in rows], color="#212121"),
                 colorbar=dict(
                     title=dict(
-                        text=label.replace(" with the original", "").replace(
-                            " to the original", ""
-                        ),
+                        text=label.replace(" as the original", "").replace(" to the original", ""),
                         side="right",
                     ),
                     thickness=12,
@@ -111,12 +118,7 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
         fig.update_yaxes(
             title="Median latency (ms)" if has_lat else "latency not measured", rangemode="tozero"
         )
-    return _layout(
-        fig,
-        "Size, speed and accuracy (ringed: no other preset is smaller, "
-        "faster and more accurate at once)",
-        height=420,
-    )
+    return _layout(fig, "Size, speed and accuracy (ringed: the best trade-offs)", height=420)
 
 
 def layer_error_chart(layers: dict[str, Any], *, highlight: int = 0) -> go.Figure:
@@ -132,20 +134,19 @@ def layer_error_chart(layers: dict[str, Any], *, highlight: int = 0) -> go.Figur
         fig.add_annotation(text="No layer error to show", showarrow=False)
         return _layout(fig, "Quantization error by layer")
     ytitle = (
-        "RMSE in quantization steps (rmse/scale)"
-        if metric == "rmse_over_scale"
-        else "RMSE relative to the layer's output"
+        "error, in integer steps" if metric == "rmse_over_scale" else "error, share of the output"
     )
+    many = len(items) > 16  # long names would overlap: numbers on the axis, names on hover
     fig.add_trace(
         go.Bar(
-            x=[f"{x['index']}: {x['op']}" for x in items],
+            x=[str(x["index"]) if many else f"{x['index']}: {_text(x['op'])}" for x in items],
             y=[x[metric] for x in items],
             marker=dict(
                 color=["#C62828" if x.get("suspect") else "#1565C0" for x in items],
                 line=dict(width=[3 if x["tensor"] in worst else 0 for x in items], color="#212121"),
             ),
             hovertext=[
-                f"<b>{x['op']}</b><br>{short_layer_name(x['tensor'], 80)}<br>"
+                f"<b>{_text(x['op'])}</b><br>{_text(short_layer_name(x['tensor'], 80))}<br>"
                 f"{metric.replace('_', ' ')}: {x[metric]:.4g}<br>max |error| "
                 f"{x['max_abs_error']:.4g}<br>scale {x['scale']:.4g}"
                 for x in items
@@ -169,7 +170,13 @@ def layer_error_chart(layers: dict[str, Any], *, highlight: int = 0) -> go.Figur
             annotation_text="plain rounding (0.29)",
             annotation_position="bottom right",
         )
-    fig.update_xaxes(title="Layer (in execution order)", tickangle=-45)
+    fig.update_xaxes(
+        title="Layer number, in the order the model runs them" if many else "Layer",
+        tickangle=0 if many else -45,
+        automargin=True,
+        type="category",
+        nticks=min(len(items), 20) if many else None,
+    )
     fig.update_yaxes(title=ytitle, rangemode="tozero")
     return _layout(fig, f"Quantization error by layer ({layers.get('preset')})", height=380)
 

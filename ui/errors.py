@@ -35,6 +35,7 @@ PHASE_WORDS = {
     "quantize": "quantizing",
     "inspect": "reading the .tflite file",
     "evaluate": "measuring accuracy or speed",
+    "deploy": "building the deploy kit",
     "job": "running the job",
 }
 

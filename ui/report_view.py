@@ -8,6 +8,7 @@ HTML, and stored as content-addressed artifacts; the page only reads them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
@@ -17,6 +18,9 @@ from core.server import jobs
 from ui import charts
 from ui.format import download_name, human_bytes, md
 from ui.netron import show_graph
+from ui.words import DYNAMIC, cause_of, web_md
+
+FixShapes = Callable[[str], None]  # draws the "Fix the input shapes" button under a key
 
 __all__ = [
     "VERDICT_WORDS",
@@ -61,6 +65,15 @@ def _preset(job: jobs.Job) -> str | None:
     return job.preset or None if job.kind is jobs.JobKind.CONVERT else None
 
 
+def _options(job: jobs.Job) -> dict[str, Any] | None:
+    return job.params.get("options") if job.kind is jobs.JobKind.CONVERT else None
+
+
+def _name(job: jobs.Job, what: str) -> str:
+    """The download name: model, preset and the options that change the result."""
+    return download_name(job.model_name, _preset(job), what, _options(job))
+
+
 def render_report(job: jobs.Job, fmt: str) -> str:
     """The Markdown / HTML report the job's worker rendered (stored with the
     job: a click reads a file and parses no model)."""
@@ -77,13 +90,12 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
     """The .tflite and the report as JSON, Markdown and HTML."""
     if not job.output_sha:
         return
-    preset = _preset(job)
     tfl_sha = str(job.output_sha)
     c = st.columns(4)
     c[0].download_button(
         "Download .tflite",
         data=lambda: jobs.read_artifact(tfl_sha),
-        file_name=download_name(job.model_name, preset, "tflite"),
+        file_name=_name(job, "tflite"),
         mime="application/octet-stream",
         type="primary",
         icon=":material/download:",
@@ -96,7 +108,7 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
         c[1].download_button(
             "Report (HTML)",
             data=lambda: render_report(job, "html"),
-            file_name=download_name(job.model_name, preset, "html"),
+            file_name=_name(job, "html"),
             mime="text/html",
             icon=":material/description:",
             key=f"{key}.html.{job.id}",
@@ -107,7 +119,7 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
         c[2].download_button(
             "Report (Markdown)",
             data=lambda: render_report(job, "md"),
-            file_name=download_name(job.model_name, preset, "md"),
+            file_name=_name(job, "md"),
             mime="text/markdown",
             icon=":material/article:",
             key=f"{key}.md.{job.id}",
@@ -118,7 +130,7 @@ def show_downloads(job: jobs.Job, *, key: str) -> None:
         c[3].download_button(
             "Report (JSON)",
             data=lambda: jobs.read_artifact(rep_sha),
-            file_name=download_name(job.model_name, preset, "json"),
+            file_name=_name(job, "json"),
             mime="application/json",
             icon=":material/data_object:",
             key=f"{key}.json.{job.id}",
@@ -150,72 +162,116 @@ def _ratio_metric(ratio: float) -> tuple[str, str]:
 
 
 def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
-    """Size before/after, ratio, ops and weights: the first numbers to see."""
+    """Size before/after, ratio, ops and weights: the first numbers to see
+    (each metric keeps its width and they wrap on a narrow screen)."""
     size = report.get("size") or {}
     file_bytes = size.get("file_bytes") or (report.get("file") or {}).get("size_bytes")
-    src = size.get("source")
+    src = size.get("source") or {}
     model = report.get("model") or {}
-    cols = st.columns(5 if src else 4)
-    i = 0
-    if src:
-        cols[i].metric(
-            "Uploaded model",
-            human_bytes(src.get("size_bytes")),
-            help="The archive or Keras file that was converted.",
+    with st.container(horizontal=True, gap="medium"):
+        if src.get("size_bytes"):
+            st.metric(
+                "Uploaded model",
+                human_bytes(src.get("size_bytes")),
+                help="The archive or Keras file that was converted.",
+                width=160,
+            )
+        delta = f"{src['ratio'] - 1:+.0%}" if src.get("ratio") else None
+        if file_bytes:
+            st.metric(
+                "TFLite file",
+                human_bytes(file_bytes),
+                delta=delta,
+                delta_color="inverse",
+                help="Size of the .tflite file" + (" compared with the upload." if src else "."),
+                width=160,
+            )
+        if src.get("ratio"):
+            st.metric(
+                *_ratio_metric(float(src["ratio"])),
+                help="Uploaded size divided by the .tflite size.",
+                width=140,
+            )
+        weights = size.get("weights_bytes") or 0
+        st.metric(
+            "Weights",
+            human_bytes(weights),
+            delta=f"{weights / file_bytes:.0%} of the file" if file_bytes else None,
+            delta_color="off",
+            delta_arrow="off",
+            help="Learned numbers stored in the file; the rest is graph structure.",
+            width=160,
         )
-        i += 1
-    delta = f"{src['ratio'] - 1:+.0%}" if src and src.get("ratio") else None
-    cols[i].metric(
-        "TFLite file",
-        human_bytes(file_bytes),
-        delta=delta,
-        delta_color="inverse",
-        help="Size of the .tflite file" + (" compared with the upload." if src else "."),
-    )
-    i += 1
-    if src and src.get("ratio"):
-        cols[i].metric(
-            *_ratio_metric(float(src["ratio"])), help="Uploaded size divided by the .tflite size."
+        n_ops = model.get("num_operators") or len(report.get("operators") or [])
+        st.metric(
+            "Operators",
+            f"{n_ops}",
+            delta=f"{len(report.get('op_counts') or {})} kinds",
+            delta_color="off",
+            delta_arrow="off",
+            width=140,
         )
-        i += 1
-    weights = size.get("weights_bytes") or 0
-    share = f"{weights / file_bytes:.0%} of the file" if file_bytes else None
-    cols[i].metric(
-        "Weights",
-        human_bytes(weights),
-        delta=share,
-        delta_color="off",
-        delta_arrow="off",
-        help="Learned numbers stored in the file; the rest is graph structure.",
-    )
-    i += 1
-    n_ops = model.get("num_operators") or len(report.get("operators") or [])
-    cols[i].metric(
-        "Operators",
-        f"{n_ops}",
-        delta=f"{len(report.get('op_counts') or {})} kinds",
-        delta_color="off",
-        delta_arrow="off",
-    )
 
 
-def show_compatibility(report: dict[str, Any], *, key: str = "compat") -> None:
-    """Per target: a card with the verdict in colour, then the reasons by operator."""
+def _shared_causes(compat: dict[str, Any]) -> dict[str, tuple[list[str], list[str]]]:
+    """Whole-model reasons by cause: {cause: (target titles, messages)} for the
+    causes several targets share (said once, above the targets)."""
+    seen: dict[str, tuple[list[str], list[str]]] = {}
+    for t in compat.values():
+        for r in t.get("model_reasons") or []:
+            cause = cause_of(f"{r.get('message', '')} {r.get('hint', '')}")
+            if cause == "other":
+                continue
+            titles, msgs = seen.setdefault(cause, ([], []))
+            title = str(t.get("title") or "")
+            if title not in titles:
+                titles.append(title)
+            if r.get("message") and r["message"] not in msgs:
+                msgs.append(str(r["message"]))
+    return {c: v for c, v in seen.items() if len(v[0]) > 1}
+
+
+def _cause_words(cause: str, titles: list[str], msgs: list[str]) -> str:
+    where = ", ".join(titles[:-1]) + f" and {titles[-1]}" if len(titles) > 1 else titles[0]
+    if cause == DYNAMIC:
+        return (
+            f"**{md(where)} need fixed input shapes.** This model has dynamic dimensions "
+            f"({web_md(msgs[0]) if msgs else 'sizes known only when it runs'}). Fix the input "
+            "shapes and convert again; then they can run it."
+        )
+    return f"**{md(where)}:** " + "; ".join(web_md(m) for m in msgs[:3])
+
+
+def show_compatibility(
+    report: dict[str, Any], *, key: str = "compat", fix_shapes: FixShapes | None = None
+) -> None:
+    """Per target: a card with the verdict in colour, then the reasons by
+    operator. A cause several targets share is said once, above them, with its
+    fix (``fix_shapes`` draws the "Fix the input shapes" button)."""
     compat = report.get("compatibility") or {}
     if not compat:
         st.info("No compatibility check in this report.")
         return
-    cols = st.columns(len(compat))
-    for col, (_k, t) in zip(cols, compat.items()):
-        verdict = t.get("verdict", "?")
-        color, icon = _VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
-        counts = t.get("counts") or {}
-        with col, st.container(border=True, height="stretch"):
-            st.markdown(f"**{t.get('title', _k)}**")
-            st.markdown(f"### :{color}[{icon} {VERDICT_WORDS.get(verdict, verdict).capitalize()}]")
-            st.caption(
-                f"{counts.get('supported', 0)} of {sum(counts.values())} operators fully supported"
-            )
+    with st.container(horizontal=True, gap="small"):
+        for k, t in compat.items():
+            verdict = t.get("verdict", "?")
+            color, icon = _VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
+            counts = t.get("counts") or {}
+            with st.container(border=True, width=200, key=f"{key}.card.{k}"):
+                st.markdown(f"**{md(t.get('title', k))}**")
+                st.markdown(
+                    f"#### :{color}[{icon} {VERDICT_WORDS.get(verdict, str(verdict)).capitalize()}]"
+                )
+                if counts:
+                    st.caption(
+                        f"{counts.get('supported', 0)} of {sum(counts.values())} operators "
+                        "fully supported"
+                    )
+    shared = _shared_causes(compat)
+    for cause, (titles, msgs) in shared.items():
+        st.warning(_cause_words(cause, titles, msgs), icon=":material/warning:")
+        if cause == DYNAMIC and fix_shapes is not None:
+            fix_shapes(f"{key}.fix.{cause}")
     tabs = st.tabs(
         [
             f"{_VERDICT_STYLE.get(t.get('verdict'), ('', ':material/help:'))[1]} "
@@ -226,13 +282,17 @@ def show_compatibility(report: dict[str, Any], *, key: str = "compat") -> None:
     )
     for tab, (k, t) in zip(tabs, compat.items()):
         with tab:
-            _target_reasons(k, t)
+            _target_reasons(k, t, set(shared))
 
 
-def _target_reasons(key: str, t: dict[str, Any]) -> None:
-    st.caption(t.get("summary") or "")
+def _target_reasons(key: str, t: dict[str, Any], said: set[str]) -> None:
+    st.caption(web_md(t.get("summary") or ""))
     for r in t.get("model_reasons") or []:
-        _reason(r)
+        cause = cause_of(f"{r.get('message', '')} {r.get('hint', '')}")
+        if cause in said:
+            st.caption(f"Whole model: {web_md(r.get('message', ''))} (see above).")
+        else:
+            _reason(r)
     bad = {op: s for op, s in (t.get("by_op") or {}).items() if s.get("reasons")}
     for op, s in sorted(bad.items(), key=lambda kv: _rank(kv[1].get("verdict"))):
         c, _ = _VERDICT_STYLE.get(s.get("verdict"), ("gray", ""))
@@ -243,7 +303,7 @@ def _target_reasons(key: str, t: dict[str, Any]) -> None:
             f":{c}[**{md(op)}**] ×{s.get('count', 1)}: "
             + "; ".join(md(m) for m in msgs[:4])
             + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
-            + "".join(f"  \n  *Fix:* {md(h)}" for h in hints[:2])
+            + "".join(f"  \n  *Fix:* {web_md(h)}" for h in hints[:2])
         )
     details = t.get("details") or {}
     if key == "micro" and details.get("arena_bytes"):
@@ -272,8 +332,8 @@ def _unique(items: Any) -> list[str]:
 def _reason(r: dict[str, Any]) -> None:
     c, _ = _VERDICT_STYLE.get(r.get("severity"), ("gray", ""))
     st.markdown(
-        f":{c}[**Whole model:**] {md(r.get('message', ''))}"
-        + (f"  \n*Fix:* {md(r['hint'])}" if r.get("hint") else "")
+        f":{c}[**Whole model:**] {web_md(r.get('message', ''))}"
+        + (f"  \n*Fix:* {web_md(r['hint'])}" if r.get("hint") else "")
     )
 
 
@@ -284,6 +344,10 @@ def show_charts(report: dict[str, Any], *, key: str) -> None:
     c3, c4 = st.columns([2, 1])
     c3.plotly_chart(charts.size_treemap(report), key=f"{key}.treemap", config=_PLOTLY_CONFIG)
     c4.plotly_chart(charts.weights_by_dtype(report), key=f"{key}.dtype", config=_PLOTLY_CONFIG)
+
+
+def _yes_no(v: Any) -> str:
+    return "" if v is None else "yes" if v else "no"
 
 
 def _shape(s: Any) -> str:
@@ -402,8 +466,8 @@ def show_tables(report: dict[str, Any], *, key: str) -> None:
                     "field": "optimizations",
                     "value": ", ".join(conv.get("optimization_modes") or []) or "none",
                 },
-                {"field": "Select TF ops", "value": str(conv.get("enable_select_tf_ops"))},
-                {"field": "custom ops allowed", "value": str(conv.get("allow_custom_ops"))},
+                {"field": "Select TF ops", "value": _yes_no(conv.get("enable_select_tf_ops"))},
+                {"field": "custom ops allowed", "value": _yes_no(conv.get("allow_custom_ops"))},
             ]
         rows += [
             {"field": f"metadata: {e.get('name')}", "value": human_bytes(e.get("size_bytes"))}
@@ -412,9 +476,11 @@ def show_tables(report: dict[str, Any], *, key: str) -> None:
         st.dataframe(rows, hide_index=True, width="stretch", key=f"{key}.meta")
 
 
-def show_report(job: jobs.Job, *, key: str) -> None:
+def show_report(job: jobs.Job, *, key: str, fix_shapes: FixShapes | None = None) -> None:
     """The whole report of a finished job: numbers, downloads, verdicts, charts,
-    graph, tables — in that order."""
+    graph, tables — in that order. Warnings come once per cause."""
+    from ui.job_view import show_warnings
+
     report = load_report(job)
     if report is None:
         st.warning(
@@ -422,14 +488,20 @@ def show_report(job: jobs.Job, *, key: str) -> None:
         )
         return
     show_headline(job, report)
-    for w in ((job.result or {}).get("conversion") or {}).get("warnings") or []:
-        st.warning(md(w), icon=":material/warning:")
+    warnings = ((job.result or {}).get("conversion") or {}).get("warnings") or []
+    # the dynamic-shapes warning is said with the targets it keeps the model from
+    dynamic_said = bool(_shared_causes(report.get("compatibility") or {}).get(DYNAMIC))
+    show_warnings(
+        [w for w in warnings if not (dynamic_said and cause_of(w) == DYNAMIC)],
+        key=f"{key}.warnings",
+        fix_shapes=fix_shapes,
+    )
     show_downloads(job, key=f"{key}.dl")
     st.subheader("Where it runs")
-    show_compatibility(report, key=f"{key}.compat")
+    show_compatibility(report, key=f"{key}.compat", fix_shapes=fix_shapes)
     st.subheader("What is inside")
     show_charts(report, key=f"{key}.charts")
     st.subheader("Graph")
-    show_graph(job.id, download_name(job.model_name, _preset(job), "tflite"))
+    show_graph(job.id, _name(job, "tflite"))
     st.subheader("Details")
     show_tables(report, key=f"{key}.tables")

@@ -31,6 +31,7 @@ __all__ = [
     "model_from_job",
     "submit_conversion",
     "submit_inspection",
+    "identical_conversion",
     "resubmit",
     "KIND_WORDS",
 ]
@@ -186,23 +187,52 @@ def _ref(f: FileRef | ModelRef) -> jobs.ArtifactRef:
     return jobs.ArtifactRef(f.sha, f.size, f.name)
 
 
+def _calibration_for(options: ConversionOptions, calibration: FileRef | None) -> FileRef | None:
+    """Calibration data goes with a job only for the presets that use it."""
+    return calibration if calibration is not None and options.preset.needs_calibration else None
+
+
 def submit_conversion(
     model: ModelRef, options: ConversionOptions, *, user: str, calibration: FileRef | None = None
 ) -> jobs.Job:
-    """Queue a conversion of the stored ``model`` (nothing is copied again);
-    calibration data goes with it only for the presets that use it."""
-    use_cal = calibration is not None and options.preset.needs_calibration
-    return jobs.store().submit_model(
+    """Queue a conversion of the stored ``model`` (nothing is copied again); an
+    identical one of this person's still queued or running is the answer."""
+    cal = _calibration_for(options, calibration)
+    st = jobs.store()
+    admitted = st.intake.admit_model(
         _ref(model),
         model_name=model.name,
         options=options,
         user=user,
-        calibration=_ref(calibration) if use_cal and calibration else None,
+        calibration=_ref(cal) if cal else None,
+        dedupe=True,
     )
+    return st.get(admitted.job_id)
+
+
+def identical_conversion(
+    model: ModelRef, options: ConversionOptions, *, user: str, calibration: FileRef | None = None
+) -> jobs.Job | None:
+    """This person's queued or running conversion that ``submit_conversion``
+    would answer with, else None."""
+    cal = _calibration_for(options, calibration)
+    st = jobs.store()
+    job_id = st.intake.identical_conversion(
+        _ref(model),
+        model_name=model.name,
+        options=options,
+        user=user,
+        calibration=_ref(cal) if cal else None,
+    )
+    return st.get(job_id) if job_id else None
 
 
 def submit_inspection(model: ModelRef, *, user: str) -> jobs.Job:
-    return jobs.submit(jobs.JobKind.INSPECT, _ref(model), model_name=model.name, user=user)
+    st = jobs.store()
+    admitted = st.intake.admit(
+        jobs.JobKind.INSPECT, _ref(model), model_name=model.name, user=user, dedupe=True
+    )
+    return st.get(admitted.job_id)
 
 
 def resubmit(job: jobs.Job, *, user: str, **changes: Any) -> jobs.Job:

@@ -153,10 +153,18 @@ def _fix_hint(err: StudioError) -> str | None:
         )
     if fix == "input_shape":
         return (
-            f"Fix the batch size: press {bold('Fix the input shapes')} below (or type the "
-            "shapes in " + CONTROLS["input_shape"] + "). Or switch on Select TF ops to keep "
-            "the TensorFlow loop."
+            f"Fix the input shapes: press {bold('Fix the input shapes')} below (or type them "
+            "in "
+            + CONTROLS["input_shape"]
+            + "), then convert again."
+            + (
+                " Or switch on Select TF ops to keep the TensorFlow loop."
+                if "recurrent" in err.message
+                else ""
+            )
         )
+    if fix == "calibration_data":
+        return _rewrite(err.hint) + " Change the file in " + CONTROLS["calibration_data"] + "."
     if (err.details or {}).get("signature_keys"):
         return "Choose the signature to convert below (or in " + CONTROLS["signature"] + ")."
     return None

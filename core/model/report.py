@@ -39,7 +39,7 @@ from core.model.reader import (
 )
 from core.model.report_json import io_dicts, report_dict
 from core.model.validate import Finding, validate
-from core.units import human_bytes
+from core.units import human_bytes, plural
 
 if TYPE_CHECKING:
     import jinja2
@@ -355,7 +355,8 @@ def _run_rows(report: Report) -> list[dict[str, Any]]:
             "runtime": RUNTIME_NAMES.get(r.runtime, r.runtime),
             "outcome": r.outcome,
             "detail": (
-                f"{r.delegated_nodes} of {r.total_nodes} ops delegated, {r.partitions} partition(s)"
+                f"{r.delegated_nodes} of {plural(r.total_nodes or 0, 'op')} delegated, "
+                f"{plural(r.partitions or 0, 'partition')}"
                 if r.delegated_nodes is not None
                 else ""
             ),

@@ -137,12 +137,13 @@ def _after_crash(
     if open_probe is None:
         return finished, micro, None
     probe, stage = open_probe
+    signal = str(err.details.get("signal") or "") or None
     if probe == MICRO_PROBE:
         res = micro_result_from_failure(err)
         log = runtime_log or res.log_tail
-        micro = replace(res, failed_op=res.failed_op or failed_op_from_log(log))
+        said = f"TFLite Micro crashed ({signal})" if signal else res.error
+        micro = replace(res, failed_op=res.failed_op or failed_op_from_log(log), error=said)
         return finished, micro, probe
-    signal = str(err.details.get("signal") or "") or None
     finished.append(
         RuntimeRun(
             runtime=probe,

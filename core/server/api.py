@@ -16,6 +16,7 @@ GET      /api/jobs/{id}/model.tflite     the job's model (a sweep's: ``?preset=L
 GET      /api/jobs/{id}/report.json      its report (409 until done)
 GET      /api/jobs/{id}/report.md|.html  a conversion's or inspection's report; a diff's .md
 GET      /api/jobs/{id}/result.json      the kind's result (every kind)
+GET      /api/jobs/{id}/kit.zip          a deploy job's kit (code for the model's signature)
 =======  ==============================  ==============================================
 
 Kinds (``core.server.api_kinds``): ``convert`` (default; a ``.tflite`` becomes
@@ -97,8 +98,22 @@ def download_name(job: Job, what: str) -> str:
     return report_download(job)
 
 
-_HAS_MODEL = (JobKind.CONVERT, JobKind.INSPECT, JobKind.EVALUATE, JobKind.SWEEP)
-_HAS_REPORT = (JobKind.CONVERT, JobKind.INSPECT, JobKind.SWEEP, JobKind.LAYERS, JobKind.DIFF)
+_HAS_MODEL = (
+    JobKind.CONVERT,
+    JobKind.INSPECT,
+    JobKind.EVALUATE,
+    JobKind.SWEEP,
+    JobKind.OPTIMIZE,
+    JobKind.DEPLOY,
+)
+_HAS_REPORT = (
+    JobKind.CONVERT,
+    JobKind.INSPECT,
+    JobKind.SWEEP,
+    JobKind.LAYERS,
+    JobKind.DIFF,
+    JobKind.OPTIMIZE,
+)
 
 
 def _links(job: Job) -> dict[str, str]:
@@ -113,6 +128,8 @@ def _links(job: Job) -> dict[str, str]:
         links["report_html"] = f"{base}/report.html"
     if job.kind is JobKind.DIFF:
         links["report_md"] = f"{base}/report.md"
+    if job.kind is JobKind.DEPLOY:
+        links["kit"] = f"{base}/kit.zip"
     return links
 
 
@@ -205,6 +222,11 @@ def _file_of(job: Job, what: str, preset: str | None) -> tuple[str, str, str] | 
                 404, f"This {job.kind.value} job has no such .tflite.", hint, "job"
             )
         return found[0], found[1], "application/octet-stream"
+    if what == "kit":
+        res = job.result or {}
+        if not res.get("kit_sha"):
+            return error_response(404, "Only a deploy job has a kit.", "Submit kind=deploy.", "job")
+        return str(res["kit_sha"]), str(res.get("kit_name") or "kit.zip"), "application/zip"
     if what == "md" and job.kind is JobKind.DIFF:
         text = str((job.result or {}).get("md") or "")
         return _attachment(
@@ -444,6 +466,9 @@ class _Handlers:
     async def result(self, request: Request) -> Response:
         return await self._download(request, "result")
 
+    async def kit(self, request: Request) -> Response:
+        return await self._download(request, "kit")
+
     async def _download(self, request: Request, what: str) -> Response:
         st = self.store
         try:
@@ -500,6 +525,7 @@ def api_routes(settings: Settings | None = None) -> list[Route]:
         Route("/api/jobs/{id}/report.md", h.report_md, methods=["GET", "HEAD"]),
         Route("/api/jobs/{id}/report.html", h.report_html, methods=["GET", "HEAD"]),
         Route("/api/jobs/{id}/result.json", h.result, methods=["GET", "HEAD"]),
+        Route("/api/jobs/{id}/kit.zip", h.kit, methods=["GET", "HEAD"]),
         Route(
             "/api/{rest:path}",
             h.not_found,

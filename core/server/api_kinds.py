@@ -15,6 +15,10 @@ layers     model, preset (int8 | int8-float-io), calibration_data, eval_data,
 sweep      model, presets, calibration_data, eval_data, threads, runs, task,
            layer_errors, keep_worst + the converter's options
 diff       model (A.tflite), b (B.tflite), name_a, name_b
+optimize   model (a float .tflite), recipe (an id) or recipe_json (a custom
+           recipe), block_size, mode (recipe | sweep), calibration_data,
+           eval_data, calibration_samples, image_range, signature
+deploy     model (a .tflite), targets (python,android,ios,cpp,micro), origin
 =========  ===================================================================
 
 Every kind also takes ``force`` (a new job even when an identical one is
@@ -31,6 +35,12 @@ from core.errors import OptionsError
 from core.model.naming import download_name, model_stem
 from core.options import PRESET_IDS, Preset
 from core.server.api_form import SOURCE_FIELDS, TEXT_FIELDS, conversion_options, flag
+from core.server.optimize_jobs import (
+    DEPLOY_FIELDS,
+    OPTIMIZE_FIELDS,
+    deploy_params_from_fields,
+    optimize_params_from_fields,
+)
 from core.server.records import ArtifactRef, Job, JobKind
 
 __all__ = [
@@ -45,7 +55,7 @@ __all__ = [
     "report_download",
 ]
 
-API_KINDS = ("convert", "inspect", "evaluate", "layers", "sweep", "diff")
+API_KINDS = ("convert", "inspect", "evaluate", "layers", "sweep", "diff", "optimize", "deploy")
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "convert": TEXT_FIELDS,
     "inspect": (),
@@ -53,6 +63,8 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "layers": ("preset", *SOURCE_FIELDS, "max_samples"),
     "sweep": (*SOURCE_FIELDS, "presets", "threads", "runs", "task", "layer_errors", "keep_worst"),
     "diff": ("name_a", "name_b"),
+    "optimize": OPTIMIZE_FIELDS,
+    "deploy": DEPLOY_FIELDS,
 }
 KIND_FILES: dict[str, tuple[str, ...]] = {
     "convert": ("model", "calibration_data"),
@@ -61,6 +73,8 @@ KIND_FILES: dict[str, tuple[str, ...]] = {
     "layers": ("model", "calibration_data", "eval_data"),
     "sweep": ("model", "calibration_data", "eval_data"),
     "diff": ("model", "b"),
+    "optimize": ("model", "calibration_data", "eval_data"),
+    "deploy": ("model",),
 }
 # the API's file field -> the job's file key (what the runner reads)
 _FILE_KEYS = {"calibration_data": "calibration", "eval_data": "eval", "tflite": "tflite", "b": "b"}
@@ -71,6 +85,8 @@ _TFLITE = {
     "layers": {"model": False},
     "sweep": {"model": False},
     "diff": {"model": True, "b": True},
+    "optimize": {"model": True},
+    "deploy": {"model": True},
 }
 
 
@@ -177,6 +193,8 @@ _PARAMS: dict[str, Callable[[dict[str, list[str]]], dict[str, Any]]] = {
     "layers": _layers_params,
     "sweep": _sweep_params,
     "diff": _diff_params,
+    "optimize": optimize_params_from_fields,
+    "deploy": deploy_params_from_fields,
 }
 
 
@@ -241,6 +259,8 @@ def page_link(job: Job) -> str:
         return f"/inspect?job={job.id}"
     if job.kind is JobKind.EVALUATE and job.params.get("parent"):
         return f"/compare?job={job.params['parent']}&reconvert={job.id}"
+    if job.kind in (JobKind.OPTIMIZE, JobKind.DEPLOY):
+        return f"/optimize?job={job.id}"
     return f"/compare?job={job.id}"
 
 
@@ -286,8 +306,12 @@ def kind_result(job: Job) -> dict[str, Any] | None:
         return {"conversion": {k: v for k, v in conv.items() if k != "output_path"}}
     if job.kind is JobKind.INSPECT:
         return {"output_size": res.get("output_size")}
-    if job.kind is JobKind.SWEEP:
+    if job.kind is JobKind.SWEEP or (job.kind is JobKind.OPTIMIZE and "sweep" in res):
         return _sweep_view(res, base)
+    if job.kind is JobKind.OPTIMIZE:
+        return {"optimize": res.get("optimize")}
+    if job.kind is JobKind.DEPLOY:
+        return {"deploy": res.get("deploy"), "kit": f"{base}/kit.zip"}
     if job.kind is JobKind.EVALUATE:
         row = dict(res.get("row") or {})
         row.pop("tflite_path", None)
@@ -315,7 +339,7 @@ def model_download(job: Job, preset: str | None = None) -> tuple[str, str] | Non
     """(artifact sha, file name) of the job's ``.tflite`` (a sweep's: the
     recommended row, or the row named ``preset``), or None."""
     opts = job.params.get("options") or {}
-    if job.kind is JobKind.SWEEP:
+    if job.kind is JobKind.SWEEP or "sweep" in (job.result or {}):
         row = _sweep_row(job, preset)
         if row is None:
             return None

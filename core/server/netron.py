@@ -82,6 +82,18 @@ _PATCHES: tuple[tuple[str, str, str], ...] = (
     ),
 )
 
+# The toolbar and the menu button get a strip of their own, so neither covers
+# nodes of the graph (the app shows the viewer in a frame of the window's height).
+_LAYOUT_CSS = (
+    "<style>/* tflite-studio: toolbar beside the graph, not over it */\n"
+    ".default .target { position: absolute; left: 0; right: 0; top: 36px; bottom: 48px; "
+    "width: auto; height: auto; }\n"
+    ".default .toolbar { left: 0; right: 0; bottom: 0; height: 48px; padding-left: 10px; "
+    "background: #ffffff; border-top: 1px solid #e5e5e5; }\n"
+    "@media (prefers-color-scheme: dark) { .default .toolbar { background: #1e1e1e; "
+    "border-top-color: #333333; } }\n"
+    "</style>\n"
+)
 _EXTERNAL_HREF_RE = re.compile(r'href="https?://[^"]*"(\s+target="[^"]*")?')
 _DATE_META_RE = re.compile(r'<meta name="date" content="[^"]*">')
 
@@ -105,6 +117,7 @@ def _patch_text(name: str, text: str) -> str:
         text = _EXTERNAL_HREF_RE.sub('href="#"', text)
         today = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         text = _DATE_META_RE.sub(f'<meta name="date" content="{today}">', text)
+        text = text.replace("</head>", _LAYOUT_CSS + "</head>", 1)
     return text
 
 

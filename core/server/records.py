@@ -33,6 +33,8 @@ class JobKind(str, enum.Enum):
     DIFF = "diff"
     LAYERS = "layers"  # per-layer quantization error of one int8 conversion
     SIGNATURE = "signature"  # an upload's signatures and input shapes (the Convert form)
+    OPTIMIZE = "optimize"  # a .tflite quantized with a recipe (or a sweep over the recipes)
+    DEPLOY = "deploy"  # the deploy kit of a .tflite
 
 
 class JobStatus(str, enum.Enum):

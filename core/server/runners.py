@@ -21,6 +21,7 @@ from core.pipeline.sweep import sweep
 from core.server.context import JobContext, Runner
 from core.server.records import JobKind
 from core.server.runners_layers import run_layers, run_signature
+from core.server.runners_optimize import run_deploy, run_optimize
 from core.tasks.sweep import SweepReport, SweepRequest, SweepRow
 
 __all__ = ["JobContext", "RUNNERS", "Runner"]
@@ -222,4 +223,6 @@ RUNNERS: dict[JobKind, Runner] = {
     JobKind.DIFF: _run_diff,
     JobKind.LAYERS: run_layers,
     JobKind.SIGNATURE: run_signature,
+    JobKind.OPTIMIZE: run_optimize,
+    JobKind.DEPLOY: run_deploy,
 }

@@ -14,6 +14,7 @@ from core.errors import (
     UnsupportedOpsError,
 )
 from core.model.archive import ModelKind
+from core.model.compat.runtime_words import explain_runtime_error
 from core.options import ConversionOptions, Preset
 
 __all__ = ["parse_converter_error", "first_error_line"]
@@ -21,6 +22,7 @@ __all__ = ["parse_converter_error", "first_error_line"]
 _SELECT_RE = re.compile(r"TF Select ops:\s*([^\n]+)")
 _CUSTOM_RE = re.compile(r"Custom ops:\s*([^\n]+)")
 _NEITHER_RE = re.compile(r"'tf\.([\w.]+)' op is neither a custom op nor a flex op")
+_CALIBRATION_RUN = re.compile(r"failed to invoke|out of bounds|is not in \[0,", re.I)
 _QUANT_WORDS = ("quantiz", "requires all operations to be int8", "not supported for int8")
 
 
@@ -112,6 +114,17 @@ def parse_converter_error(
         )
     if "tensorlist" in low or "element_shape to be static" in low:
         return _recurrent(message, kind, names, example)
+    if options.preset.needs_calibration and _CALIBRATION_RUN.search(message):
+        said = first_error_line(message)
+        words = explain_runtime_error(said)
+        return CalibrationError(
+            f"Calibration runs the model on the calibration samples, and LiteRT failed: "
+            f"{words.cause} (LiteRT said: {said})",
+            words.fix
+            if options.calibration_path
+            else "Give real calibration samples (a .npz with one array per input).",
+            details={"reason": words.kind, "fix": "calibration_data"},
+        )
     m = re.search(r"not yet supported for op: '([^']+)'", message)
     if m or (options.preset.needs_calibration and any(w in low for w in _QUANT_WORDS)):
         op = f" for op {m.group(1)}" if m else ""
@@ -130,6 +143,7 @@ def parse_converter_error(
         "The converter failed: " + first_error_line(message),
         "Check the model's ops and input shapes; fixing dynamic input dimensions "
         f"(--input-shape {example}) often helps.",
+        details={"fix": "input_shape"},
     )
 
 

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import EvaluateError
+from core.model.inputs import InputPlan, input_plans
+from core.model.reader import read_model
 from core.tasks.metrics import quantize_input
 from core.tasks.requests import LatencyRequest
 from core.tasks.results import LatencyResult, ThreadLatency, reference_key
-from core.worker.messages import error_line
-from core.worker.runtime import raise_if_blocked
+from core.worker.feeds import valid_input
+from core.worker.runtime import litert_errors, raise_if_blocked
 
 __all__ = ["run"]
 
@@ -51,30 +53,31 @@ def _percentile(sorted_ms: list[float], p: float) -> float:
     return sorted_ms[f] + (k - f) * (sorted_ms[c] - sorted_ms[f])
 
 
-def _fill(name: str, dtype: Any, shape: list[int], sample: dict[str, Any] | None, rng: Any) -> Any:
-    """The sample's array for ``name`` if it fits, else random values."""
+_Plans = dict[str, InputPlan]  # per input: ids within their tables, masks (core.model.inputs)
+
+
+def _fill(
+    name: str, dtype: Any, shape: list[int], sample: dict[str, Any] | None, rng: Any, plans: _Plans
+) -> Any:
+    """The sample's array for ``name`` if it fits, else valid made-up values
+    (``core.worker.feeds``)."""
     import numpy as np
 
     dtype = np.dtype(dtype)
     arr = sample.get(name) if sample is not None else None
     if arr is not None and tuple(arr.shape) == tuple(shape) and arr.dtype == dtype:
         return arr
-    if np.issubdtype(dtype, np.floating):
-        return rng.uniform(-1.0, 1.0, shape).astype(dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return rng.integers(max(info.min, -128), min(info.max, 127) + 1, size=shape).astype(dtype)
-    if dtype == np.bool_:
-        return np.zeros(shape, dtype=dtype)
-    raise EvaluateError(
-        f"Input {name!r} has type {dtype}, which the benchmark cannot fill.",
-        "Benchmark a model with numeric inputs.",
-    )
+    if dtype.kind not in "biufc":
+        raise EvaluateError(
+            f"Input {name!r} has type {dtype}, which the benchmark cannot fill.",
+            "Benchmark a model with numeric inputs.",
+        )
+    return valid_input(name, dtype, shape, plans, rng)
 
 
-def _inputs(interp: Any, sample: dict[str, Any] | None, rng: Any) -> dict[int, Any]:
+def _inputs(interp: Any, sample: dict[str, Any] | None, rng: Any, plans: _Plans) -> dict[int, Any]:
     return {
-        d["index"]: _fill(d["name"], d["dtype"], [int(v) for v in d["shape"]], sample, rng)
+        d["index"]: _fill(d["name"], d["dtype"], [int(v) for v in d["shape"]], sample, rng, plans)
         for d in interp.get_input_details()
     }
 
@@ -128,6 +131,7 @@ def _setting_interpreter(
     resolver: Any,
     sample: dict[str, Any] | None,
     rng: Any,
+    plans: _Plans,
     runs: int,
     warmup: int,
     max_s: float,
@@ -138,30 +142,18 @@ def _setting_interpreter(
     gc.collect()
     rss0 = _rss_bytes()
     t0 = time.perf_counter_ns()
-    try:
+    with litert_errors(path, "load"):
         interp = litert.Interpreter(
             model_path=str(path), num_threads=n, experimental_op_resolver_type=resolver
         )
         interp.allocate_tensors()
-    except (RuntimeError, ValueError) as e:
-        raise EvaluateError(
-            f"The LiteRT runtime could not load {path.name}: {error_line(e)}",
-            "Check the model in Inspect; a model that needs Select TF ops or custom ops "
-            "cannot run in this server's runtime.",
-        ) from None
     init_ms = (time.perf_counter_ns() - t0) / 1e6
     quantized_sample = _quantize_sample(interp, sample) if sample is not None else None
-    for idx, arr in _inputs(interp, quantized_sample, rng).items():
+    for idx, arr in _inputs(interp, quantized_sample, rng, plans).items():
         interp.set_tensor(idx, arr)
     invoke = interp.invoke
-    try:
+    with litert_errors(path, "run"):
         first_ms = _warm_up(invoke, warmup)
-    except RuntimeError as e:
-        raise EvaluateError(
-            f"The model failed while running: {error_line(e)}",
-            "Check the input shapes; a model with dynamic shapes may need "
-            "--input-shape when converting.",
-        ) from None
     rss = max(0, _rss_bytes() - rss0)
     times = _timed(invoke, runs, max_s)
     del invoke, interp
@@ -174,6 +166,7 @@ def _setting_compiled(
     env: Any,
     sample: dict[str, Any] | None,
     rng: Any,
+    plans: _Plans,
     runs: int,
     warmup: int,
     max_s: float,
@@ -214,6 +207,7 @@ def _setting_compiled(
             [int(v) for v in d.get("shape", [1])],
             sample,
             rng,
+            plans,
         )
         used = used or (sample is not None and sample.get(k) is arr)
         try:
@@ -272,6 +266,7 @@ def _run_all(
         else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     )
     rng = np.random.default_rng(0)
+    plans = input_plans(read_model(path, check_zeros=False))
     settings: list[ThreadLatency] = []
     rss_delta, used_sample, full = 0, False, True
     env = cm_sample = None
@@ -288,10 +283,10 @@ def _run_all(
     for k, n in enumerate(list(req.threads) or [1]):
         progress(f"Timing with {n} thread{'s' if n != 1 else ''}")
         if api == "compiled_model":
-            s, rss, used, f = _setting_compiled(path, n, env, cm_sample, rng, *timing)
+            s, rss, used, f = _setting_compiled(path, n, env, cm_sample, rng, plans, *timing)
             full = full and f
         else:
-            s, rss, used = _setting_interpreter(path, n, resolver, sample, rng, *timing)
+            s, rss, used = _setting_interpreter(path, n, resolver, sample, rng, plans, *timing)
         settings.append(s)
         used_sample = used_sample or used
         if k == 0:

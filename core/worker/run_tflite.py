@@ -19,8 +19,7 @@ from core.tasks.metrics import (
 )
 from core.tasks.requests import TfliteEvalRequest
 from core.tasks.results import AccuracyResult, Flag, Reference
-from core.worker.messages import error_line
-from core.worker.runtime import raise_if_blocked
+from core.worker.runtime import litert_errors, raise_if_blocked
 
 __all__ = ["run", "evaluate_file", "open_runner", "match_names"]
 
@@ -41,13 +40,8 @@ def open_runner(path: Path, signature_key: str) -> tuple[Any, Any, str]:
     """(interpreter, signature runner, key) of a ``.tflite`` for one signature."""
     from ai_edge_litert.interpreter import Interpreter
 
-    try:  # raise_if_blocked was checked first
+    with litert_errors(path, "load"):  # raise_if_blocked was checked first
         interp = Interpreter(model_path=str(path), num_threads=1)
-    except (RuntimeError, ValueError) as e:
-        raise EvaluateError(
-            f"The LiteRT runtime could not load {path.name}: {error_line(e)}",
-            "Check the file in Inspect.",
-        ) from None
     sigs = interp.get_signature_list()
     if not sigs:
         raise EvaluateError(
@@ -77,7 +71,7 @@ def _run_samples(
     out_map = match_names(list(ref.outputs), list(out_details), "outputs")
     got: dict[str, list[Any]] = {k: [] for k in ref.outputs}
     clipped: dict[str, float] = {}
-    try:
+    with litert_errors(path, "run"):
         for i in range(ref.samples):
             kw = {}
             for name, tname in in_map.items():
@@ -90,12 +84,6 @@ def _run_samples(
             res = runner(**kw)
             for name, tname in out_map.items():
                 got[name].append(dequantize_output(res[tname], out_details[tname]))
-    except (RuntimeError, ValueError) as e:
-        raise EvaluateError(
-            f"{path.name} failed while running: {error_line(e)}",
-            "Check the input shapes; a model with dynamic shapes may need --input-shape "
-            "when converting.",
-        ) from None
     return got, clipped, in_map
 
 

@@ -30,6 +30,7 @@ from core.model.compat.verdicts import (
     Verdict,
 )
 from core.model.info import ModelInfo
+from core.units import plural
 
 __all__ = ["apply_probes", "RUN_SOURCE", "NOT_RUN", "RUNTIME_NAMES"]
 
@@ -91,6 +92,20 @@ def _all_ran(
 
 
 _Marks = dict[tuple[int, int], tuple[Reason, ...]]
+
+
+def _nothing_ran(tv: TargetVerdict, model: ModelInfo, reason: Reason) -> TargetVerdict:
+    """A run that failed on the model as a whole: no op ran, so none is counted
+    as running (the rules' per-op reasons stay listed)."""
+    by_op = {
+        k: OpSummary(
+            s.op, s.count, Verdict.UNSUPPORTED, {"unsupported": s.count}, (*s.reasons, reason)
+        )
+        for k, s in tv.by_op.items()
+    }
+    counts = {v.value: 0 for v in Verdict}
+    counts[Verdict.UNSUPPORTED.value] = len(model.operators)
+    return dataclasses.replace(tv, by_op=by_op, counts=counts)
 
 
 def _mark(
@@ -201,7 +216,10 @@ def _cpu(model: ModelInfo, tv: TargetVerdict, probes: Probes) -> TargetVerdict:
         return dataclasses.replace(out, details=details)
     reason, fault = _failure_reason(plain, RUNTIME_NAMES[plain.runtime])
     verdict = Verdict.UNSUPPORTED if fault else Verdict.PARTIAL
-    marked = _mark(tv, model, _node_marks(model, plain, reason), verdict)
+    marks = _node_marks(model, plain, reason)
+    marked = (
+        _mark(tv, model, marks, verdict) if marks or not fault else _nothing_ran(tv, model, reason)
+    )
     return dataclasses.replace(
         marked,
         verdict=verdict,
@@ -220,8 +238,14 @@ def _xnnpack(model: ModelInfo, tv: TargetVerdict, probes: Probes) -> TargetVerdi
     details: dict[str, Any] = {**tv.details, "decided_by": "run"}
     if not run.ran:
         reason, _ = _failure_reason(run, RUNTIME_NAMES[run.runtime])
+        marks = _node_marks(model, run, reason)
+        failed = (
+            _mark(tv, model, marks, Verdict.UNSUPPORTED)
+            if marks
+            else _nothing_ran(tv, model, reason)
+        )
         return dataclasses.replace(
-            _mark(tv, model, _node_marks(model, run, reason), Verdict.UNSUPPORTED),
+            failed,
             verdict=Verdict.UNSUPPORTED,
             model_reasons=(*tv.model_reasons, reason),
             details=details,
@@ -230,28 +254,32 @@ def _xnnpack(model: ModelInfo, tv: TargetVerdict, probes: Probes) -> TargetVerdi
     if n is None or total is None:
         return dataclasses.replace(tv, details={**details, "decided_by": "rules"})
     details.update(delegated_nodes=n, total_nodes=total, partitions=run.partitions)
-    if total and n == total:
-        note = Reason(
-            f"XNNPACK took all {total} operators here, in {run.partitions} partition(s).",
-            _XNN_SOURCE,
-            Verdict.SUPPORTED,
-        )
-        return dataclasses.replace(
-            _all_ran(tv, model, "XNNPACK took it here", note), details=details
-        )
     left = Reason(
         "XNNPACK did not take this op here; it runs on LiteRT's built-in CPU kernels.",
         _XNN_SOURCE,
         Verdict.PARTIAL,
     )
     rules = {(o.subgraph, o.index): o.reasons for o in tv.ops}  # they explain why
-    cleared = _all_ran(tv, model, "ran here", None)
+    out = _all_ran(tv, model, "ran here", None)
+    # nothing delegated: XNNPACK does nothing for this model
+    behind = Verdict.UNSUPPORTED if n == 0 else Verdict.PARTIAL
     marks = {(0, i): (*rules.get((0, i), ()), left) for i in run.cpu_nodes}
-    out = _mark(cleared, model, marks, Verdict.PARTIAL, replace=True)
-    verdict = Verdict.UNSUPPORTED if n == 0 else Verdict.PARTIAL
+    out = _mark(out, model, marks, behind, replace=True)
+    # LiteRT shows the delegation of the main subgraph only: the others
+    # (loop and branch bodies) keep the rules' verdicts
+    for v in (Verdict.PARTIAL, Verdict.UNSUPPORTED):
+        others = {(o.subgraph, o.index): o.reasons for o in tv.ops if o.subgraph and o.verdict is v}
+        out = _mark(out, model, others, v, replace=True)
+    flagged = out.counts["partial"] + out.counts["unsupported"]
+    verdict = Verdict.UNSUPPORTED if n == 0 else Verdict.PARTIAL if flagged else Verdict.SUPPORTED
+    where = "here" if len(model.subgraphs) == 1 else "in the main subgraph"
+    rest = "" if len(model.subgraphs) == 1 else "; the other subgraphs are judged by the rules"
     summary = Reason(
-        f"XNNPACK took {n} of {total} operators here ({run.partitions} partition(s)); the "
-        "rest run on the built-in kernels.",
+        f"XNNPACK took {n} of {plural(total, 'operator')} {where}, in "
+        f"{plural(run.partitions or 0, 'partition')}"
+        + ("" if n == total else "; the rest run on LiteRT's built-in kernels")
+        + rest
+        + ".",
         _XNN_SOURCE,
         verdict,
     )
@@ -294,7 +322,8 @@ def _micro(model: ModelInfo, tv: TargetVerdict, probe: MicroProbeResult | None) 
     ):
         names = ", ".join(sorted({o.name for o in hybrid}))
         reason = Reason(
-            f"This is a dynamic-range (hybrid) model: {len(hybrid)} ops ({names}) take float "
+            f"This is a dynamic-range (hybrid) model: {plural(len(hybrid), 'op')} ({names}) "
+            f"{'takes' if len(hybrid) == 1 else 'take'} float "
             "inputs with 8-bit weights, and TFLite Micro has no hybrid kernels.",
             src,
             Verdict.UNSUPPORTED,
@@ -307,7 +336,7 @@ def _micro(model: ModelInfo, tv: TargetVerdict, probe: MicroProbeResult | None) 
         marks = {(o.subgraph, o.index): (reason,) for o in model.operators if o.name == failed}
         if node is not None:
             marks[(0, node[1])] = (reason,)
-    out = _mark(tv, model, marks, Verdict.UNSUPPORTED)
+    out = _mark(tv, model, marks, Verdict.UNSUPPORTED) if marks else _nothing_ran(tv, model, reason)
     return dataclasses.replace(
         out,
         verdict=Verdict.UNSUPPORTED,
@@ -331,6 +360,25 @@ def _rules_only(tv: TargetVerdict, why: str) -> TargetVerdict:
     )
 
 
+def _consistent(tv: TargetVerdict, model: ModelInfo) -> TargetVerdict:
+    """A verdict decided for the model as a whole (the Edge TPU compiler wants
+    static shapes, a run failed before any op) counts every op that way, so
+    the card's numbers say what its verdict says."""
+    flagged = tv.counts.get("partial", 0) + tv.counts.get("unsupported", 0)
+    whole = next((r for r in tv.model_reasons if r.severity is tv.verdict), None)
+    if tv.verdict is Verdict.UNSUPPORTED and not tv.counts.get("unsupported", 0) and whole:
+        return _nothing_ran(tv, model, whole)
+    if tv.verdict is Verdict.PARTIAL and not flagged and whole:
+        by_op = {
+            k: OpSummary(s.op, s.count, Verdict.PARTIAL, {"partial": s.count}, (*s.reasons, whole))
+            for k, s in tv.by_op.items()
+        }
+        counts = {v.value: 0 for v in Verdict}
+        counts["partial"] = len(model.operators)
+        return dataclasses.replace(tv, by_op=by_op, counts=counts)
+    return tv
+
+
 def apply_probes(
     model: ModelInfo, verdicts: dict[Target, TargetVerdict], probes: Probes | None
 ) -> dict[Target, TargetVerdict]:
@@ -350,5 +398,5 @@ def apply_probes(
             tv = _xnnpack(model, tv, probes)
         elif t is Target.MICRO:
             tv = _micro(model, tv, probes.micro)
-        out[t] = tv
+        out[t] = _consistent(tv, model)
     return out

@@ -113,6 +113,17 @@ _RULES: tuple[tuple[re.Pattern[str], RuntimeWords], ...] = (
         ),
     ),
     (
+        re.compile(
+            r"Dimension mismatch|Cannot set tensor|got shape|dims\[\d+\]|shape .* expected", re.I
+        ),
+        RuntimeWords(
+            "The inputs do not have the shape the model takes.",
+            "Convert again with input shapes that match your data (the Input shapes option), "
+            "or reshape the data.",
+            "shape",
+        ),
+    ),
+    (
         re.compile(r"AllocateTensors|Failed to allocate|allocate tensors", re.I),
         RuntimeWords(
             "LiteRT loaded the model but could not prepare its tensors (a shape or type its "
