@@ -2,7 +2,7 @@
 not a test).
 
     .venv/bin/python bench/bench_inspect.py [--quick] [--repeat 5] [--file X.tflite ...]
-                                            [--scaling]
+                                            [--scaling] [--tool-root DIR]
 
 Per file, alternately (median of ``--repeat``, the order swapped every run):
 
@@ -26,6 +26,7 @@ report writing); what is left of the median is the CLI's own work and exit.
 Every ``seconds`` in the report JSON (probes, runs) is printed next to it.
 ``--scaling`` adds build_report against the
 analyzer on synthetic models of 1k..50k ops (time per op should stay flat).
+``--tool-root DIR``: the tool from another source tree (see bench_sweep.py).
 """
 
 from __future__ import annotations

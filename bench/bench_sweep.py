@@ -1,6 +1,7 @@
 """``tflite-studio sweep`` against the plain script it replaces (a script, not a test).
 
     .venv/bin/python bench/bench_sweep.py [--quick] [--models digits,convnet] [--repeat 3]
+                                          [--tool-root DIR]
 
 Per model, alternately (median of ``--repeat``, the order swapped every run):
 
@@ -23,6 +24,10 @@ them, else the wall time between the CLI's progress lines, timestamped as they
 arrive), the seconds the report says a step took inside its worker (``in-task``),
 and the plain script's own phases. Then the two sides' results per preset (size,
 top-1 agreement, latency), to show both did the same work. No asserts on timing.
+
+``--tool-root DIR`` runs the tool as ``python -m core.cli`` from another source
+tree, e.g. the last commit as "before" while the working tree is "after":
+``git archive HEAD | tar -x -C /tmp/tflite-studio-head``.
 """
 
 from __future__ import annotations

@@ -294,7 +294,9 @@ def two_tflites(server, model, tmp_path_factory) -> tuple[Path, Path]:
 
 def test_api_index_lists_every_kind_with_its_fields(idle_server):
     kinds = requests.get(idle_server.url("/api"), timeout=10).json()["kinds"]
-    assert list(kinds) == ["convert", "inspect", "evaluate", "layers", "sweep", "diff"]
+    assert list(kinds) == [
+        "convert", "inspect", "evaluate", "layers", "sweep", "diff", "optimize", "deploy"
+    ]  # fmt: skip
     assert "eval_data" in kinds["sweep"]["files"] and "presets" in kinds["sweep"]["fields"]
     assert kinds["diff"]["files"] == ["model", "b"]
 

@@ -23,7 +23,7 @@ from core.tasks.recipes import (
 from tests.helpers.crafted import many_ops_model
 
 
-def _manager(f):  # noqa: ANN001, ANN202
+def _manager(f):
     from litert_quantizer import recipe_manager
 
     rm = recipe_manager.RecipeManager()
@@ -51,7 +51,7 @@ def test_recipe_ids_are_the_quantizers_own_recipes() -> None:
     for rid, entries in want.items():
         assert recipe_entries(rid) == entries, rid
 
-    def blockwise(rm):  # noqa: ANN001, ANN202
+    def blockwise(rm):
         rm.add_weight_only_config(".*", op, 4)
         for o in (
             qtyping.TFLOperationName.FULLY_CONNECTED,
@@ -66,8 +66,8 @@ def test_the_op_and_algorithm_names_follow_the_quantizer() -> None:
     from litert_quantizer import qtyping
     from litert_quantizer.algorithm_manager import AlgorithmName
 
-    assert QUANTIZER_OPS == tuple(o.value for o in qtyping.TFLOperationName)
-    assert ALGORITHMS == tuple(a.value for a in AlgorithmName)
+    assert tuple(o.value for o in qtyping.TFLOperationName) == QUANTIZER_OPS
+    assert tuple(a.value for a in AlgorithmName) == ALGORITHMS
 
 
 def test_every_recipe_has_plain_words() -> None:

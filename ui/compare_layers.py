@@ -17,8 +17,9 @@ from core.errors import StudioError
 from core.model.naming import short_layer_name
 from core.server import jobs
 from ui import compare_charts, job_view
+from ui.compare_table import size_unit
 from ui.errors import show_error
-from ui.format import code, human_bytes, md
+from ui.format import code, md
 from ui.identity import current_user
 
 __all__ = ["LAYER_WORDS", "show_layers", "show_diff", "show_diff_result", "show_layers_job"]
@@ -189,17 +190,21 @@ def show_diff_result(job: jobs.Job, a: str, b: str) -> None:
             help="Float in the first model, integer with a scale in the second.",
             width=160,
         )
+    by_op = d.get("by_op_type") or []
+    unit = size_unit(
+        [x.get("weight_bytes_a") for x in by_op] + [x.get("weight_bytes_b") for x in by_op]
+    )
     st.markdown("**Size per op type**")
     st.dataframe(
         [
             {
-                "op": s.get("op", ""),
-                f"count ({a})": s.get("count_a", 0),
-                f"count ({b})": s.get("count_b", 0),
-                f"weights ({a})": human_bytes(s.get("weight_bytes_a") or 0),
-                f"weights ({b})": human_bytes(s.get("weight_bytes_b") or 0),
+                "op": x.get("op", ""),
+                f"count ({a})": x.get("count_a", 0),
+                f"count ({b})": x.get("count_b", 0),
+                f"weights ({a}, {unit[0]})": round((x.get("weight_bytes_a") or 0) / unit[1], 2),
+                f"weights ({b}, {unit[0]})": round((x.get("weight_bytes_b") or 0) / unit[1], 2),
             }
-            for s in d.get("by_op_type") or []
+            for x in by_op
         ],
         hide_index=True,
         width="stretch",

@@ -271,7 +271,9 @@ def show_table(report: dict[str, Any], *, key: str) -> None:
     shown += [c for c in ("agreement", "accuracy", "change") if any(r[c] is not None for r in rows)]
     shown += ["similarity", "snr", "tradeoff"]
     cols: dict[str, Any] = {
-        "preset": st.column_config.TextColumn("preset", pinned=True, help="★ the recommended one."),
+        "preset": st.column_config.TextColumn(
+            "preset", pinned=True, width="medium", help="★ the recommended one."
+        ),
         "verdict": st.column_config.TextColumn("verdict", help=METRIC_HELP["verdict"]),
         "tradeoff": st.column_config.TextColumn(_TITLES["tradeoff"], help=METRIC_HELP["tradeoff"]),
     }

@@ -36,7 +36,8 @@ _CSS = """
   word-break: normal; overflow-wrap: normal; hyphens: none;
 }
 /* the graph takes the window's height, whatever the size of the model */
-iframe[title^="Graph of"] { height: max(480px, calc(100vh - 170px)) !important; }
+[data-testid="stElementContainer"]:has(> iframe[title^="Graph of"]) { height: auto !important; }
+iframe[title^="Graph of"] { height: clamp(480px, calc(100vh - 170px), 1400px) !important; }
 </style>
 """
 

@@ -166,10 +166,12 @@ def _db(snr: float | None) -> str:
 
 def show_optimize_result(job: jobs.Job, *, key: str) -> OptimizeResult:
     res = OptimizeResult.from_dict((job.result or {})["optimize"])
-    st.success(
+    bad = res.accuracy is not None and res.accuracy.verdict == "bad"
+    (st.warning if bad else st.success)(
         f"Optimized **{md(job.model_name)}** with **{md(res.recipe.label)}**: "
-        f"{res.size_ratio:.0%} of the float file, {res.quantized_tensors} quantized tensors.",
-        icon=":material/check_circle:",
+        f"{res.size_ratio:.0%} of the float file, {res.quantized_tensors} quantized tensors"
+        + (", but its outputs are far from the float file's (below)." if bad else "."),
+        icon=":material/warning:" if bad else ":material/check_circle:",
     )
     _headline(res)
     _verdict(res)

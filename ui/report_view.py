@@ -215,7 +215,8 @@ def show_headline(job: jobs.Job, report: dict[str, Any]) -> None:
 
 def _shared_causes(compat: dict[str, Any]) -> dict[str, tuple[list[str], list[str]]]:
     """Whole-model reasons by cause: {cause: (target titles, messages)} for the
-    causes several targets share (said once, above the targets)."""
+    causes several targets share, and dynamic shapes (said once, above the
+    targets, with the fix)."""
     seen: dict[str, tuple[list[str], list[str]]] = {}
     for t in compat.values():
         for r in t.get("model_reasons") or []:
@@ -228,14 +229,16 @@ def _shared_causes(compat: dict[str, Any]) -> dict[str, tuple[list[str], list[st
                 titles.append(title)
             if r.get("message") and r["message"] not in msgs:
                 msgs.append(str(r["message"]))
-    return {c: v for c, v in seen.items() if len(v[0]) > 1}
+    # dynamic shapes have a fix on this page: said up front even for one target
+    return {c: v for c, v in seen.items() if len(v[0]) > 1 or c == DYNAMIC}
 
 
 def _cause_words(cause: str, titles: list[str], msgs: list[str]) -> str:
     where = ", ".join(titles[:-1]) + f" and {titles[-1]}" if len(titles) > 1 else titles[0]
     if cause == DYNAMIC:
         return (
-            f"**{md(where)} need fixed input shapes.** This model has dynamic dimensions "
+            f"**{md(where)} need{'s' if len(titles) == 1 else ''} fixed input shapes.** "
+            "This model has dynamic dimensions "
             f"({web_md(msgs[0]) if msgs else 'sizes known only when it runs'}). Fix the input "
             "shapes and convert again; then they can run it."
         )
@@ -257,7 +260,7 @@ def show_compatibility(
             verdict = t.get("verdict", "?")
             color, icon = _VERDICT_STYLE.get(verdict, ("gray", ":material/help:"))
             counts = t.get("counts") or {}
-            with st.container(border=True, width=200, key=f"{key}.card.{k}"):
+            with st.container(border=True, width=180, key=f"{key}.card.{k}"):
                 st.markdown(f"**{md(t.get('title', k))}**")
                 st.markdown(
                     f"#### :{color}[{icon} {VERDICT_WORDS.get(verdict, str(verdict)).capitalize()}]"
@@ -303,7 +306,7 @@ def _target_reasons(key: str, t: dict[str, Any], said: set[str]) -> None:
             f":{c}[**{md(op)}**] ×{s.get('count', 1)}: "
             + "; ".join(md(m) for m in msgs[:4])
             + (f" (+{len(msgs) - 4} more)" if len(msgs) > 4 else "")
-            + "".join(f"  \n  *Fix:* {web_md(h)}" for h in hints[:2])
+            + "".join(f"  \n  *Fix:* {web_md(h, hint=True)}" for h in hints[:2])
         )
     details = t.get("details") or {}
     if key == "micro" and details.get("arena_bytes"):
@@ -333,7 +336,7 @@ def _reason(r: dict[str, Any]) -> None:
     c, _ = _VERDICT_STYLE.get(r.get("severity"), ("gray", ""))
     st.markdown(
         f":{c}[**Whole model:**] {web_md(r.get('message', ''))}"
-        + (f"  \n*Fix:* {web_md(r['hint'])}" if r.get("hint") else "")
+        + (f"  \n*Fix:* {web_md(r['hint'], hint=True)}" if r.get("hint") else "")
     )
 
 

@@ -88,6 +88,12 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 # hints of the compatibility rules (``core/model/data/op_rules.json``), in the app's words
 _RULE_HINTS: tuple[tuple[str, str], ...] = (
     (
+        "fixed input shapes",
+        f"Fix the input shapes: the {bold('Fix the input shapes')} button, or "
+        + CONTROLS["input_shape"]
+        + ", then convert again.",
+    ),
+    (
         "fixed batch size",
         f"Fix the input shapes: the {bold('Fix the input shapes')} button, or "
         + CONTROLS["input_shape"]
@@ -116,24 +122,26 @@ _CAUSE_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _rewrite(text: object) -> str:
+def _rewrite(text: object, hint: bool = False) -> str:
     s = str(text or "")
+    if hint:  # a compatibility rule's fix, said the app's way
+        for needle, words in _RULE_HINTS:
+            if needle in s:
+                return words
     for pattern, repl in _REWRITES:
         s = pattern.sub(repl, s)
-    for needle, words in _RULE_HINTS:
-        if needle in s:
-            return words
     return s
 
 
-def web_text(text: object) -> str:
-    """``text`` with every command-line flag replaced by the app's control (plain text)."""
-    return _rewrite(text).replace(_ON, "").replace(_OFF, "")
+def web_text(text: object, *, hint: bool = False) -> str:
+    """``text`` with every command-line flag replaced by the app's control
+    (plain text); ``hint``: the text is a fix (a rule's hint may be replaced whole)."""
+    return _rewrite(text, hint).replace(_ON, "").replace(_OFF, "")
 
 
-def web_md(text: object) -> str:
+def web_md(text: object, *, hint: bool = False) -> str:
     """``web_text`` as Markdown: all of it escaped as data, the app's control names bold."""
-    return md(_rewrite(text)).replace(_ON, "**").replace(_OFF, "**")
+    return md(_rewrite(text, hint)).replace(_ON, "**").replace(_OFF, "**")
 
 
 def _fix_hint(err: StudioError) -> str | None:
@@ -164,7 +172,12 @@ def _fix_hint(err: StudioError) -> str | None:
             )
         )
     if fix == "calibration_data":
-        return _rewrite(err.hint) + " Change the file in " + CONTROLS["calibration_data"] + "."
+        return (
+            _rewrite(err.hint, hint=True)
+            + " Change the file in "
+            + CONTROLS["calibration_data"]
+            + "."
+        )
     if (err.details or {}).get("signature_keys"):
         return "Choose the signature to convert below (or in " + CONTROLS["signature"] + ")."
     return None
@@ -173,7 +186,7 @@ def _fix_hint(err: StudioError) -> str | None:
 def web_error(err: StudioError) -> StudioError:
     """The same error (type, phase, details) with its message and hint in the app's
     words (show them with ``web_md``)."""
-    hint = _fix_hint(err) or _rewrite(err.hint)
+    hint = _fix_hint(err) or _rewrite(err.hint, hint=True)
     return StudioError.from_dict({**err.to_dict(), "message": _rewrite(err.message), "hint": hint})
 
 

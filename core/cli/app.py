@@ -7,14 +7,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from core.cli.options import convert_options, options_from_kw, run_context
 from core.errors import OptionsError, StudioError
 from core.options import PRESETS
-from core.pipeline.isolation import RunContext
+
+if TYPE_CHECKING:
+    from core.pipeline.isolation import RunContext
 
 __all__ = ["main", "cli"]
 
@@ -150,6 +152,7 @@ def inspect_cmd(file: Path, fmt: str, output: str | None, no_micro: bool, no_run
             out_dir=tmp,
             micro=not no_micro,
             runs=not no_runs,
+            formats=(fmt,),
             ctx=run_context(quiet=True),
         )
         _write_text(done.path(fmt).read_text(encoding="utf-8"), output)

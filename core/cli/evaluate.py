@@ -218,6 +218,14 @@ def layers_cmd(
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per model.")
 @click.option("--no-layers", is_flag=True, help="Skip the per-layer quantization error.")
 @click.option(
+    "--layers",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="When to measure the per-layer error: auto does it for the integer presets "
+    "whose accuracy is not good (and for --keep-worst).",
+)
+@click.option(
     "--keep-worst",
     type=int,
     default=0,
@@ -252,6 +260,7 @@ def sweep_cmd(
     threads: str,
     runs: int,
     no_layers: bool,
+    layers: str,
     keep_worst: int,
     report_path: Path | None,
     out_dir: Path | None,
@@ -278,6 +287,7 @@ def sweep_cmd(
         max_samples=kw["max_samples"],
         task=kw["task"],
         layer_errors=not no_layers,
+        layers=layers,
         keep_worst=max(0, keep_worst),
         keep_dir=str(out_dir) if out_dir else None,
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from core.errors import OptionsError
 from core.options import PRESET_IDS, ConversionOptions, Preset, parse_input_shape
-from core.pipeline.isolation import RunContext, WorkerLimits
-from core.server.settings import load_settings, sandbox_for, sandbox_warning
+
+if TYPE_CHECKING:  # the command line starts fast: the engine loads when a command runs
+    from core.pipeline.isolation import RunContext
 
 __all__ = ["PRESET_IDS", "convert_options", "source_options", "options_from_kw", "run_context"]
 
@@ -20,6 +21,9 @@ __all__ = ["PRESET_IDS", "convert_options", "source_options", "options_from_kw",
 def run_context(timeout: float | None = None, *, quiet: bool = False) -> RunContext:
     """How the CLI runs worker tasks: the server's limits (``--timeout`` wins)
     and progress lines on stderr."""
+    from core.pipeline.isolation import RunContext, WorkerLimits
+    from core.server.settings import load_settings, sandbox_for, sandbox_warning
+
     settings = load_settings()
     limits = WorkerLimits.from_settings(settings, timeout)
     say = None if quiet else (lambda m: click.echo(f"  {m}…", err=True))

@@ -7,12 +7,16 @@ these types without pulling in the FlatBuffer walk.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import gc
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "gc_paused",
     "OpKind",
     "Quantization",
     "Sparsity",
@@ -175,3 +179,17 @@ class ModelInfo:
     @property
     def op_counts(self) -> dict[str, int]:
         return dict(Counter(op.name for sg in self.subgraphs for op in sg.operators))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC. Parsing (and the checks and the report after it)
+    allocate many small acyclic objects; the GC would rescan the growing heap
+    over and over (superlinear on 50k-op graphs)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

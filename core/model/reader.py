@@ -17,15 +17,11 @@ Slot numbers below follow ``schema.fbs`` field order.
 
 from __future__ import annotations
 
-import gc
 import mmap
 import os
 import struct
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-
-import numpy as np
+from collections.abc import Sequence
 
 from core.errors import TFLiteFormatError
 from core.model.flatbuffer import (
@@ -58,6 +54,7 @@ from core.model.info import (
     Sparsity,
     SubgraphInfo,
     TensorInfo,
+    gc_paused,
 )
 
 __all__ = [
@@ -175,6 +172,8 @@ def _all_zero(mv: memoryview, start: int, size: int) -> bool:
     head = min(size, 64)
     if any(mv[start : start + head]):  # most weights fail on the first bytes
         return False
+    import numpy as np  # here: the command line imports this module and rarely needs it
+
     arr = np.frombuffer(mv, dtype=np.uint8, count=size, offset=start)
     try:
         return not arr.any()
@@ -492,20 +491,6 @@ def _check_header(mv: memoryview, label: str) -> None:
             "Check that you picked the .tflite file (not a SavedModel, .keras or .h5 file). "
             "Convert other formats with tf.lite.TFLiteConverter first.",
         )
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC. Parsing (and the checks and the report after it)
-    allocate many small acyclic objects; the GC would rescan the growing heap
-    over and over (superlinear on 50k-op graphs)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse_guarded(mv: memoryview, label: str, check_zeros: bool) -> ModelInfo:

@@ -167,9 +167,11 @@ def inspect_file(
     source_kind: str | None = None,
     source_size: int | None = None,
     sha256: str | None = None,
+    formats: tuple[str, ...] = ("json", "md", "html"),
     ctx: RunContext | None = None,
 ) -> Inspection:
-    """The report of one ``.tflite`` (JSON, Markdown, HTML in ``out_dir``),
+    """The report of one ``.tflite`` (JSON, Markdown, HTML in ``out_dir``;
+    ``formats`` names the files to write),
     its verdicts backed by runs in every runtime here (``runs``; TFLite Micro
     unless ``micro`` is false), all in one sandboxed process. A runtime that
     kills the process is recorded as a crash and the others still run."""
@@ -188,6 +190,7 @@ def inspect_file(
             micro=micro,
             done_runs=tuple(done),
             micro_probe=micro_done,
+            formats=formats,
         )
         journal = out / request.journal_out
         journal.unlink(missing_ok=True)

@@ -43,7 +43,7 @@ from core.errors import (
     WorkerOutOfMemory,
     WorkerTimeout,
 )
-from core.model.compat.runtime_words import explain_crash
+from core.model.runtime_words import explain_crash
 from core.pipeline.sandbox import (
     Sandbox,
     bwrap_command,
@@ -170,13 +170,21 @@ def _scratch_root(root: str | None) -> Path:
     return p
 
 
+WARM_FLAGS = {"tf": "--warm", "litert": "--warm-litert"}  # what a warm worker imports first
+
+
 def _spawn(
-    limits: WorkerLimits, sandbox: Sandbox, scratch_root: str | None, log: Path | None, warm: bool
+    limits: WorkerLimits,
+    sandbox: Sandbox,
+    scratch_root: str | None,
+    log: Path | None,
+    warm: bool | str,
 ) -> _Worker:
     scratch = Path(tempfile.mkdtemp(prefix="task-", dir=_scratch_root(scratch_root)))
     prepare_scratch(scratch)
     log = log or scratch.with_name(scratch.name + ".log")
-    argv = [sys.executable, "-m", "core.worker", *(["--warm"] if warm else [])]
+    kind = "tf" if warm is True else warm or None
+    argv = [sys.executable, "-m", "core.worker", *([WARM_FLAGS[kind]] if kind else [])]
     sandboxed = False
     if sandbox.enabled:
         status = sandbox_status()
@@ -328,8 +336,9 @@ def _last_meaningful_line(text: str) -> str:
 
 class WarmPool:
     """Keeps ``size`` sandboxed processes that have already imported
-    TensorFlow. Each takes exactly one task and exits; a fresh one is started
-    to replace it."""
+    TensorFlow (``warm="tf"``) or only LiteRT (``"litert"``). Each takes
+    exactly one task and exits; a fresh one is started to replace it, unless
+    ``refill`` is false (a sweep that must not compete with its own work)."""
 
     def __init__(
         self,
@@ -338,8 +347,12 @@ class WarmPool:
         log_dir: Path | None = None,
         sandbox: Sandbox | None = None,
         scratch_root: str | None = None,
+        warm: str = "tf",
+        refill: bool = True,
     ) -> None:
         self.size = size
+        self.warm = warm
+        self.refill = refill
         self.limits = limits or WorkerLimits()
         self.log_dir = Path(log_dir or Path(tempfile.gettempdir()) / "tflite-studio-logs")
         self.sandbox = sandbox or Sandbox()
@@ -351,7 +364,7 @@ class WarmPool:
     def _start_one(self) -> None:
         self._n += 1
         log = self.log_dir / f"warm-{os.getpid()}-{self._n}.log"
-        self._idle.append(_spawn(self.limits, self.sandbox, self.scratch_root, log, warm=True))
+        self._idle.append(_spawn(self.limits, self.sandbox, self.scratch_root, log, self.warm))
 
     def fill(self) -> None:
         with self._lock:
@@ -399,26 +412,39 @@ class WarmPool:
 READY_LINE = "tflite-studio-worker-ready"
 
 
+def _holders(data: Any, path: str) -> list[tuple[dict[str, Any], str]]:
+    """The dicts holding ``a.b.c`` and its last key (``*`` walks a list:
+    ``items.*.path``); levels that are missing yield nothing."""
+    *parents, last = path.split(".")
+    level: list[Any] = [data]
+    for key in parents:
+        nxt: list[Any] = []
+        for d in level:
+            if key == "*" and isinstance(d, list):
+                nxt.extend(x for x in d if isinstance(x, dict))
+            elif isinstance(d, dict) and isinstance(d.get(key), (dict, list)):
+                nxt.append(d[key])
+        level = nxt
+    return [(d, last) for d in level if isinstance(d, dict)]
+
+
 def _dotted(data: dict[str, Any], path: str) -> tuple[dict[str, Any], str] | None:
     """The dict holding ``a.b.c`` and its last key, or None when a level is missing."""
-    *parents, last = path.split(".")
-    for key in parents:
-        nxt = data.get(key)
-        if not isinstance(nxt, dict):
-            return None
-        data = nxt
-    return data, last
+    found = _holders(data, path)
+    return found[0] if found else None
 
 
 def _stage(request: TaskRequest, scratch: Path) -> TaskRequest:
     """Copy the request's inputs into ``scratch/in/`` and point the request at
     the copies: the worker sees its inputs, never the folders they came from."""
     data = request.to_dict()
-    for k, field_path in enumerate(type(request).INPUTS):
-        found = _dotted(data, field_path)
-        if found is None or not found[0].get(found[1]):
-            continue
-        holder, key = found
+    staged = [
+        (holder, key)
+        for field_path in type(request).INPUTS
+        for holder, key in _holders(data, field_path)
+        if holder.get(key)
+    ]
+    for k, (holder, key) in enumerate(staged):
         src = Path(str(holder[key]))
         dest = scratch / "in" / str(k) / (src.name or "input")
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -445,6 +471,12 @@ def _collect(
             continue
         name = str(found[0][found[1]])
         src = worker.scratch / name
+        if src.is_dir() and not src.is_symlink():  # a folder of outputs: its plain files
+            for f in sorted(src.iterdir()):
+                if f.is_file() and not f.is_symlink():
+                    (wd / name).mkdir(parents=True, exist_ok=True)
+                    shutil.move(str(f), str(wd / name / f.name))
+            continue
         if src.is_file() and not src.is_symlink():
             dest = wd / name
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -471,7 +503,7 @@ def run_task(
     worker = pool.take() if pool is not None else None
     if worker is None:
         worker = _spawn(ctx.limits, ctx.sandbox, ctx.scratch_root, wd / LOG_FILE, warm=False)
-    if pool is not None:
+    if pool is not None and pool.refill:
         threading.Thread(target=pool.fill, daemon=True).start()
     staged: TaskRequest | None = None
     try:
@@ -484,6 +516,7 @@ def run_task(
                 "request": staged.to_dict(),
                 "workdir": str(worker.scratch),
                 "phase": phase.value,
+                "sent": time.time(),
             }
         )
         try:

@@ -1,8 +1,11 @@
-"""Which preset should I ship? Convert with every preset (one worker process
-per conversion), evaluate and time each, measure the per-layer error of the
-integer presets, find the Pareto front and recommend one preset with its rule.
+"""Which preset should I ship? Convert with every preset (in parallel, warm
+TensorFlow workers, the model loaded once per worker: ``sweep_batches``),
+measure each file's accuracy and latency (one LiteRT worker for them all),
+measure the per-layer error where it explains something, find the Pareto
+front and recommend one preset with its rule.
 
 A failing preset becomes a row with an ``error``; it never fails the sweep.
+While it runs, each preset's state is said in one progress line.
 """
 
 from __future__ import annotations
@@ -15,18 +18,22 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import Cancelled, StudioError
+from core.errors import OptionsError
 from core.options import PRESET_IDS, ConversionOptions, Preset
-from core.pipeline.convert import convert_model
 from core.pipeline.evaluate import base_options, compute_reference
 from core.pipeline.isolation import RunContext, WarmPool, check_cancel
 from core.pipeline.recommend import pareto_front, recommend
-from core.pipeline.sweep_steps import layer_reports, measure_row
+from core.pipeline.sweep_batches import Status, convert_all, measure_all, workers_for
+from core.pipeline.sweep_steps import apply_measured, debug_int8, measure_row
+from core.tasks.batch import MeasureBatchRequest
 from core.tasks.layers import LayerErrorReport
+from core.tasks.requests import ReferenceRequest
 from core.tasks.results import DataSource, Flag, Reference
 from core.tasks.sweep import SweepModel, SweepReport, SweepRequest, SweepRow
 
-__all__ = ["SweepRequest", "sweep", "variant_label"]
+__all__ = ["SweepRequest", "sweep", "variant_label", "LAYER_MODES"]
+
+LAYER_MODES = ("auto", "always", "never")  # auto: for integer presets that are not good
 
 
 def variant_label(options: ConversionOptions, base: ConversionOptions | None = None) -> str:
@@ -96,49 +103,66 @@ class _Sweep:
         self.flags: list[Flag] = []
         self.layer_reports: list[dict[str, Any]] = []
         self.ref: Reference | None = None
-
-    def reference(self) -> Reference:
-        self.ctx.say("Running the original model on the evaluation data")
-        self.ref = compute_reference(
-            self.model,
-            workdir=self.wd / "ref",
-            eval_data=self.req.eval_data,
-            options=self.base,
-            max_samples=self.req.max_samples,
-            task=self.req.task,
-            display_name=self.name,
-            ctx=self.ctx,
-        )
-        self.flags.extend(self.ref.flags)
-        return self.ref
-
-    def convert(self, k: int, opts: ConversionOptions, label: str, total: int) -> None:
-        check_cancel(self.ctx)
-        self.ctx.say(f"Converting with {label} ({k}/{total})")
-        stem = label.replace(", ", "-").replace(" ", "_")
-        out = self.out_dir / f"{Path(self.name).stem}-{stem}.tflite"
-        try:
-            res = convert_model(
-                self.model,
-                out,
-                opts,
-                workdir=self.wd / "convert" / f"{k}",
-                display_name=self.name,
-                ctx=self.ctx.quiet(),
+        self.timings: dict[str, float] = {}
+        self.status = Status(list(self.labels), ctx)
+        self.mode = req.layers if req.layer_errors else "never"
+        if self.mode not in LAYER_MODES:
+            raise OptionsError(
+                f"Unknown per-layer mode {self.mode!r}.", "Use auto, always or never."
             )
-        except Cancelled:
-            raise
-        except StudioError as e:
+
+    def _out(self, label: str) -> Path:
+        stem = label.replace(", ", "-").replace(" ", "_")
+        return self.out_dir / f"{Path(self.name).stem}-{stem}.tflite"
+
+    def reference_request(self) -> ReferenceRequest:
+        return ReferenceRequest(
+            model_path=str(self.model),
+            display_name=self.name,
+            options=self.base,
+            eval_path=os.path.abspath(self.req.eval_data) if self.req.eval_data else None,
+            max_samples=int(self.req.max_samples),
+            task=self.req.task,
+        )
+
+    def convert(self, on_first_done: Any = None) -> None:
+        """Every plan, in parallel batches; the reference comes with the first."""
+        t = time.perf_counter()
+        self.ctx.say(f"Converting with {len(self.plans)} presets")
+        done = convert_all(
+            self.model,
+            self.name,
+            self.plans,
+            self.labels,
+            [self._out(label) for label in self.labels],
+            self.reference_request(),
+            self.wd / "convert",
+            self.ctx,
+            self.status,
+            workers_for(),
+            on_first_done,
+        )
+        self.timings.update(done.timings)
+        self.timings["conversions (wall)"] = round(time.perf_counter() - t, 3)
+        for k, (opts, label) in enumerate(zip(self.plans, self.labels)):
+            self._add_row(k, opts, label, done)
+        self.ref = done.reference or self._reference_alone()
+        self.flags.extend(self.ref.flags)
+
+    def _add_row(self, k: int, opts: ConversionOptions, label: str, done: Any) -> None:
+        res = done.results.get(k)
+        if res is None:
+            err = done.errors.get(k) or {"message": "The conversion did not finish."}
             self.rows[label] = SweepRow(
                 preset=opts.preset.value,
                 label=label,
-                error=e.to_dict(),
+                error=err,
                 failed_step="convert",
-                note="Did not convert: " + e.message,
+                note="Did not convert: " + str(err.get("message", "")),
                 options=opts.to_dict(),
             )
             return
-        self.paths[label] = out
+        self.paths[label] = Path(res.output_path)
         self.rows[label] = SweepRow(
             preset=opts.preset.value,
             label=label,
@@ -146,22 +170,130 @@ class _Sweep:
             warnings=res.warnings,
             conversion_seconds=res.seconds,
             sha256=res.output_sha256,
-            tflite_path=str(out),
+            tflite_path=res.output_path,
             options=opts.to_dict(),
         )
 
-    def convert_all(self) -> None:
-        extra = 1 if self.req.keep_worst > 0 and self.req.layer_errors else 0
-        total = len(self.plans) + extra
-        for k, opts in enumerate(self.plans, 1):
-            self.convert(k, opts, self.labels[k - 1], total)
+    def _reference_alone(self) -> Reference:
+        """The reference when its batch died before making it."""
+        t = time.perf_counter()
+        ref = compute_reference(
+            self.model,
+            workdir=self.wd / "ref",
+            eval_data=self.req.eval_data,
+            options=self.base,
+            max_samples=self.req.max_samples,
+            task=self.req.task,
+            display_name=self.name,
+            ctx=self.ctx.quiet().without_pool(),
+        )
+        self.timings["reference"] = round(time.perf_counter() - t, 3)
+        return ref
+
+    def measure(self, pool: WarmPool | None) -> None:
+        """Accuracy and latency of every converted row, one LiteRT worker."""
+        assert self.ref is not None
+        check_cancel(self.ctx)
+        t = time.perf_counter()
+        labels = [lab for lab in self.labels if lab in self.paths]
+        plain = {
+            self.rows[lab].preset: lab
+            for lab in labels
+            if not self.plans[self.labels.index(lab)].keep_float_ops
+        }
+        compare = None
+        if self.mode != "never" and {"float32", "int16x8"} <= set(plain):
+            compare = (plain["float32"], plain["int16x8"])
+        req = MeasureBatchRequest(
+            items=(),
+            reference=self.ref,
+            thresholds=self.req.thresholds,
+            threads=tuple(self.req.threads),
+            runs=self.req.runs,
+            warmup=self.req.warmup,
+            compare=compare,
+            compare_only_if_needed=self.mode == "auto",
+        )
+        rows = [(lab, self.paths[lab], self.rows[lab].preset) for lab in labels]
+        res = measure_all(rows, self.ref, req, self.wd / "measure", self.ctx, self.status, pool)
+        got = {m.label: m for m in res.items}
+        for lab in labels:
+            if lab in got:
+                self.rows[lab] = apply_measured(self.rows[lab], got[lab], self.req.threads)
+                self.timings.update({f"{k} {lab}": v for k, v in got[lab].seconds.items()})
+            else:  # the batch died before it: alone, so a crash fails only this row
+                self.rows[lab] = measure_row(
+                    self.rows[lab],
+                    self.paths[lab],
+                    self.ref,
+                    self.req,
+                    self.wd / _safe(lab),
+                    self.ctx,
+                )
+            self.status.set(lab, "done" if self.rows[lab].measured else "failed")
+        if res.layer_compare is not None:
+            self.layer_reports.append(res.layer_compare.to_dict())
+        elif res.layer_error and not res.layer_error.get("details", {}).get("cannot_run_here"):
+            self.flags.append(
+                Flag(
+                    "layer_errors_failed",
+                    "warning",
+                    "The per-layer error of int16x8 could not be measured: "
+                    + str(res.layer_error.get("message", "")),
+                )
+            )
+        self.timings["measuring (wall)"] = round(time.perf_counter() - t, 3)
+
+    def _measure_alone(self, label: str) -> None:
+        assert self.ref is not None
+        self.rows[label] = measure_row(
+            self.rows[label],
+            self.paths[label],
+            self.ref,
+            self.req,
+            self.wd / _safe(label),
+            self.ctx,
+        )
+
+    def layers(self) -> None:
+        """The int8 quantization debugger (TensorFlow), where it explains
+        something: asked for, needed by ``keep_worst``, or an integer row that
+        is not good."""
+        int8 = next(
+            (
+                p
+                for p in (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
+                if p in self.rows and self.rows[p].converted
+            ),
+            None,
+        )
+        if int8 is None or self.mode == "never":
+            return
+        needed = (
+            self.req.keep_worst > 0
+            or self.mode == "always"
+            or any(
+                self.rows[p].metrics.get("verdict") != "good"
+                for p in (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
+                if p in self.rows and self.rows[p].measured
+            )
+        )
+        if not needed:
+            return
+        t = time.perf_counter()
+        rep = debug_int8(
+            self.model, self.name, int8, self.base, self.ref, self.wd, self.ctx, self.flags
+        )
+        if rep is not None:
+            self.layer_reports.insert(0, rep)
+        self.timings["per-layer error (int8)"] = round(time.perf_counter() - t, 3)
 
     def mixed_precision(self) -> None:
         """The worst int8 layers kept in float (needs the debugger's ranking)."""
         debugged = next(
             (le for le in self.layer_reports if le.get("method") == "quantization_debugger"), None
         )
-        if self.req.keep_worst <= 0 or debugged is None:
+        if self.req.keep_worst <= 0 or debugged is None or self.ref is None:
             return
         keep = LayerErrorReport.from_dict(debugged).worst_n(self.req.keep_worst)
         if not keep:
@@ -170,17 +302,33 @@ class _Sweep:
         label = _unique(variant_label(opts, self.base), self.labels)
         self.plans.append(opts)
         self.labels.append(label)
-        self.convert(len(self.plans), opts, label, len(self.plans))
-
-    def measure_all(self) -> None:
-        assert self.ref is not None
-        for label, out in self.paths.items():
-            check_cancel(self.ctx)
+        self.status.state[label] = "converting"
+        done = convert_all(
+            self.model,
+            self.name,
+            [opts],
+            [label],
+            [self._out(label)],
+            None,
+            self.wd / "convert-mixed",
+            self.ctx,
+            self.status,
+            1,
+        )
+        self._add_row(0, opts, label, done)
+        if label in self.paths:
             self.rows[label] = measure_row(
-                self.rows[label], out, self.ref, self.req, self.wd / _safe(label), self.ctx
+                self.rows[label],
+                self.paths[label],
+                self.ref,
+                self.req,
+                self.wd / _safe(label),
+                self.ctx,
             )
+        self.status.set(label, "done" if self.rows[label].measured else "failed")
 
     def report(self) -> SweepReport:
+        t = time.perf_counter()
         ordered = [self.rows[lab] for lab in self.labels if lab in self.rows]
         front = pareto_front(ordered)
         ordered = [replace(r, pareto=r.label in front) for r in ordered]
@@ -197,6 +345,7 @@ class _Sweep:
                 )
             )
         size = self.model.stat().st_size if self.model.is_file() else _dir_size(self.model)
+        self.timings["report"] = round(time.perf_counter() - t, 4)
         return SweepReport(
             model=SweepModel(self.name, size, ref.signature_key if ref else None),
             data={
@@ -218,7 +367,30 @@ class _Sweep:
             runs=self.req.runs,
             seconds=round(time.perf_counter() - self.t0, 2),
             tf_version=ref.tf_version if ref else "",
+            timings={k: round(v, 4) for k, v in self.timings.items()},
         )
+
+
+def _pools(ctx: RunContext, wd: Path) -> tuple[WarmPool | None, WarmPool]:
+    """A sweep's own warm TensorFlow workers (when the caller has none), which
+    are not replaced once taken, and one LiteRT worker warmed up later."""
+
+    def pool(size: int, warm: str) -> WarmPool:
+        return WarmPool(
+            size=size,
+            limits=ctx.limits,
+            log_dir=wd / "logs",
+            sandbox=ctx.sandbox,
+            scratch_root=ctx.scratch_root,
+            warm=warm,
+            refill=False,
+        )
+
+    tf_pool = None
+    if ctx.pool is None:
+        tf_pool = pool(workers_for(), "tf")
+        tf_pool.fill()
+    return tf_pool, pool(1, "litert")
 
 
 def sweep(request: SweepRequest, ctx: RunContext | None = None) -> SweepReport:
@@ -227,38 +399,29 @@ def sweep(request: SweepRequest, ctx: RunContext | None = None) -> SweepReport:
     own_wd = request.workdir is None
     wd = Path(request.workdir or tempfile.mkdtemp(prefix="tflite-sweep-")).resolve()
     wd.mkdir(parents=True, exist_ok=True)
-    pool = None
-    if ctx.pool is None:
-        # two warm workers: the next conversion's TensorFlow import overlaps this one
-        pool = WarmPool(
-            size=min(2, os.cpu_count() or 1),
-            limits=ctx.limits,
-            log_dir=wd / "logs",
-            sandbox=ctx.sandbox,
-            scratch_root=ctx.scratch_root,
-        )
-        pool.fill()
-        ctx = replace(ctx, pool=pool)
+    t0 = time.perf_counter()
+    tf_pool, litert = _pools(ctx, wd)
+    run_ctx = replace(ctx, pool=tf_pool) if tf_pool is not None else ctx
     try:
-        s = _Sweep(request, ctx, wd)
-        ref = s.reference()
-        s.convert_all()
-        if request.layer_errors:
-            s.layer_reports.extend(
-                layer_reports(s.model, s.name, s.plans, s.paths, ref, s.base, wd, ctx, s.flags)
-            )
+        s = _Sweep(request, run_ctx, wd)
+        s.convert(on_first_done=litert.fill)
+        if tf_pool is not None:
+            tf_pool.close()  # nothing of ours competes with the timing below
+        s.measure(litert)
+        s.layers()
         s.mixed_precision()
-        if pool is not None:
-            pool.close()  # nothing of ours competes with the timing below
-        s.measure_all()
         report = s.report()
+        report = replace(
+            report, timings={**report.timings, "total": round(time.perf_counter() - t0, 3)}
+        )
     except BaseException:
         if own_wd:  # a failed or cancelled sweep leaves no files behind
             shutil.rmtree(wd, ignore_errors=True)
         raise
     finally:
-        if pool is not None:
-            pool.close()
+        if tf_pool is not None:
+            tf_pool.close()
+        litert.close()
     if own_wd:
         shutil.rmtree(wd, ignore_errors=True)
         if request.keep_dir is None:  # the files went with the work folder

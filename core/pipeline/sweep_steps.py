@@ -1,5 +1,6 @@
-"""Two steps of a sweep, each a worker task per row: measuring one converted
-row (accuracy, then latency), and the per-layer error of the integer presets."""
+"""Steps of a sweep for one row: measuring it alone (accuracy, then latency;
+when the measuring batch could not), putting a batch's measurement into its
+row, and the int8 quantization debugger."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from core.options import ConversionOptions, Preset
 from core.pipeline.benchmark import benchmark, headline_latency
 from core.pipeline.evaluate import evaluate_tflite
 from core.pipeline.isolation import RunContext, check_cancel
-from core.pipeline.layers import compare_layers, debug_layers
-from core.tasks.results import Flag, Reference
+from core.pipeline.layers import debug_layers
+from core.tasks.batch import MeasuredItem
+from core.tasks.results import AccuracyResult, Flag, LatencyResult, Reference
 from core.tasks.sweep import SweepRequest, SweepRow
 
-__all__ = ["measure_row", "layer_reports"]
+__all__ = ["measure_row", "apply_measured", "debug_int8"]
 
 
 def measure_row(
@@ -68,68 +70,65 @@ def measure_row(
     )
 
 
-def layer_reports(
+def apply_measured(row: SweepRow, m: MeasuredItem, threads: tuple[int, ...]) -> SweepRow:
+    """The row with what the measuring batch found (or the step that failed)."""
+    if m.accuracy is None:
+        err = m.error or {}
+        note = (
+            "Cannot run here: "
+            if err.get("details", {}).get("cannot_run_here")
+            else "Could not be measured: "
+        ) + str(err.get("message", ""))
+        return replace(row, error=err, failed_step=m.failed_step or "evaluate", note=note)
+    acc = AccuracyResult.from_dict(m.accuracy)
+    row = replace(row, metrics=acc.summary, accuracy=m.accuracy, note=acc.verdict_text)
+    if m.latency is None:
+        err = m.error or {}
+        return replace(
+            row,
+            error=err,
+            failed_step="benchmark",
+            note=row.note + " Latency could not be measured: " + str(err.get("message", "")),
+        )
+    lat = LatencyResult.from_dict(m.latency)
+    first = headline_latency(lat, threads)
+    return replace(row, latency_ms=first.p50_ms, latency_threads=first.threads, latency=m.latency)
+
+
+def debug_int8(
     model: Path,
     name: str,
-    plans: list[ConversionOptions],
-    paths: dict[str, Path],
-    ref: Reference,
+    preset: str,
     base: ConversionOptions,
+    ref: Reference | None,
     wd: Path,
     ctx: RunContext,
     flags: list[Flag],
-) -> list[dict[str, Any]]:
-    """int8 (the debugger; it also stands for int8-float-io) and int16x8
-    (tensor by tensor against float32). A failure is a flag, not a failed sweep."""
-    out: list[dict[str, Any]] = []
-    plain = {p.preset.value for p in plans if not p.keep_float_ops}
-    int8 = next(
-        (p for p in (Preset.INT8_FLOAT_IO.value, Preset.INT8.value) if p in plain and p in paths),
-        None,
-    )
-    quiet = ctx.quiet()
-    if int8 is not None:
-        check_cancel(ctx)
-        ctx.say("Measuring the quantization error of each layer (int8)")
-        try:
-            rep = debug_layers(
-                model,
-                replace(base, preset=Preset(int8)),
-                debug_npz=ref.npz_path,
-                workdir=wd / "layers-int8",
-                display_name=name,
-                ctx=quiet,
+) -> dict[str, Any] | None:
+    """TensorFlow's quantization debugger on the int8 build (it also stands
+    for int8-float-io). A failure is a flag, not a failed sweep."""
+    if ref is None:
+        return None
+    check_cancel(ctx)
+    ctx.say("Measuring the quantization error of each layer (int8)")
+    try:
+        rep = debug_layers(
+            model,
+            replace(base, preset=Preset(preset)),
+            debug_npz=ref.npz_path,
+            workdir=wd / "layers-int8",
+            display_name=name,
+            ctx=ctx.quiet(),
+        )
+    except Cancelled:
+        raise
+    except StudioError as e:
+        flags.append(
+            Flag(
+                "layer_errors_failed",
+                "warning",
+                "The per-layer error of int8 could not be measured: " + e.message,
             )
-            out.append(rep.to_dict())
-        except Cancelled:
-            raise
-        except StudioError as e:
-            flags.append(
-                Flag(
-                    "layer_errors_failed",
-                    "warning",
-                    "The per-layer error of int8 could not be measured: " + e.message,
-                )
-            )
-    f32 = paths.get(Preset.FLOAT32.value)
-    i16 = paths.get(Preset.INT16X8.value)
-    if f32 is not None and i16 is not None and Preset.INT16X8.value in plain:
-        check_cancel(ctx)
-        ctx.say("Measuring the quantization error of each layer (int16x8)")
-        try:
-            rep = compare_layers(
-                f32, i16, ref, preset=Preset.INT16X8.value, workdir=wd / "layers-int16", ctx=quiet
-            )
-            out.append(rep.to_dict())
-        except Cancelled:
-            raise
-        except StudioError as e:
-            if not e.details.get("cannot_run_here"):
-                flags.append(
-                    Flag(
-                        "layer_errors_failed",
-                        "warning",
-                        "The per-layer error of int16x8 could not be measured: " + e.message,
-                    )
-                )
-    return out
+        )
+        return None
+    return rep.to_dict()

@@ -115,6 +115,7 @@ def _sweep_request(ctx: JobContext, **changes: Any) -> SweepRequest:
         runs=int(p.get("runs", 50)),
         task=str(p.get("task") or "auto"),
         layer_errors=bool(p.get("layer_errors", True)),
+        layers=str(p.get("layers") or "auto"),
         keep_worst=int(p.get("keep_worst") or 0),
         workdir=str(ctx.workdir / "sweep"),
         keep_dir=str(ctx.workdir / "models"),

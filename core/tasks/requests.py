@@ -240,6 +240,7 @@ class InspectRequest(TaskRequest):
     runs: bool = True  # run the model (False: the rules decide every verdict)
     micro: bool = True  # include the TFLite Micro run
     done_runs: tuple[RuntimeRun, ...] = ()  # runs an earlier attempt made (or crashed in)
+    formats: tuple[str, ...] = ("json", "md", "html")  # the report files to write
     json_out: str = "report.json"
     md_out: str = "report.md"
     html_out: str = "report.html"
@@ -331,6 +332,7 @@ class OptimizeRequest(TaskRequest):
     TASK: ClassVar[str] = "optimize"
     RESULT: ClassVar[type[Any]] = OptimizeResult
     PHASE: ClassVar[Phase] = Phase.QUANTIZE
+    RUNTIME: ClassVar[str] = "LiteRT's quantizer"
     INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path", "calibration_path", "eval_path")
     OUTPUTS: ClassVar[tuple[str, ...]] = ("out_path",)
 
@@ -358,6 +360,7 @@ class DeployRequest(TaskRequest):
     TASK: ClassVar[str] = "deploy"
     RESULT: ClassVar[type[Any]] = DeployResult
     PHASE: ClassVar[Phase] = Phase.DEPLOY
+    RUNTIME: ClassVar[str] = "The deploy kit writer"
     INPUTS: ClassVar[tuple[str, ...]] = ("tflite_path",)
     OUTPUTS: ClassVar[tuple[str, ...]] = ("out_zip",)
 

@@ -95,6 +95,7 @@ class SweepReport(Serializable):
     schema_version: int = 1
     tool: str = "tflite-studio"
     kind: str = "sweep"
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds (bench/)
 
     def row(self, label: str) -> SweepRow | None:
         return next((r for r in self.rows if r.label == label or r.preset == label), None)
@@ -107,7 +108,9 @@ class SweepRequest:
     layers kept in float). ``options``: the base converter options (Select TF
     ops, signature, input shapes, calibration file). ``keep_worst``: also try
     int8-float-io with the N layers the int8 debugger finds worst kept in float
-    (needs ``layer_errors``). ``keep_dir``: where the ``.tflite`` files are kept
+    (needs ``layer_errors``). ``layers``: when the per-layer error is measured
+    ("auto": for the integer presets whose accuracy is not good, or for
+    ``keep_worst``). ``keep_dir``: where the ``.tflite`` files are kept
     (default: deleted with the work folder)."""
 
     model_path: str
@@ -120,7 +123,8 @@ class SweepRequest:
     warmup: int = 10
     max_samples: int = 1000
     task: str = "auto"
-    layer_errors: bool = True
+    layer_errors: bool = True  # False: no per-layer error at all
+    layers: str = "auto"  # auto (integer presets that are not good) | always | never
     keep_worst: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
     workdir: str | None = None

@@ -22,10 +22,17 @@ from core.worker.data import representative
 from core.worker.loader import LoadedModel, load_model, suggested_shapes
 from core.worker.messages import error_line
 
-__all__ = ["run", "prepared_converter", "PreparedConverter"]
+__all__ = [
+    "run",
+    "prepared_converter",
+    "PreparedConverter",
+    "make_converter",
+    "convert_loaded",
+    "refuse_tflite",
+]
 
 
-def _refuse_tflite(name: str) -> StudioError:
+def refuse_tflite(name: str) -> StudioError:
     return ModelFormatError(
         f"{name} is already a .tflite model.",
         "Open it in Inspect (or `tflite-studio inspect`) instead of converting it.",
@@ -64,32 +71,44 @@ def prepared_converter(
         unpack_limits,
         workdir,
         progress,
-        refuse_tflite=_refuse_tflite,
+        refuse_tflite=refuse_tflite,
     ) as lm:
-        tf = lm.tf
-        progress(f"Converting signature {lm.signature_key!r}")
-        try:
-            if options.input_shapes and lm.kind.value == "saved_model":
-                converter = _retraced_converter(tf, lm)
-            else:
-                converter = tf.lite.TFLiteConverter.from_saved_model(
-                    str(lm.saved_model_dir), signature_keys=[lm.signature_key]
-                )
-        except StudioError:
-            raise
-        except Exception as e:  # noqa: BLE001  (TF load errors are of many kinds)
-            raise LoadError(
-                f"TensorFlow could not load the SavedModel: {error_line(e)}",
-                "Check that the archive holds a complete SavedModel (saved_model.pb and "
-                "variables/) exported by TensorFlow 2.",
-            ) from None
-        _configure(converter, options, tf)
-        if options.preset.needs_calibration:
-            progress("Preparing calibration data")
-            converter.representative_dataset = representative(
-                lm.inputs, lm.shapes, options, workdir, lm.warnings, bounds=lm.table_bounds
+        yield PreparedConverter(make_converter(lm, options, workdir, progress, lm.warnings), lm)
+
+
+def make_converter(
+    lm: LoadedModel,
+    options: ConversionOptions,
+    workdir: Path,
+    progress: Callable[..., None],
+    warnings: list[str],
+) -> Any:
+    """A converter for the loaded model, configured for ``options``; one per
+    conversion (a batch converts the same loaded model several times)."""
+    tf = lm.tf
+    progress(f"Converting signature {lm.signature_key!r}")
+    try:
+        if options.input_shapes and lm.kind.value == "saved_model":
+            converter = _retraced_converter(tf, lm)
+        else:
+            converter = tf.lite.TFLiteConverter.from_saved_model(
+                str(lm.saved_model_dir), signature_keys=[lm.signature_key]
             )
-        yield PreparedConverter(converter, lm)
+    except StudioError:
+        raise
+    except Exception as e:  # noqa: BLE001  (TF load errors are of many kinds)
+        raise LoadError(
+            f"TensorFlow could not load the SavedModel: {error_line(e)}",
+            "Check that the archive holds a complete SavedModel (saved_model.pb and "
+            "variables/) exported by TensorFlow 2.",
+        ) from None
+    _configure(converter, options, tf)
+    if options.preset.needs_calibration:
+        progress("Preparing calibration data")
+        converter.representative_dataset = representative(
+            lm.inputs, lm.shapes, options, workdir, warnings, bounds=lm.table_bounds
+        )
+    return converter
 
 
 def _retraced_converter(tf: Any, lm: LoadedModel) -> Any:
@@ -108,27 +127,46 @@ def _retraced_converter(tf: Any, lm: LoadedModel) -> Any:
 
 def run(req: ConvertRequest, workdir: Path, progress: Callable[..., None]) -> ConversionResult:
     """Unpack, load, convert, write ``req.out_path``."""
+    name = req.display_name or Path(req.model_path).name
+    with load_model(
+        req.model_path,
+        name,
+        req.options,
+        req.unpack_limits,
+        workdir,
+        progress,
+        refuse_tflite=refuse_tflite,
+    ) as lm:
+        return convert_loaded(lm, name, req.options, Path(req.out_path), workdir, progress)
+
+
+def convert_loaded(
+    lm: LoadedModel,
+    name: str,
+    options: ConversionOptions,
+    out_path: Path,
+    workdir: Path,
+    progress: Callable[..., None],
+) -> ConversionResult:
+    """Convert the loaded model with ``options`` and write ``out_path``."""
     import time
 
-    options = req.options
-    out_path = Path(req.out_path)
-    name = req.display_name or Path(req.model_path).name
-    with prepared_converter(
-        req.model_path, name, options, req.unpack_limits, workdir, progress
-    ) as p:
-        lm = p.model
-        if options.select_tf_ops:
-            lm.warnings.append(
-                "Select TF ops are enabled: if the model uses any, the app on the device "
-                "needs the Flex delegate (tensorflow-lite-select-tf-ops), which adds "
-                "several MB to the binary."
-            )
-        progress("Converting and calibrating" if options.preset.needs_calibration else "Converting")
-        if options.keep_float_ops:
-            blob = _convert_keeping_float(p.converter, options, lm.warnings)
-        else:
-            blob = _convert_plain(p, options, progress)
-        seconds = time.perf_counter() - lm.started
+    started = time.perf_counter()
+    warnings = list(lm.warnings)
+    converter = make_converter(lm, options, workdir, progress, warnings)
+    if options.select_tf_ops:
+        warnings.append(
+            "Select TF ops are enabled: if the model uses any, the app on the device "
+            "needs the Flex delegate (tensorflow-lite-select-tf-ops), which adds "
+            "several MB to the binary."
+        )
+    progress("Converting and calibrating" if options.preset.needs_calibration else "Converting")
+    p = PreparedConverter(converter, lm)
+    if options.keep_float_ops:
+        blob = _convert_keeping_float(converter, options, warnings)
+    else:
+        blob = _convert_plain(p, options, progress)
+    seconds = time.perf_counter() - started
     progress("Writing the .tflite file")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(blob)
@@ -146,7 +184,7 @@ def run(req: ConvertRequest, workdir: Path, progress: Callable[..., None]) -> Co
         signature_keys=lm.signature_keys,
         inputs=tuple(SignatureInput(i.name, i.dtype, lm.shapes[i.name]) for i in lm.inputs),
         tf_version=lm.tf.__version__,
-        warnings=tuple(lm.warnings),
+        warnings=tuple(dict.fromkeys(warnings)),
         suggested_shapes=suggested_shapes(lm.inputs, dict(options.input_shapes)),
     )
 

@@ -14,7 +14,7 @@ from core.errors import (
     UnsupportedOpsError,
 )
 from core.model.archive import ModelKind
-from core.model.compat.runtime_words import explain_runtime_error
+from core.model.runtime_words import explain_runtime_error
 from core.options import ConversionOptions, Preset
 
 __all__ = ["parse_converter_error", "first_error_line"]

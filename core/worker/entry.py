@@ -2,7 +2,8 @@
 
 Reads one JSON line from stdin (the task's name and its typed request), runs
 that one task in the given folder, writes ``result.json`` there, and exits.
-``--warm`` imports TensorFlow first, before the request arrives.
+``--warm`` imports TensorFlow first, before the request arrives; ``--warm-litert``
+only LiteRT (the tasks that run ``.tflite`` files).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any
 
 from core.errors import Phase, StudioError, WorkerError, WorkerOutOfMemory
 from core.serial import from_data, to_data
-from core.tasks.requests import REQUESTS
+from core.tasks.registry import REQUESTS
+from core.worker import clock
 
 READY_LINE = "tflite-studio-worker-ready"
 
@@ -39,6 +41,8 @@ TASKS = {
     "deploy": "core.worker.deploy:run",
     "signature": "core.worker.signature:run",
     "selftest": "core.worker.selftest:run",
+    "convert_batch": "core.worker.convert_batch:run",
+    "measure_batch": "core.worker.measure_batch:run",
 }
 
 
@@ -57,10 +61,16 @@ def main() -> int:
         import tensorflow  # noqa: F401  (warm: pay the import before the task arrives)
 
         print(READY_LINE, flush=True)
+    elif "--warm-litert" in sys.argv:  # LiteRT tasks: no TensorFlow at all
+        for name in ("ai_edge_litert.interpreter", "ai_edge_litert.compiled_model"):
+            importlib.import_module(name)
+        importlib.import_module("core.worker.measure_batch")
+        print(READY_LINE, flush=True)
     line = sys.stdin.readline()
     if not line:
         return 0
     req = json.loads(line)
+    clock.sent_at(req.get("sent"))
     workdir = Path(req["workdir"])
     os.chdir(workdir)
     out = workdir / "result.json"

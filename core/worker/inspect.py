@@ -67,9 +67,10 @@ def run(req: InspectRequest, workdir: Path, progress: Callable[..., None]) -> In
             f"{MAX_REPORT_BYTES >> 20} MiB this server keeps.",
             "Inspect a model with fewer operators and tensors.",
         )
-    (workdir / req.json_out).write_text(text, encoding="utf-8")
-    (workdir / req.md_out).write_text(render(report, "md"), encoding="utf-8")
-    (workdir / req.html_out).write_text(render(report, "html"), encoding="utf-8")
+    outs = {"json": req.json_out, "md": req.md_out, "html": req.html_out}
+    for fmt in req.formats:
+        body = text if fmt == "json" else render(report, fmt)
+        (workdir / outs[fmt]).write_text(body, encoding="utf-8")
     timings["report"] = time.perf_counter() - t
     runs = {r.runtime: r.outcome for r in probes.runs} if probes is not None else {}
     if probes is not None and probes.micro is not None:

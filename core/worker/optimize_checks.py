@@ -164,6 +164,13 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _db(ratio: float | None) -> float:
+    """The quantizer's SNR is a power ratio (mean signal² / MSE); in dB here."""
+    if ratio is None or ratio <= 0.0:
+        return -999.0
+    return round(10.0 * math.log10(ratio), 3)
+
+
 def comparison_rows(result: Any, signature_key: str) -> tuple[TensorComparison, ...]:
     """The quantizer's ``ComparisonResult`` as rows, worst first (SNR, then cosine)."""
     sig = result.get_signature_comparison_result(signature_key)
@@ -176,13 +183,12 @@ def comparison_rows(result: Any, signature_key: str) -> tuple[TensorComparison, 
     ):
         for name, m in table.items():
             mse = _num(m.get("mse")) or 0.0
-            snr = _num(m.get("snr"))
             rows.append(
                 TensorComparison(
                     name=str(name),
                     role=role,
                     mse=mse,
-                    snr_db=None if mse == 0.0 else (snr if snr is not None else -999.0),
+                    snr_db=None if mse == 0.0 else _db(_num(m.get("snr"))),
                     cosine=_num(m.get("cosine_similarity")),
                 )
             )

@@ -25,9 +25,9 @@ from core.model.compat import (
     Runtime,
     RuntimeRun,
 )
-from core.model.compat.runtime_words import first_lines
 from core.model.info import ModelInfo, OpKind
 from core.model.inputs import InputPlan, input_plans
+from core.model.runtime_words import first_lines
 from core.serial import to_data
 from core.tasks.shapes import suggest_shape
 from core.worker.capture import CaptureFd

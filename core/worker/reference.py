@@ -19,7 +19,7 @@ from core.worker.data import data_flags, load_eval_arrays, shape_samples, synthe
 from core.worker.loader import LoadedModel, load_model
 from core.worker.messages import error_line
 
-__all__ = ["run"]
+__all__ = ["run", "reference_loaded"]
 
 SYNTHETIC_SAMPLES = 64
 
@@ -129,11 +129,8 @@ def _run_original(lm: LoadedModel, feeds: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> Reference:
-    import numpy as np
-
     t_start = time.perf_counter()
     name = req.display_name or Path(req.model_path).name
-    out_npz = Path(req.out_npz)
     with load_model(
         req.model_path,
         name,
@@ -143,36 +140,50 @@ def run(req: ReferenceRequest, workdir: Path, progress: Callable[..., None]) -> 
         progress,
         refuse_tflite=_refuse_tflite,
     ) as lm:
-        progress("Reading the evaluation data")
-        data = _eval_data(req, lm, workdir)
-        dtypes = {i.name: i.dtype for i in lm.inputs}
-        flags = data_flags(data.arrays, data.calibration, data.source, dtypes)
-        feeds = _feeds(data.arrays, lm)
-        progress(f"Running the original model on {len(next(iter(feeds.values())))} samples")
-        out_arrays = _run_original(lm, feeds)
-        n = len(next(iter(out_arrays.values())))
-        feeds = {k: v[:n] for k, v in feeds.items()}
-        labels = data.labels[:n] if data.labels is not None else None
-        kinds = {k: output_kind(v, labels, req.task) for k, v in out_arrays.items()}
-        blob: dict[str, Any] = {reference_key("in", k): v for k, v in feeds.items()}
-        blob.update({reference_key("out", k): v for k, v in out_arrays.items()})
-        if labels is not None:
-            blob["labels"] = labels
-        out_npz.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(out_npz, **blob)
-        return Reference(
-            npz_path=str(out_npz),
-            model_name=name,
-            signature_key=lm.signature_key,
-            data_source=data.source,
-            data_name=data.name,
-            samples=n,
-            inputs={
-                i.name: {"dtype": i.dtype, "shape": list(lm.shapes[i.name])} for i in lm.inputs
-            },
-            outputs=kinds,
-            has_labels=labels is not None,
-            flags=tuple(flags),
-            tf_version=lm.tf.__version__,
-            seconds=round(time.perf_counter() - t_start, 3),
-        )
+        return reference_loaded(lm, req, name, workdir, progress, t_start)
+
+
+def reference_loaded(
+    lm: LoadedModel,
+    req: ReferenceRequest,
+    name: str,
+    workdir: Path,
+    progress: Callable[..., None],
+    t_start: float | None = None,
+) -> Reference:
+    """The reference of the loaded model (a batch reuses the load)."""
+    import numpy as np
+
+    t_start = time.perf_counter() if t_start is None else t_start
+    out_npz = Path(req.out_npz)
+    progress("Reading the evaluation data")
+    data = _eval_data(req, lm, workdir)
+    dtypes = {i.name: i.dtype for i in lm.inputs}
+    flags = data_flags(data.arrays, data.calibration, data.source, dtypes)
+    feeds = _feeds(data.arrays, lm)
+    progress(f"Running the original model on {len(next(iter(feeds.values())))} samples")
+    out_arrays = _run_original(lm, feeds)
+    n = len(next(iter(out_arrays.values())))
+    feeds = {k: v[:n] for k, v in feeds.items()}
+    labels = data.labels[:n] if data.labels is not None else None
+    kinds = {k: output_kind(v, labels, req.task) for k, v in out_arrays.items()}
+    blob: dict[str, Any] = {reference_key("in", k): v for k, v in feeds.items()}
+    blob.update({reference_key("out", k): v for k, v in out_arrays.items()})
+    if labels is not None:
+        blob["labels"] = labels
+    out_npz.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out_npz, **blob)
+    return Reference(
+        npz_path=str(out_npz),
+        model_name=name,
+        signature_key=lm.signature_key,
+        data_source=data.source,
+        data_name=data.name,
+        samples=n,
+        inputs={i.name: {"dtype": i.dtype, "shape": list(lm.shapes[i.name])} for i in lm.inputs},
+        outputs=kinds,
+        has_labels=labels is not None,
+        flags=tuple(flags),
+        tf_version=lm.tf.__version__,
+        seconds=round(time.perf_counter() - t_start, 3),
+    )

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import EvaluateError, Phase, TFLiteFormatError
-from core.model.compat.runtime_words import explain_runtime_error, first_lines
 from core.model.reader import OpKind, read_model
+from core.model.runtime_words import explain_runtime_error, first_lines
 from core.model.validate import validate
 from core.worker.capture import CaptureFd
 

@@ -42,8 +42,7 @@ from core.model.compat.verdicts import (
     TargetVerdict,
     Verdict,
 )
-from core.model.info import ModelInfo
-from core.model.reader import gc_paused
+from core.model.info import ModelInfo, gc_paused
 
 __all__ = [
     "Verdict",

@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.model.compat import micro as _micro_rules
-from core.model.compat.runtime_words import explain_crash, explain_runtime_error
 from core.model.compat.verdicts import (
     RANK,
     MicroProbeResult,
@@ -30,6 +29,7 @@ from core.model.compat.verdicts import (
     Verdict,
 )
 from core.model.info import ModelInfo
+from core.model.runtime_words import explain_crash, explain_runtime_error
 from core.units import plural
 
 __all__ = ["apply_probes", "RUN_SOURCE", "NOT_RUN", "RUNTIME_NAMES"]
