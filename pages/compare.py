@@ -31,6 +31,11 @@ MODEL_TYPES = ["zip", "gz", "tgz", "tar", "keras", "h5"]
 DATA_TYPES = ["npz", "npy", "zip"]
 SHOWN = (jobs.JobKind.SWEEP, jobs.JobKind.EVALUATE, jobs.JobKind.LAYERS, jobs.JobKind.DIFF)
 CURRENT, SAMPLE, OWN = "The model on the Convert page", "A sample model", "My own model"
+LAYER_WORDS = {
+    "auto": "Where a preset loses accuracy",
+    "always": "For every integer preset",
+    "never": "Don't measure",
+}
 
 
 def _convert_model() -> ModelRef | None:
@@ -141,7 +146,17 @@ def _form() -> None:
             help="For models with TensorFlow ops that have no TFLite "
             "builtin; such models cannot be timed on this server.",
         )
-        layers = b2.checkbox("Per-layer quantization error", value=True, key=K + "layers")
+        # a sample is small and there to show every picture; an upload measures
+        # the layers only where they explain a loss (the debugger is slow)
+        layers = b2.selectbox(
+            "Per-layer quantization error",
+            list(LAYER_WORDS),
+            index=1 if st.session_state.get(K + "source") == SAMPLE else 0,
+            format_func=LAYER_WORDS.__getitem__,
+            key=K + "layers",
+            help="Which layers lose the most when quantized. Measuring it takes a while on "
+            "large models.",
+        )
         keep_worst = b3.number_input(
             "Also try int8 with the N worst layers in float",
             0,
@@ -186,8 +201,9 @@ def _form() -> None:
                     "threads": [int(threads)],
                     "runs": int(runs),
                     "task": task,
-                    "layer_errors": bool(layers),
-                    "keep_worst": int(keep_worst) if layers else 0,
+                    "layer_errors": layers != "never",
+                    "layers": layers,
+                    "keep_worst": int(keep_worst) if layers != "never" else 0,
                 },
             )
     except StudioError as e:

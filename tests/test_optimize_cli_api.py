@@ -201,3 +201,24 @@ def test_api_refuses_to_optimize_an_original_model(server: Server) -> None:
     sample = ROOT / "sample_models" / "digits_classifier.zip"
     r = _post(server, sample, kind="optimize")
     assert r.status_code == 400 and "not a .tflite" in r.json()["error"]["message"]
+
+
+def test_cli_submits_optimize_and_deploy_jobs(server: Server, models: Path, tmp_path: Path) -> None:
+    """``tflite-studio submit --kind optimize|deploy``: the same jobs as the API's."""
+    out = tmp_path / "int4.tflite"
+    proc = cli("submit", models / "convnet.tflite", "--server", server.base, "--kind", "optimize",
+               "--recipe", "weight-only-int4", "--block-size", "32", "--wait", "-o", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[4:8] == b"TFL3"
+    assert out.stat().st_size < 0.25 * (models / "convnet.tflite").stat().st_size
+    job = requests.get(server.url(f"/api/jobs/{proc.stdout.strip()}"), timeout=10).json()
+    assert job["kind"] == "optimize" and job["result"]["optimize"]["recipe"]["block_size"] == 32
+
+    proc = cli("submit", models / "convnet.tflite", "--server", server.base, "--kind", "deploy",
+               "--targets", "python", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["kind"] == "deploy"
+
+    proc = cli("submit", models / "convnet.tflite", "--server", server.base, "--kind", "optimize")
+    assert proc.returncode == 1 and "An optimize job needs a recipe." in proc.stderr
+    assert "fix: Give --recipe weight-only-int4" in proc.stderr

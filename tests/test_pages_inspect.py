@@ -95,6 +95,17 @@ def test_report_of_a_conversion(converted):
     assert src.endswith("/digits_classifier-int8.tflite")
     assert len(at.get("download_button")) == 4
     assert len(at.dataframe) >= 5
+    # each card says where its verdict comes from; the runs behind them are on the page
+    captions = " ".join(shown(c.value) for c in at.caption)
+    assert "Decided by a run on this server" in captions
+    assert "Decided by rules: this server has no GPU" in captions
+    assert {"Runs behind these verdicts", "Does it fit a microcontroller?"} <= {
+        e.label for e in at.expander
+    }
+    runs = next(d.value for d in at.dataframe if "Runtime" in d.value.columns)
+    outcome = dict(zip(runs["Runtime"], runs["Outcome"]))
+    assert outcome["Interpreter API (built-in kernels)"] == "ran"
+    assert outcome["TFLite Micro interpreter"] == "ran"
 
 
 @pytest.mark.slow

@@ -96,7 +96,11 @@ def show_layers(
     of a re-conversion job submitted now, else None."""
     reports = [r for r in reports if isinstance(r, dict)]
     if not reports:
-        st.caption("No per-layer error: it is measured when an int8 or int16x8 preset converts.")
+        st.caption(
+            "Not measured: every integer preset kept the accuracy, or the comparison was asked "
+            'not to. Choose "For every integer preset" under Per-layer quantization error '
+            "and compare again to see it."
+        )
         return None
     tabs = st.tabs(
         [f"{r.get('preset')} ({_HOW.get(r.get('method', ''), 'measured')})" for r in reports]

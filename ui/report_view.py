@@ -18,6 +18,7 @@ from core.server import jobs
 from ui import charts
 from ui.format import download_name, human_bytes, md
 from ui.netron import show_graph
+from ui.runs_view import decided_caption, show_runs
 from ui.words import DYNAMIC, cause_of, web_md
 
 FixShapes = Callable[[str], None]  # draws the "Fix the input shapes" button under a key
@@ -270,6 +271,7 @@ def show_compatibility(
                         f"{counts.get('supported', 0)} of {sum(counts.values())} operators "
                         "fully supported"
                     )
+                st.caption(decided_caption(t))
     shared = _shared_causes(compat)
     for cause, (titles, msgs) in shared.items():
         st.warning(_cause_words(cause, titles, msgs), icon=":material/warning:")
@@ -286,6 +288,7 @@ def show_compatibility(
     for tab, (k, t) in zip(tabs, compat.items()):
         with tab:
             _target_reasons(k, t, set(shared))
+    show_runs(report, key=f"{key}.runs")
 
 
 def _target_reasons(key: str, t: dict[str, Any], said: set[str]) -> None:

@@ -364,7 +364,7 @@ def _submit_command() -> click.Command:
         **kw: Any,
     ) -> None:
         """Send MODEL to a running server as a job: a conversion by default (a
-        .tflite is inspected), or --kind evaluate, layers, sweep or diff.
+        .tflite is inspected), or --kind evaluate, layers, sweep, diff, optimize or deploy.
 
         Prints the job id; with --wait, follows it and downloads the results."""
         if (output or report_path or result_path) and not wait_:
@@ -379,7 +379,7 @@ def _submit_command() -> click.Command:
         kind = kw["kind"]
         given = click_ctx.get_parameter_source("preset") is not click.core.ParameterSource.DEFAULT
         fields = job_fields(kind, kw, preset_given=given)
-        sends_cal = kind in ("convert", "evaluate", "layers", "sweep")
+        sends_cal = kind in ("convert", "evaluate", "layers", "sweep", "optimize")
         job = client.submit(model, fields, cal if sends_cal else None, job_files(kind, kw))
         again = " (an identical job was already queued)" if job.get("reused") else ""
         click.echo(

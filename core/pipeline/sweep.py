@@ -24,7 +24,7 @@ from core.pipeline.evaluate import base_options, compute_reference
 from core.pipeline.isolation import RunContext, WarmPool, check_cancel
 from core.pipeline.recommend import pareto_front, recommend
 from core.pipeline.sweep_batches import Status, convert_all, measure_all, workers_for
-from core.pipeline.sweep_steps import apply_measured, debug_int8, measure_row
+from core.pipeline.sweep_steps import apply_measured, compare_int16, debug_int8, measure_row
 from core.tasks.batch import MeasureBatchRequest
 from core.tasks.layers import LayerErrorReport
 from core.tasks.requests import ReferenceRequest
@@ -255,38 +255,39 @@ class _Sweep:
             self.ctx,
         )
 
+    def _needs_layers(self, presets: tuple[str, ...]) -> bool:
+        """Asked for, or one of ``presets`` measured and not good."""
+        return self.mode == "always" or any(
+            self.rows[p].metrics.get("verdict") != "good"
+            for p in presets
+            if p in self.rows and self.rows[p].measured
+        )
+
     def layers(self) -> None:
-        """The int8 quantization debugger (TensorFlow), where it explains
-        something: asked for, needed by ``keep_worst``, or an integer row that
-        is not good."""
-        int8 = next(
-            (
-                p
-                for p in (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
-                if p in self.rows and self.rows[p].converted
-            ),
-            None,
-        )
-        if int8 is None or self.mode == "never":
+        """The per-layer error where it explains something (asked for, needed
+        by ``keep_worst``, or an integer row that is not good): the int8
+        quantization debugger (TensorFlow), int16x8 tensor by tensor (LiteRT)."""
+        if self.mode == "never":
             return
-        needed = (
-            self.req.keep_worst > 0
-            or self.mode == "always"
-            or any(
-                self.rows[p].metrics.get("verdict") != "good"
-                for p in (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
-                if p in self.rows and self.rows[p].measured
+        int8s = (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
+        int8 = next((p for p in int8s if p in self.rows and self.rows[p].converted), None)
+        if int8 is not None and (self.req.keep_worst > 0 or self._needs_layers(int8s)):
+            t = time.perf_counter()
+            rep = debug_int8(
+                self.model, self.name, int8, self.base, self.ref, self.wd, self.ctx, self.flags
             )
-        )
-        if not needed:
-            return
-        t = time.perf_counter()
-        rep = debug_int8(
-            self.model, self.name, int8, self.base, self.ref, self.wd, self.ctx, self.flags
-        )
-        if rep is not None:
-            self.layer_reports.insert(0, rep)
-        self.timings["per-layer error (int8)"] = round(time.perf_counter() - t, 3)
+            if rep is not None:
+                self.layer_reports.insert(0, rep)
+            self.timings["per-layer error (int8)"] = round(time.perf_counter() - t, 3)
+        i16, f32 = Preset.INT16X8.value, Preset.FLOAT32.value
+        if i16 in self.paths and f32 in self.paths and self._needs_layers((i16,)):
+            t = time.perf_counter()
+            rep = compare_int16(
+                self.paths[f32], self.paths[i16], self.ref, self.wd, self.ctx, self.flags
+            )
+            if rep is not None:
+                self.layer_reports.append(rep)
+            self.timings["per-layer error (int16x8)"] = round(time.perf_counter() - t, 3)
 
     def mixed_precision(self) -> None:
         """The worst int8 layers kept in float (needs the debugger's ranking)."""

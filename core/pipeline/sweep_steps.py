@@ -4,6 +4,7 @@ row, and the int8 quantization debugger."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from core.options import ConversionOptions, Preset
 from core.pipeline.benchmark import benchmark, headline_latency
 from core.pipeline.evaluate import evaluate_tflite
 from core.pipeline.isolation import RunContext, check_cancel
-from core.pipeline.layers import debug_layers
+from core.pipeline.layers import compare_layers, debug_layers
 from core.tasks.batch import MeasuredItem
+from core.tasks.layers import LayerErrorReport
 from core.tasks.results import AccuracyResult, Flag, LatencyResult, Reference
 from core.tasks.sweep import SweepRequest, SweepRow
 
@@ -95,6 +97,27 @@ def apply_measured(row: SweepRow, m: MeasuredItem, threads: tuple[int, ...]) -> 
     return replace(row, latency_ms=first.p50_ms, latency_threads=first.threads, latency=m.latency)
 
 
+def _layers_or_flag(
+    what: str, flags: list[Flag], ctx: RunContext, run: Callable[[], LayerErrorReport]
+) -> dict[str, Any] | None:
+    """One per-layer measurement; a failure is a flag, not a failed sweep."""
+    check_cancel(ctx)
+    ctx.say(f"Measuring the quantization error of each layer ({what})")
+    try:
+        return run().to_dict()
+    except Cancelled:
+        raise
+    except StudioError as e:
+        flags.append(
+            Flag(
+                "layer_errors_failed",
+                "warning",
+                f"The per-layer error of {what} could not be measured: " + e.message,
+            )
+        )
+        return None
+
+
 def debug_int8(
     model: Path,
     name: str,
@@ -106,29 +129,35 @@ def debug_int8(
     flags: list[Flag],
 ) -> dict[str, Any] | None:
     """TensorFlow's quantization debugger on the int8 build (it also stands
-    for int8-float-io). A failure is a flag, not a failed sweep."""
+    for int8-float-io)."""
     if ref is None:
         return None
-    check_cancel(ctx)
-    ctx.say("Measuring the quantization error of each layer (int8)")
-    try:
-        rep = debug_layers(
+    return _layers_or_flag(
+        "int8",
+        flags,
+        ctx,
+        lambda: debug_layers(
             model,
             replace(base, preset=Preset(preset)),
             debug_npz=ref.npz_path,
             workdir=wd / "layers-int8",
             display_name=name,
             ctx=ctx.quiet(),
-        )
-    except Cancelled:
-        raise
-    except StudioError as e:
-        flags.append(
-            Flag(
-                "layer_errors_failed",
-                "warning",
-                "The per-layer error of int8 could not be measured: " + e.message,
-            )
-        )
+        ),
+    )
+
+
+def compare_int16(
+    f32: Path, i16: Path, ref: Reference | None, wd: Path, ctx: RunContext, flags: list[Flag]
+) -> dict[str, Any] | None:
+    """int16x8 tensor by tensor against float32 (LiteRT only)."""
+    if ref is None:
         return None
-    return rep.to_dict()
+    return _layers_or_flag(
+        "int16x8",
+        flags,
+        ctx,
+        lambda: compare_layers(
+            f32, i16, ref, preset=Preset.INT16X8.value, workdir=wd / "layers-int16", ctx=ctx.quiet()
+        ),
+    )

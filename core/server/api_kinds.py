@@ -13,7 +13,7 @@ evaluate   model (the original), tflite (the converted file to check) or a
 layers     model, preset (int8 | int8-float-io), calibration_data, eval_data,
            max_samples + the converter's options
 sweep      model, presets, calibration_data, eval_data, threads, runs, task,
-           layer_errors, keep_worst + the converter's options
+           layer_errors, layers (auto|always|never), keep_worst + the converter's options
 diff       model (A.tflite), b (B.tflite), name_a, name_b
 optimize   model (a float .tflite), recipe (an id) or recipe_json (a custom
            recipe), block_size, mode (recipe | sweep), calibration_data,
@@ -61,7 +61,16 @@ KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "inspect": (),
     "evaluate": (*TEXT_FIELDS, "task", "threads", "runs"),
     "layers": ("preset", *SOURCE_FIELDS, "max_samples"),
-    "sweep": (*SOURCE_FIELDS, "presets", "threads", "runs", "task", "layer_errors", "keep_worst"),
+    "sweep": (
+        *SOURCE_FIELDS,
+        "presets",
+        "threads",
+        "runs",
+        "task",
+        "layer_errors",
+        "layers",
+        "keep_worst",
+    ),
     "diff": ("name_a", "name_b"),
     "optimize": OPTIMIZE_FIELDS,
     "deploy": DEPLOY_FIELDS,
@@ -173,11 +182,19 @@ def _layers_params(fields: dict[str, list[str]]) -> dict[str, Any]:
 
 def _sweep_params(fields: dict[str, list[str]]) -> dict[str, Any]:
     layers = flag(fields, "layer_errors", default=True)
+    mode = _one(fields, "layers", "auto")
+    if mode not in ("auto", "always", "never"):
+        raise OptionsError(
+            f"Unknown layers value {mode[:40]!r}.",
+            "Send layers=auto (for integer presets that lose accuracy), always or never.",
+        )
+    layers = layers and mode != "never"
     return {
         "presets": _presets(fields),
         "options": conversion_options(fields),
         **_measure(fields),
         "layer_errors": layers,
+        "layers": mode,
         "keep_worst": _int(fields, "keep_worst", 0, 0, 20) if layers else 0,
     }
 

@@ -83,42 +83,9 @@ def compare_outputs(
     max_abs = float(np.nanmax(abs_err)) if abs_err.size else 0.0
     mean_abs = float(np.nanmean(abs_err)) if abs_err.size else 0.0
     rmse = float(math.sqrt(np.nanmean(err**2))) if err.size else 0.0
-    # per sample, averaged; one value per sample: over the samples (a cosine of
-    # single numbers is only their sign)
-    cr, cg = (rf, gf) if rf.shape[1] > 1 else (rf.reshape(1, -1), gf.reshape(1, -1))
-    nr = np.linalg.norm(np.nan_to_num(cr), axis=1)
-    ng = np.linalg.norm(np.nan_to_num(cg), axis=1)
-    dot = np.sum(np.nan_to_num(cr) * np.nan_to_num(cg), axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = np.where(
-            (nr == 0) & (ng == 0), 1.0, np.where((nr == 0) | (ng == 0), 0.0, dot / (nr * ng))
-        )
-    cosine = float(np.nanmean(np.clip(cos, -1.0, 1.0))) if n else 1.0
-    sig = float(np.nansum(rf**2))
-    noise = float(np.nansum(err**2))
-    if noise == 0.0:
-        snr = None
-    elif sig == 0.0:
-        snr = -math.inf
-    else:
-        snr = 10.0 * math.log10(sig / noise)
-    if snr is not None and not math.isfinite(snr):
-        snr = -999.0
-    agree = acc_o = acc_t = classes = None
-    if kind == "classifier" and rf.shape[1] >= 2:
-        pr, pg = rf.argmax(axis=1), gf.argmax(axis=1)
-        agree = float((pr == pg).mean()) if n else None
-        classes = int(np.unique(pr).size) if n else None
-        if labels is not None and len(labels) == n:
-            lab = np.asarray(labels).reshape(-1)
-            acc_o, acc_t = float((pr == lab).mean()), float((pg == lab).mean())
-    elif kind == "binary":
-        pr, pg = rf[:, 0] > 0.5, gf[:, 0] > 0.5
-        agree = float((pr == pg).mean()) if n else None
-        classes = int(np.unique(pr).size) if n else None
-        if labels is not None and len(labels) == n:
-            lab = np.asarray(labels).reshape(-1).astype(bool)
-            acc_o, acc_t = float((pr == lab).mean()), float((pg == lab).mean())
+    cosine = _cosine(rf, gf)
+    snr = _snr(rf, err)
+    agree, acc_o, acc_t, classes = _agreement(kind, rf, gf, labels)
     return OutputMetrics(
         name=name,
         shape=tuple(int(d) for d in r.shape[1:]),
@@ -136,6 +103,60 @@ def compare_outputs(
         constant_original=n > 1 and _constant(rf),
         original_classes=classes,
     )
+
+
+def _cosine(rf: Any, gf: Any) -> float:
+    """Per sample, averaged; with one value per sample, over the samples (a
+    cosine of single numbers is only their sign)."""
+    import numpy as np
+
+    cr, cg = (rf, gf) if rf.shape[1] > 1 else (rf.reshape(1, -1), gf.reshape(1, -1))
+    nr = np.linalg.norm(np.nan_to_num(cr), axis=1)
+    ng = np.linalg.norm(np.nan_to_num(cg), axis=1)
+    dot = np.sum(np.nan_to_num(cr) * np.nan_to_num(cg), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(
+            (nr == 0) & (ng == 0), 1.0, np.where((nr == 0) | (ng == 0), 0.0, dot / (nr * ng))
+        )
+    return float(np.nanmean(np.clip(cos, -1.0, 1.0))) if rf.shape[0] else 1.0
+
+
+def _snr(rf: Any, err: Any) -> float | None:
+    """Signal-to-noise in dB; None when there is no noise, -999 for no signal."""
+    import numpy as np
+
+    sig = float(np.nansum(rf**2))
+    noise = float(np.nansum(err**2))
+    if noise == 0.0:
+        return None
+    if sig == 0.0:
+        return -999.0
+    snr = 10.0 * math.log10(sig / noise)
+    return snr if math.isfinite(snr) else -999.0
+
+
+def _agreement(
+    kind: str, rf: Any, gf: Any, labels: Any
+) -> tuple[float | None, float | None, float | None, int | None]:
+    """Top-1 agreement, accuracy of both against labels, the original's class count."""
+    import numpy as np
+
+    n = rf.shape[0]
+    if kind == "classifier" and rf.shape[1] >= 2:
+        pr, pg = rf.argmax(axis=1), gf.argmax(axis=1)
+    elif kind == "binary":
+        pr, pg = rf[:, 0] > 0.5, gf[:, 0] > 0.5
+    else:
+        return None, None, None, None
+    agree = float((pr == pg).mean()) if n else None
+    classes = int(np.unique(pr).size) if n else None
+    acc_o = acc_t = None
+    if labels is not None and len(labels) == n:
+        lab = np.asarray(labels).reshape(-1)
+        if kind == "binary":
+            lab = lab.astype(bool)
+        acc_o, acc_t = float((pr == lab).mean()), float((pg == lab).mean())
+    return agree, acc_o, acc_t, classes
 
 
 def _constant(flat: Any) -> bool:

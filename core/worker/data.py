@@ -152,7 +152,6 @@ def representative(
 ) -> Callable[[], Iterator[dict[str, Any]]]:
     """The representative dataset: the person's samples, else synthetic ones
     (ids within the tables ``bounds()`` finds)."""
-    import numpy as np
 
     n = options.calibration_samples
     arrays: dict[str, Any]
@@ -187,33 +186,13 @@ def representative(
     total = min(n, next(iter(counts.values())))
     if total == 0:
         raise CalibrationError("The calibration data holds no samples.", "Add samples.")
-    batches: list[dict[str, Any]] = []
-    for idx in range(total):
-        sample = {}
-        for i in inputs:
-            arr = np.asarray(arrays[i.name][idx : idx + 1])
-            want = concrete_shape(shapes[i.name])
-            if (
-                len(want) == arr.ndim + 0
-                and arr.shape[1:] != want[1:]
-                and arr.size == int(np.prod(want))
-            ):
-                arr = arr.reshape(want)
-            if arr.shape[1:] != tuple(want[1:]) and not any(d < 0 for d in shapes[i.name][1:]):
-                raise CalibrationError(
-                    f"Calibration samples for {i.name!r} have shape {list(arr.shape[1:])}, "
-                    f"but the input takes {list(want[1:])} per sample.",
-                    "Reshape the array to (samples, " + ", ".join(str(d) for d in want[1:]) + ").",
-                )
-            try:
-                sample[i.name] = arr.astype(i.dtype)
-            except (TypeError, ValueError):
-                raise CalibrationError(
-                    f"Calibration samples for {i.name!r} ({arr.dtype}) cannot be cast to "
-                    f"{i.dtype}.",
-                    f"Save them as {i.dtype}.",
-                ) from None
-        batches.append(sample)
+    batches = [
+        {
+            i.name: _calibration_sample(i, arrays[i.name][idx : idx + 1], shapes[i.name])
+            for i in inputs
+        }
+        for idx in range(total)
+    ]
     if options.calibration_path and total < 50:
         warnings.append(
             f"Only {total} calibration samples: ranges may not cover real inputs; "
@@ -224,6 +203,29 @@ def representative(
         yield from batches
 
     return gen
+
+
+def _calibration_sample(i: SignatureInput, sample: Any, shape: tuple[int, ...]) -> Any:
+    """One calibration sample for input ``i``, in its shape and dtype."""
+    import numpy as np
+
+    arr = np.asarray(sample)
+    want = concrete_shape(shape)
+    if len(want) == arr.ndim and arr.shape[1:] != want[1:] and arr.size == int(np.prod(want)):
+        arr = arr.reshape(want)
+    if arr.shape[1:] != tuple(want[1:]) and not any(d < 0 for d in shape[1:]):
+        raise CalibrationError(
+            f"Calibration samples for {i.name!r} have shape {list(arr.shape[1:])}, "
+            f"but the input takes {list(want[1:])} per sample.",
+            "Reshape the array to (samples, " + ", ".join(str(d) for d in want[1:]) + ").",
+        )
+    try:
+        return arr.astype(i.dtype)
+    except (TypeError, ValueError):
+        raise CalibrationError(
+            f"Calibration samples for {i.name!r} ({arr.dtype}) cannot be cast to {i.dtype}.",
+            f"Save them as {i.dtype}.",
+        ) from None
 
 
 def load_eval_arrays(
