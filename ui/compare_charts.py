@@ -105,7 +105,7 @@ def pareto_chart(report: dict[str, Any]) -> go.Figure:
                 mode="lines",
                 line=dict(dash="dot", color="#616161", width=1),
                 hoverinfo="skip",
-                name="Pareto front",
+                name="Best trade-offs",
                 showlegend=True,
             )
         )

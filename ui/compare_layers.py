@@ -106,11 +106,13 @@ def show_layers(
         [f"{r.get('preset')} ({_HOW.get(r.get('method', ''), 'measured')})" for r in reports]
     )
     submitted = None
-    for tab, le in zip(tabs, reports):
+    seen: set[str] = set()
+    for i, (tab, le) in enumerate(zip(tabs, reports)):
+        name = str(le.get("preset"))
+        sub = name if name not in seen else f"{name}.{i}"  # two reports of one preset
+        seen.add(name)
         with tab:
-            submitted = _one_report(job, le, key=f"{key}.{le.get('preset')}", submit=submit) or (
-                submitted
-            )
+            submitted = _one_report(job, le, key=f"{key}.{sub}", submit=submit) or submitted
     return submitted
 
 

@@ -4,7 +4,7 @@ bringing a job's progress into view.
 - ``apply()`` (every run, from ``studio.py``): CSS that keeps metric values and
   verdict words whole at any width and gives the Netron frame the viewport's
   height; on a narrow window (under 1000 px) the sidebar starts collapsed,
-  once per tab (the person can open it again).
+  once per page load (the person can open it again).
 - ``progress_anchor(job_id, scroll)``: a mark above a job's progress; with
   ``scroll`` the page scrolls to it (after a submit from the bottom of a
   page, the progress is what the person sees).
@@ -44,13 +44,14 @@ iframe[title^="Graph of"] { height: clamp(480px, calc(100vh - 170px), 1400px) !i
 _SIDEBAR_JS = """
 <script>
 (() => {
-  const key = "tflite-studio.sidebar-auto";
-  if (window.innerWidth >= %(narrow)d || window.sessionStorage.getItem(key)) return;
-  window.sessionStorage.setItem(key, "1");
+  // once per page load: reruns and page switches keep what the person chose
+  if (window.innerWidth >= %(narrow)d || window.__tfliteStudioSidebarAuto) return;
+  window.__tfliteStudioSidebarAuto = true;
   const collapse = (tries) => {
     const bar = document.querySelector('[data-testid="stSidebar"]');
     const btn = document.querySelector('[data-testid="stSidebarCollapseButton"] button');
-    if (bar && btn && bar.getAttribute("aria-expanded") !== "false") { btn.click(); return; }
+    if (bar && bar.getAttribute("data-collapsed") === "true") return;
+    if (bar && btn) { btn.click(); return; }
     if (tries > 0) window.setTimeout(() => collapse(tries - 1), 100);
   };
   collapse(50);

@@ -71,13 +71,14 @@ def _rule(th: Thresholds, classifier: bool) -> tuple[str, str]:
             f"model's on at least {th.top1_agreement:.0%} of the evaluation samples, "
             f"whose outputs keep a cosine similarity of at least {th.floor_cosine:g} and a "
             f"signal-to-noise ratio of at least {th.floor_snr_db:g} dB, and whose "
-            "comparison is not degenerate (no collapsed or NaN outputs)",
+            "comparison is not degenerate (no output stuck at one value, no invalid numbers)",
         )
     return (
         f"cosine >= {th.cosine:g} and snr_db >= {th.snr_db:g}",
         f"the smallest model whose outputs stay close to the original's: "
         f"cosine similarity at least {th.cosine:g} and signal-to-noise ratio at "
-        f"least {th.snr_db:g} dB on every output, with no collapsed or NaN outputs",
+        f"least {th.snr_db:g} dB on every output, with no output stuck at one value and no "
+        "invalid numbers",
     )
 
 

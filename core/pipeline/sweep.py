@@ -24,7 +24,7 @@ from core.pipeline.evaluate import base_options, compute_reference
 from core.pipeline.isolation import RunContext, WarmPool, check_cancel
 from core.pipeline.recommend import pareto_front, recommend
 from core.pipeline.sweep_batches import Status, convert_all, measure_all, workers_for
-from core.pipeline.sweep_steps import apply_measured, compare_int16, debug_int8, measure_row
+from core.pipeline.sweep_steps import apply_measured, debug_int8, measure_row
 from core.tasks.batch import MeasureBatchRequest
 from core.tasks.layers import LayerErrorReport
 from core.tasks.requests import ReferenceRequest
@@ -266,7 +266,8 @@ class _Sweep:
     def layers(self) -> None:
         """The per-layer error where it explains something (asked for, needed
         by ``keep_worst``, or an integer row that is not good): the int8
-        quantization debugger (TensorFlow), int16x8 tensor by tensor (LiteRT)."""
+        quantization debugger (TensorFlow). int16x8 is compared tensor by tensor
+        in the LiteRT measuring process (``measure``)."""
         if self.mode == "never":
             return
         int8s = (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
@@ -279,15 +280,6 @@ class _Sweep:
             if rep is not None:
                 self.layer_reports.insert(0, rep)
             self.timings["per-layer error (int8)"] = round(time.perf_counter() - t, 3)
-        i16, f32 = Preset.INT16X8.value, Preset.FLOAT32.value
-        if i16 in self.paths and f32 in self.paths and self._needs_layers((i16,)):
-            t = time.perf_counter()
-            rep = compare_int16(
-                self.paths[f32], self.paths[i16], self.ref, self.wd, self.ctx, self.flags
-            )
-            if rep is not None:
-                self.layer_reports.append(rep)
-            self.timings["per-layer error (int16x8)"] = round(time.perf_counter() - t, 3)
 
     def mixed_precision(self) -> None:
         """The worst int8 layers kept in float (needs the debugger's ranking)."""
