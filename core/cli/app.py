@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         return 130
-    except Exception as e:
+    except Exception as e:  # the command's boundary: one line, never a traceback
         if os.environ.get("TFLITE_STUDIO_DEBUG"):
             raise
         click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)

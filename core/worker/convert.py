@@ -203,7 +203,7 @@ def _convert_plain(
     p.converter._experimental_lower_tensor_list_ops = False
     try:
         return bytes(p.converter.convert())
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001  (ConverterError and friends)
         raise parse_converter_error(str(e), options, names, kind) from None
 
 
@@ -228,7 +228,7 @@ def _convert_keeping_float(
             fully_quantize=False,
             denylisted_nodes=list(options.keep_float_ops),
         )
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001  (the MLIR quantizer raises many kinds)
         raise QuantizeError(
             "Quantization with layers kept in float failed: " + first_error_line(str(e)),
             "Keep fewer layers in float, or use the int8-float-io preset without them.",

@@ -247,7 +247,7 @@ def _litert_version() -> str:
         from importlib.metadata import version
 
         return f"ai-edge-litert {version('ai-edge-litert')}"
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001  (no metadata in an unusual install: the name alone)
         return "ai-edge-litert"
 
 
@@ -352,7 +352,7 @@ def _sample_by_signature_name(path: Path, sample: dict[str, Any]) -> dict[str, A
         details = interp.get_signature_runner(
             next(iter(interp.get_signature_list()))
         ).get_input_details()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001  (no usable signature runner: the plain inputs are used)
         return None
     finally:
         del interp
@@ -375,7 +375,7 @@ def _quantize_sample(interp: Any, sample: dict[str, Any]) -> dict[str, Any] | No
     """Map signature input names to tensor names and quantize float samples."""
     try:
         sigs = interp.get_signature_list()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001  (a file without signatures: the plain inputs are used)
         return None
     if not sigs:
         return None
