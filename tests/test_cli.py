@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.helpers.models import build_tiny_models
@@ -115,3 +116,18 @@ def test_console_script_is_installed():
     assert exe.exists()
     p = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "convert" in p.stdout
+
+
+def test_every_command_is_listed_and_loads_on_demand():
+    """The CLI imports a command's module only when it runs: the table names
+    every command of every module, and each name finds its command."""
+    import importlib
+
+    from core.cli.app import LAZY_COMMANDS, cli
+
+    for module in set(LAZY_COMMANDS.values()):
+        names = {c.name for c in importlib.import_module(module).COMMANDS}
+        assert names == {n for n, m in LAZY_COMMANDS.items() if m == module}, module
+    ctx = click.Context(cli)
+    for name in cli.list_commands(ctx):
+        assert cli.get_command(ctx, name) is not None, name

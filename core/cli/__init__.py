@@ -6,11 +6,6 @@ and may import every room below it, never the web pages.
 
 from __future__ import annotations
 
-from core.cli import client, evaluate, optimize, server
 from core.cli.app import cli, main
 
 __all__ = ["cli", "main"]
-
-for _module in (server, client, evaluate, optimize):
-    for _cmd in _module.COMMANDS:
-        cli.add_command(_cmd)

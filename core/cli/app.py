@@ -28,7 +28,30 @@ def _write_text(text: str, out: str | None) -> None:
         click.echo(text)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# command name -> the module whose COMMANDS holds it: imported only when that
+# command runs (or --help lists them), so `inspect` does not pay for the client
+LAZY_COMMANDS = {
+    **dict.fromkeys(("worker", "cleanup"), "core.cli.server"),
+    **dict.fromkeys(("submit", "status", "fetch"), "core.cli.client"),
+    **dict.fromkeys(("benchmark", "evaluate", "layers", "sweep", "diff"), "core.cli.evaluate"),
+    **dict.fromkeys(("recipes", "optimize", "optimize-sweep", "deploy"), "core.cli.optimize"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in LAZY_COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module = importlib.import_module(LAZY_COMMANDS[cmd_name])
+        return next((c for c in module.COMMANDS if c.name == cmd_name), None)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tflite-studio")
 def cli() -> None:
     """Convert TensorFlow models to TensorFlow Lite (LiteRT), inspect them and
