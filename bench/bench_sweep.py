@@ -303,6 +303,9 @@ class Sample:
     results: dict[str, dict]
 
 
+LAYERS = ["auto"]  # the tool's --layers (set from the command line)
+
+
 def run_plain(m: Model) -> Sample:
     cmd = [PYTHON, str(BENCH / "plain_sweep.py"), str(m.zip), str(m.calibration), str(m.eval)]
     run = run_timed(cmd + ["--samples", str(m.samples), "--runs", str(RUNS)])
@@ -314,6 +317,7 @@ def run_tool(m: Model, tmp: Path) -> Sample:
     report_path.unlink(missing_ok=True)
     cmd = Tool.cmd("sweep", str(m.zip), "--calibration-data", str(m.calibration))
     cmd += ["--eval-data", str(m.eval), "--max-samples", str(m.samples), "--runs", str(RUNS)]
+    cmd += ["--layers", LAYERS[0]]
     run = run_timed(cmd + ["--report", str(report_path)], Tool.env())
     report = json.loads(report_path.read_text(encoding="utf-8"))
     steps = progress_steps(run)
@@ -445,7 +449,14 @@ def main() -> None:
     ap.add_argument("--models", default="digits,convnet", help="comma list: digits,convnet")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each side (median)")
     ap.add_argument("--tool-root", type=Path, help="run the tool from this source tree")
+    ap.add_argument(
+        "--layers",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="the tool's per-layer analysis (the plain script has none; never = like for like)",
+    )
     args = ap.parse_args()
+    LAYERS[0] = args.layers
     Tool.use(args.tool_root)
     names = ["digits"] if args.quick else [n.strip() for n in args.models.split(",") if n.strip()]
     repeat = 1 if args.quick else max(1, args.repeat)
@@ -454,7 +465,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown model(s) {unknown}; choose from {sorted(builders)}")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-    print(f"tool: {' '.join(Tool.cmd())} (code in {Tool.root or ROOT})")
+    print(f"tool: {' '.join(Tool.cmd())} (code in {Tool.root or ROOT}), --layers {args.layers}")
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         for name in names:
             m = builders[name]()

@@ -27,7 +27,6 @@ with dynamic-range weights and the digits model in full integer), or ``--file``.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import statistics
@@ -37,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_inspect import best_of
 from bench_models import ensure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,16 +76,6 @@ def inspect(path: Path, tmp: Path, *, runs: bool) -> tuple[float, dict]:
     return seconds, report
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def structural(path: Path) -> tuple[float, float, float]:
     """build_report hashing the file, build_report with its hash known (the
     app's artifacts are content-addressed), and the analyzer."""
@@ -97,9 +87,9 @@ def structural(path: Path) -> tuple[float, float, float]:
 
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return (
-        best_of(lambda: build_report(path)),
-        best_of(lambda: build_report(path, sha256=sha)),
-        best_of(lambda: analyzer.ModelAnalyzer(str(path), True, True)),
+        best_of(lambda: build_report(path), 3),
+        best_of(lambda: build_report(path, sha256=sha), 3),
+        best_of(lambda: analyzer.ModelAnalyzer(str(path), True, True), 3),
     )
 
 

@@ -333,3 +333,22 @@ def test_viewer_url_is_same_origin_and_safe():
     assert url.startswith("/netron/index.html?url=/netron/models/" + job_id + "/")
     assert safe_model_name("../../my model.zip") == "my_model.zip.tflite"
     assert safe_model_name("digits-int8.tflite") == "digits-int8.tflite"
+
+
+def test_the_treemap_stays_readable_on_a_large_model():
+    """300 weight tensors over 25 op types: 9 op boxes and one box for the other 16
+    types, 8 layers each plus one "smaller tensors" box, and the boxes
+    still add up to the file."""
+    from ui import charts
+
+    tensors = [
+        {"name": f"block{i}/w", "weights_of": f"OP_{i % 25}", "dtype": "FLOAT32", "bytes": 1000 + i}
+        for i in range(300)
+    ]
+    total = sum(t["bytes"] for t in tensors) + 5000
+    tm = charts.size_treemap({"tensors": tensors, "size": {"file_bytes": total}}).data[0]
+    ops = [i for i, p in zip(tm.ids, tm.parents) if p == "file" and i.startswith("op/")]
+    assert len(ops) == 10 and any("16 other op types" in lbl for lbl in tm.labels)
+    for op in ops:
+        assert sum(1 for p in tm.parents if p == op) <= 9
+    assert sum(v for v, p in zip(tm.values, tm.parents) if p == "file") == total

@@ -8,7 +8,6 @@ fails one worker task, not the server."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from core.model.compat import (
     failed_op_from_log,
 )
 from core.pipeline.isolation import RunContext, WorkerLimits, run_task, work_folder
+from core.pipeline.journal import read_journal
 from core.serial import DataError, from_data
 from core.tasks.requests import InspectRequest, InspectResult, MicroProbeRequest
 
@@ -96,22 +96,6 @@ class Inspection:
 
     def path(self, fmt: str) -> Path:
         return {"json": self.json_path, "md": self.md_path, "html": self.html_path}[fmt]
-
-
-def _journal(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines[-1000:]:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            out.append(entry)
-    return out
 
 
 def _after_crash(
@@ -198,7 +182,7 @@ def inspect_file(
             summary = run_task(request, InspectResult, workdir=out, ctx=ctx)
         except (WorkerError, WorkerTimeout) as e:
             log = _log_tail(out / request.runtime_log)
-            finished, micro_res, died_in = _after_crash(_journal(journal), e, log)
+            finished, micro_res, died_in = _after_crash(read_journal(journal), e, log)
             if died_in is None:
                 raise  # it died outside any run: reading or writing the report
             done = _merge(done, finished)

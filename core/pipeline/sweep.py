@@ -221,16 +221,9 @@ class _Sweep:
             if lab in got:
                 self.rows[lab] = apply_measured(self.rows[lab], got[lab], self.req.threads)
                 self.timings.update({f"{k} {lab}": v for k, v in got[lab].seconds.items()})
+                self.status.set(lab, "done" if self.rows[lab].measured else "failed")
             else:  # the batch died before it: alone, so a crash fails only this row
-                self.rows[lab] = measure_row(
-                    self.rows[lab],
-                    self.paths[lab],
-                    self.ref,
-                    self.req,
-                    self.wd / _safe(lab),
-                    self.ctx,
-                )
-            self.status.set(lab, "done" if self.rows[lab].measured else "failed")
+                self._measure_alone(lab)
         if res.layer_compare is not None:
             self.layer_reports.append(res.layer_compare.to_dict())
         elif res.layer_error and not res.layer_error.get("details", {}).get("cannot_run_here"):
@@ -243,17 +236,6 @@ class _Sweep:
                 )
             )
         self.timings["measuring (wall)"] = round(time.perf_counter() - t, 3)
-
-    def _measure_alone(self, label: str) -> None:
-        assert self.ref is not None
-        self.rows[label] = measure_row(
-            self.rows[label],
-            self.paths[label],
-            self.ref,
-            self.req,
-            self.wd / _safe(label),
-            self.ctx,
-        )
 
     def _needs_layers(self, presets: tuple[str, ...]) -> bool:
         """Asked for, or one of ``presets`` measured and not good."""
@@ -310,14 +292,21 @@ class _Sweep:
         )
         self._add_row(0, opts, label, done)
         if label in self.paths:
-            self.rows[label] = measure_row(
-                self.rows[label],
-                self.paths[label],
-                self.ref,
-                self.req,
-                self.wd / _safe(label),
-                self.ctx,
-            )
+            self._measure_alone(label)
+        else:
+            self.status.set(label, "failed")
+
+    def _measure_alone(self, label: str) -> None:
+        """One row measured in its own LiteRT process."""
+        assert self.ref is not None  # measuring follows the reference
+        self.rows[label] = measure_row(
+            self.rows[label],
+            self.paths[label],
+            self.ref,
+            self.req,
+            self.wd / _safe(label),
+            self.ctx,
+        )
         self.status.set(label, "done" if self.rows[label].measured else "failed")
 
     def report(self) -> SweepReport:

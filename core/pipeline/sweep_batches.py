@@ -14,7 +14,6 @@ process per file.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -29,6 +28,7 @@ from core.errors import Cancelled, StudioError, WorkerError, WorkerTimeout
 from core.options import ConversionOptions
 from core.pipeline.convert import convert_model
 from core.pipeline.isolation import RunContext, WarmPool, run_task
+from core.pipeline.journal import read_journal
 from core.serial import DataError, from_data
 from core.tasks.batch import (
     BatchItem,
@@ -111,22 +111,6 @@ def split(plans: list[ConversionOptions], workers: int, reference: bool) -> list
     return [sorted(b) for b in bins if b]
 
 
-def _journal(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-    out = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            out.append(entry)
-    return out
-
-
 @dataclass
 class _Batch:
     model: Path
@@ -176,7 +160,7 @@ def _run_batch(b: _Batch, indices: list[int], with_ref: bool, into: Converted) -
 
 def _after_crash(journal: Path) -> tuple[list[BatchItem], Reference | None]:
     items, reference = [], None
-    for e in _journal(journal):
+    for e in read_journal(journal):
         try:
             if "item" in e:
                 items.append(from_data(BatchItem, e["item"]))
@@ -299,7 +283,7 @@ def measure_all(
     except (WorkerError, WorkerTimeout) as e:
         ctx.say(f"Measuring stopped ({e.message[:120]}); measuring the rest one by one")
         done = {}
-        for entry in _journal(wd / req.journal_out):
+        for entry in read_journal(wd / req.journal_out):
             if "item" in entry:
                 try:
                     item = from_data(MeasuredItem, entry["item"])
