@@ -326,6 +326,11 @@ def run(req: OptimizeRequest, workdir: Path, progress: Progress) -> OptimizeResu
     kept = kept_float(out_info, max(4096, in_size // 100))
     if kept:
         warnings.append(kept_float_words(kept))
+    if len(out_bytes) > 0.95 * in_size:  # smaller, but not so a device would notice
+        warnings.append(
+            f"Only {1 - len(out_bytes) / in_size:.1%} smaller: {req.recipe.label} covers "
+            "few of this model's weights. The float file may serve as well."
+        )
     extra = _checks(req, qt, data, out, key, inputs, info, workdir, progress)
     return OptimizeResult(
         input_name=req.display_name,
