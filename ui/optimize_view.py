@@ -119,6 +119,8 @@ def _verdict(res: OptimizeResult) -> None:
         f"samples ({md(acc.data_name)}): {md(acc.verdict_text)}"
     )
     for f in acc.flags:
+        if f.message.strip() == acc.verdict_text.strip():
+            continue  # the verdict line above says it already
         (st.error if f.severity == "error" else st.warning)(md(f.message), icon=":material/flag:")
 
 
