@@ -14,6 +14,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from core.pipeline.evaluate import base_options, compute_reference
 from core.pipeline.isolation import RunContext, WarmPool, check_cancel
 from core.pipeline.recommend import pareto_front, recommend
 from core.pipeline.sweep_batches import Status, convert_all, measure_all, workers_for
-from core.pipeline.sweep_steps import apply_measured, debug_int8, measure_row
+from core.pipeline.sweep_steps import apply_measured, compare_int16, debug_int8, measure_row
 from core.tasks.batch import MeasureBatchRequest
 from core.tasks.layers import LayerErrorReport
 from core.tasks.requests import ReferenceRequest
@@ -196,14 +198,6 @@ class _Sweep:
         check_cancel(self.ctx)
         t = time.perf_counter()
         labels = [lab for lab in self.labels if lab in self.paths]
-        plain = {
-            self.rows[lab].preset: lab
-            for lab in labels
-            if not self.plans[self.labels.index(lab)].keep_float_ops
-        }
-        compare = None
-        if self.mode != "never" and {"float32", "int16x8"} <= set(plain):
-            compare = (plain["float32"], plain["int16x8"])
         req = MeasureBatchRequest(
             items=(),
             reference=self.ref,
@@ -211,8 +205,6 @@ class _Sweep:
             threads=tuple(self.req.threads),
             runs=self.req.runs,
             warmup=self.req.warmup,
-            compare=compare,
-            compare_only_if_needed=self.mode == "auto",
         )
         rows = [(lab, self.paths[lab], self.rows[lab].preset) for lab in labels]
         res = measure_all(rows, self.ref, req, self.wd / "measure", self.ctx, self.status, pool)
@@ -224,17 +216,6 @@ class _Sweep:
                 self.status.set(lab, "done" if self.rows[lab].measured else "failed")
             else:  # the batch died before it: alone, so a crash fails only this row
                 self._measure_alone(lab)
-        if res.layer_compare is not None:
-            self.layer_reports.append(res.layer_compare.to_dict())
-        elif res.layer_error and not res.layer_error.get("details", {}).get("cannot_run_here"):
-            self.flags.append(
-                Flag(
-                    "layer_errors_failed",
-                    "warning",
-                    "The per-layer error of int16x8 could not be measured: "
-                    + str(res.layer_error.get("message", "")),
-                )
-            )
         self.timings["measuring (wall)"] = round(time.perf_counter() - t, 3)
 
     def _needs_layers(self, presets: tuple[str, ...]) -> bool:
@@ -248,20 +229,35 @@ class _Sweep:
     def layers(self) -> None:
         """The per-layer error where it explains something (asked for, needed
         by ``keep_worst``, or an integer row that is not good): the int8
-        quantization debugger (TensorFlow). int16x8 is compared tensor by tensor
-        in the LiteRT measuring process (``measure``)."""
+        quantization debugger (TensorFlow) and int16x8 tensor by tensor against
+        float32 (LiteRT), side by side: all timing is done by now."""
         if self.mode == "never":
             return
         int8s = (Preset.INT8_FLOAT_IO.value, Preset.INT8.value)
         int8 = next((p for p in int8s if p in self.rows and self.rows[p].converted), None)
+        plain = {
+            self.rows[lab].preset: lab
+            for lab in self.labels
+            if lab in self.paths and not self.plans[self.labels.index(lab)].keep_float_ops
+        }
+        jobs: dict[str, Callable[[], dict[str, Any] | None]] = {}
         if int8 is not None and (self.req.keep_worst > 0 or self._needs_layers(int8s)):
-            t = time.perf_counter()
-            rep = debug_int8(
+            jobs["int8"] = lambda: debug_int8(
                 self.model, self.name, int8, self.base, self.ref, self.wd, self.ctx, self.flags
             )
-            if rep is not None:
-                self.layer_reports.insert(0, rep)
-            self.timings["per-layer error (int8)"] = round(time.perf_counter() - t, 3)
+        i16, f32 = plain.get(Preset.INT16X8.value), plain.get(Preset.FLOAT32.value)
+        if i16 and f32 and self._needs_layers((Preset.INT16X8.value,)):
+            jobs["int16x8"] = lambda: compare_int16(
+                self.paths[f32], self.paths[i16], self.ref, self.wd, self.ctx, self.flags
+            )
+        if not jobs:
+            return
+        t = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=len(jobs)) as ex:
+            futures = {name: ex.submit(fn) for name, fn in jobs.items()}
+            done = {name: f.result() for name, f in futures.items()}
+        self.layer_reports[:0] = [rep for rep in done.values() if rep is not None]
+        self.timings[f"per-layer error ({' + '.join(jobs)})"] = round(time.perf_counter() - t, 3)
 
     def mixed_precision(self) -> None:
         """The worst int8 layers kept in float (needs the debugger's ranking)."""

@@ -14,7 +14,7 @@ from core.options import ConversionOptions, Preset
 from core.pipeline.benchmark import benchmark, headline_latency
 from core.pipeline.evaluate import evaluate_tflite
 from core.pipeline.isolation import RunContext, check_cancel
-from core.pipeline.layers import debug_layers
+from core.pipeline.layers import compare_layers, debug_layers
 from core.tasks.batch import MeasuredItem
 from core.tasks.layers import LayerErrorReport
 from core.tasks.results import AccuracyResult, Flag, LatencyResult, Reference
@@ -143,5 +143,21 @@ def debug_int8(
             workdir=wd / "layers-int8",
             display_name=name,
             ctx=ctx.quiet(),
+        ),
+    )
+
+
+def compare_int16(
+    f32: Path, i16: Path, ref: Reference | None, wd: Path, ctx: RunContext, flags: list[Flag]
+) -> dict[str, Any] | None:
+    """int16x8 tensor by tensor against float32 (LiteRT only)."""
+    if ref is None:
+        return None
+    return _layers_or_flag(
+        "int16x8",
+        flags,
+        ctx,
+        lambda: compare_layers(
+            f32, i16, ref, preset=Preset.INT16X8.value, workdir=wd / "layers-int16", ctx=ctx.quiet()
         ),
     )

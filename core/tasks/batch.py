@@ -12,7 +12,6 @@ from core.errors import Phase
 from core.model.archive import UnpackLimits
 from core.options import ConversionOptions
 from core.serial import Serializable
-from core.tasks.layers import LayerErrorReport
 from core.tasks.requests import ReferenceRequest, TaskRequest
 from core.tasks.results import ConversionResult, Reference, Thresholds
 
@@ -95,16 +94,13 @@ class MeasuredItem(Serializable):
 @dataclass(frozen=True)
 class MeasureBatchResult(Serializable):
     items: tuple[MeasuredItem, ...]
-    layer_compare: LayerErrorReport | None = None
-    layer_error: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class MeasureBatchRequest(TaskRequest):
     """Accuracy against the reference, then latency, of every item, in this one
-    LiteRT process (no TensorFlow); then the int16x8 file tensor by tensor
-    against float32 when ``compare`` names the two labels (``only_if_needed``:
-    when the int16x8 verdict is not good)."""
+    LiteRT process (no TensorFlow). Nothing else of the sweep runs meanwhile
+    (the per-layer analysis comes after, when the machine is free again)."""
 
     TASK: ClassVar[str] = "measure_batch"
     RESULT: ClassVar[type[Any]] = MeasureBatchResult
@@ -121,6 +117,4 @@ class MeasureBatchRequest(TaskRequest):
     runs: int = 50
     warmup: int = 10
     max_seconds: float = 30.0
-    compare: tuple[str, str] | None = None  # (float32 label, int16x8 label)
-    compare_only_if_needed: bool = True
     journal_out: str = "measure.jsonl"

@@ -1,6 +1,6 @@
 """Worker task ``measure_batch``: every converted file of a sweep measured in
 this one LiteRT process (no TensorFlow): accuracy against the reference,
-then latency, then the int16x8 file tensor by tensor when it is needed.
+then latency.
 
 All accuracy runs come before any timing, and nothing else of the sweep runs
 meanwhile, so the timings are taken on a quiet machine. Each finished item is
@@ -19,9 +19,8 @@ from typing import Any
 from core.errors import StudioError
 from core.serial import to_data
 from core.tasks.batch import MeasureBatchRequest, MeasureBatchResult, MeasuredItem
-from core.tasks.requests import LatencyRequest, LayerCompareRequest, TfliteEvalRequest
+from core.tasks.requests import LatencyRequest, TfliteEvalRequest
 from core.worker import latency
-from core.worker.layers import run_compare
 from core.worker.run_tflite import evaluate_file
 
 __all__ = ["run"]
@@ -72,7 +71,7 @@ def run(
         items.append(item)
         _journal(journal, item=to_data(item))
         progress(f"{it.label}: done")
-    return _with_compare(req, items, acc, workdir, progress)
+    return MeasureBatchResult(tuple(items))
 
 
 def _timed(
@@ -107,34 +106,3 @@ def _timed(
         )
     secs["benchmark"] = round(time.perf_counter() - t, 4)
     return MeasuredItem(label, accuracy=accuracy, latency=lat.to_dict(), seconds=secs)
-
-
-def _with_compare(
-    req: MeasureBatchRequest,
-    items: list[MeasuredItem],
-    acc: dict[str, dict[str, Any] | StudioError],
-    workdir: Path,
-    progress: Callable[..., None],
-) -> MeasureBatchResult:
-    """int16x8 against float32, tensor by tensor, when asked (and needed)."""
-    if req.compare is None:
-        return MeasureBatchResult(tuple(items))
-    f32, i16 = req.compare
-    got = acc.get(i16)
-    paths = {it.label: it.tflite_path for it in req.items}
-    if isinstance(got, StudioError) or got is None or f32 not in paths:
-        return MeasureBatchResult(tuple(items))
-    if req.compare_only_if_needed and got.get("verdict") == "good":
-        return MeasureBatchResult(tuple(items))
-    progress(f"{i16}: comparing every tensor with float32")
-    try:
-        rep = run_compare(
-            LayerCompareRequest(
-                float_path=paths[f32], quant_path=paths[i16], reference=req.reference, preset=i16
-            ),
-            workdir,
-            _quiet,
-        )
-    except StudioError as e:
-        return MeasureBatchResult(tuple(items), layer_error=e.to_dict())
-    return MeasureBatchResult(tuple(items), layer_compare=rep)
