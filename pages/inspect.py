@@ -11,16 +11,12 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core.errors import StudioError
 from core.server import jobs
-from core.server.settings import load_settings
 from ui import job_view
 from ui.convert_view import PREFILL, optimize_page
-from ui.errors import show_error
 from ui.format import md
-from ui.identity import current_user
 from ui.report_view import show_report
-from ui.uploads import store_model, submit_inspection
+from ui.uploads import ModelRef
 from ui.words import shape_lines
 
 K = "inspect."
@@ -58,36 +54,24 @@ if job is None:
         "Upload a `.tflite` file to see its operators, sizes, where it runs and its "
         "graph. To convert a TensorFlow model first, use Convert."
     )
-    uploaded = st.file_uploader(
-        "A .tflite file",
-        type=["tflite"],
-        key=f"{K}upload.{st.session_state.get(K + 'uploader_gen', 0)}",
-        max_upload_size=load_settings().max_upload_mb,
-    )
+    uploaded = job_view.tflite_uploader(K)
     st.page_link(
         job_view.CONVERT_PAGE, label="Convert a TensorFlow model", icon=":material/upload_file:"
     )
     job_view.show_recent(key=K + "recent", kinds=SHOWN)
     if uploaded is None:
         st.stop()
-    try:
-        with st.spinner(f"Storing {uploaded.name}…"):
-            model = store_model(uploaded, uploaded.name)
-        if not model.is_tflite:
-            st.session_state["convert.model"] = model.to_state()
-            st.warning(
-                f"{md(model.name)} is a {model.kind_words}, not a .tflite file: convert it "
-                "first; the Convert page has it ready.",
-                icon=":material/info:",
-            )
-            st.page_link(job_view.CONVERT_PAGE, label="Convert it", icon=":material/upload_file:")
-            st.stop()
-        new = submit_inspection(model, user=current_user())
-    except StudioError as e:
-        show_error(e, title=f"{uploaded.name} cannot be inspected.")
-        st.stop()
-    st.session_state[K + "uploader_gen"] = st.session_state.get(K + "uploader_gen", 0) + 1
-    job_view.open_job(new.id)
+
+    def _not_tflite(model: ModelRef) -> None:
+        st.session_state["convert.model"] = model.to_state()
+        st.warning(
+            f"{md(model.name)} is a {model.kind_words}, not a .tflite file: convert it "
+            "first; the Convert page has it ready.",
+            icon=":material/info:",
+        )
+        st.page_link(job_view.CONVERT_PAGE, label="Convert it", icon=":material/upload_file:")
+
+    job_view.inspect_upload(uploaded, K, not_tflite=_not_tflite, failed="cannot be inspected")
 
 st.title(md(job.model_name if job.kind is jobs.JobKind.INSPECT else job_view.job_title(job)))
 if job.kind is jobs.JobKind.CONVERT:

@@ -12,7 +12,6 @@ import streamlit as st
 from core.errors import StudioError
 from core.server import jobs
 from core.server.optimize_jobs import optimize_params, submit_optimize, tflite_of
-from core.server.settings import load_settings
 from core.tasks.optimize import CUSTOM, RecipeChoice
 from core.tasks.recipes import (
     BLOCK_SIZES,
@@ -29,7 +28,7 @@ from ui.errors import show_error
 from ui.format import human_bytes, md
 from ui.identity import current_user
 from ui.optimize_view import show_optimize_result, show_optimize_sweep
-from ui.uploads import FileRef, store_file, store_model, submit_inspection
+from ui.uploads import FileRef, ModelRef, store_file
 
 K = "optimize."
 DIFF_PARAM = "diff"
@@ -45,27 +44,15 @@ if job is None:
         "Upload a float `.tflite` to make it smaller with LiteRT's quantizer, check what that "
         "cost, and get code to run it on Android, iOS, C++, Python or a microcontroller."
     )
-    uploaded = st.file_uploader(
-        "A .tflite file",
-        type=["tflite"],
-        key=f"{K}upload.{st.session_state.get(K + 'gen', 0)}",
-        max_upload_size=load_settings().max_upload_mb,
-    )
+    uploaded = job_view.tflite_uploader(K)
     if uploaded is None:
         st.stop()
-    try:
-        with st.spinner(f"Storing {uploaded.name}…"):
-            model = store_model(uploaded, uploaded.name)
-        if not model.is_tflite:
-            st.warning(f"{md(model.name)} is a {model.kind_words}: convert it first.")
-            st.page_link("pages/convert.py", label="Go to Convert", icon=":material/upload_file:")
-            st.stop()
-        new = submit_inspection(model, user=current_user())
-    except StudioError as e:
-        show_error(e, title=f"{uploaded.name} cannot be used.")
-        st.stop()
-    st.session_state[K + "gen"] = st.session_state.get(K + "gen", 0) + 1
-    job_view.open_job(new.id)
+
+    def _not_tflite(model: ModelRef) -> None:
+        st.warning(f"{md(model.name)} is a {model.kind_words}: convert it first.")
+        st.page_link("pages/convert.py", label="Go to Convert", icon=":material/upload_file:")
+
+    job_view.inspect_upload(uploaded, K, not_tflite=_not_tflite, failed="cannot be used")
 
 assert job is not None
 if job.kind is jobs.JobKind.DEPLOY:

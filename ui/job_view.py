@@ -25,7 +25,7 @@ from ui import layout
 from ui.errors import PHASE_WORDS, guard, show_error
 from ui.format import ago, code, human_bytes, human_seconds, md
 from ui.identity import current_user
-from ui.uploads import resubmit
+from ui.uploads import ModelRef, resubmit, store_model, submit_inspection
 from ui.words import DYNAMIC, cause_of, option_words, web_md
 
 __all__ = [
@@ -406,3 +406,34 @@ def show_recent(*, key: str, kinds: tuple[jobs.JobKind, ...] | None = None, n: i
             query_params=query,
             icon=":material/history:",
         )
+
+
+def tflite_uploader(key: str) -> Any:
+    """A ``.tflite`` uploader, cleared after each upload (its key's generation)."""
+    from core.server.settings import load_settings
+
+    return st.file_uploader(
+        "A .tflite file",
+        type=["tflite"],
+        key=f"{key}upload.{st.session_state.get(key + 'gen', 0)}",
+        max_upload_size=load_settings().max_upload_mb,
+    )
+
+
+def inspect_upload(
+    uploaded: Any, key: str, *, not_tflite: Callable[[ModelRef], None], failed: str
+) -> None:
+    """Store an uploaded ``.tflite``, queue its inspection and open that job;
+    anything else goes to ``not_tflite`` (which stops the page)."""
+    try:
+        with st.spinner(f"Storing {uploaded.name}…"):
+            model = store_model(uploaded, uploaded.name)
+        if not model.is_tflite:
+            not_tflite(model)
+            st.stop()
+        new = submit_inspection(model, user=current_user())
+    except StudioError as e:
+        show_error(e, title=f"{uploaded.name} {failed}.")
+        st.stop()
+    st.session_state[key + "gen"] = st.session_state.get(key + "gen", 0) + 1
+    open_job(new.id)

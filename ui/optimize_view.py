@@ -142,7 +142,7 @@ def _downloads(job: jobs.Job, res: OptimizeResult, key: str) -> None:
     )
     c[1].download_button(
         "Optimization report (JSON)",
-        data=json.dumps(res.to_dict(), indent=2, default=str),
+        data=lambda: json.dumps(res.to_dict(), indent=2, default=str),  # on click only
         file_name=download_name(job.model_name, f"{job.preset}-optimize", "json"),
         mime="application/json",
         icon=":material/data_object:",
@@ -152,7 +152,7 @@ def _downloads(job: jobs.Job, res: OptimizeResult, key: str) -> None:
     )
     c[2].download_button(
         "Recipe (quantizer JSON)",
-        data=json.dumps(list(res.recipe_entries), indent=2),
+        data=lambda: json.dumps(list(res.recipe_entries), indent=2),
         file_name=download_name(job.model_name, f"{job.preset}-recipe", "json"),
         mime="application/json",
         icon=":material/receipt_long:",

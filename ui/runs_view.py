@@ -8,7 +8,6 @@ from typing import Any
 
 import streamlit as st
 
-from core.model.compat.runs import RUNTIME_NAMES
 from ui.format import human_bytes, md
 
 __all__ = ["decided_caption", "show_runs"]
@@ -31,7 +30,7 @@ def _run_rows(runs: dict[str, Any]) -> list[dict[str, Any]]:
             detail = f"{r['delegated_nodes']} of {r.get('total_nodes') or 0} ops delegated"
         rows.append(
             {
-                "Runtime": RUNTIME_NAMES.get(r.get("runtime", ""), str(r.get("runtime", ""))),
+                "Runtime": str(r.get("name") or r.get("runtime", "")),  # the report names it
                 "Outcome": r.get("outcome", ""),
                 "Delegation / memory": detail,
                 "What it said": r.get("error") or r.get("skipped") or "",

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core.errors import StudioError
+from core.model.naming import option_words as naming_option_words
 from ui.format import md
 
 __all__ = [
@@ -200,22 +201,11 @@ def cause_of(text: object) -> str:
 
 
 def option_words(options: Mapping[str, Any] | None) -> list[str]:
-    """The options besides the preset that change the result, in words."""
-    o = options or {}
-    out = []
-    if o.get("select_tf_ops"):
-        out.append("Select TF ops")
-    if o.get("allow_custom_ops"):
-        out.append("custom ops")
-    if o.get("keep_float_ops"):
-        n = len(o["keep_float_ops"])
-        out.append(f"{n} layer{'s' if n != 1 else ''} in float")
-    if o.get("input_shapes"):
-        out.append("fixed shapes")
-    if o.get("sparsity"):
-        out.append("sparse weights")
-    if o.get("signature_key"):
-        out.append(f"signature {o['signature_key']}")
+    """The options besides the preset that change the result, in words (the
+    signature too, which a page names but a file name does not)."""
+    out = naming_option_words(options)
+    if (options or {}).get("signature_key"):
+        out.append(f"signature {(options or {})['signature_key']}")
     return out
 
 

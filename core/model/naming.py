@@ -12,6 +12,7 @@ __all__ = [
     "model_stem",
     "download_name",
     "option_suffix",
+    "option_words",
     "safe_model_name",
     "short_layer_name",
 ]
@@ -29,23 +30,39 @@ def model_stem(name: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", base).strip("._-")[:80] or "model"
 
 
+# the options besides the preset that change a conversion's result:
+# (option, its file-name part, its words); a count where the option is a list
+_RESULT_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("select_tf_ops", "selecttf", "Select TF ops"),
+    ("allow_custom_ops", "customops", "custom ops"),
+    ("keep_float_ops", "keepfloat{n}", "{n} layer{s} in float"),
+    ("input_shapes", "fixedshapes", "fixed shapes"),
+    ("sparsity", "sparse", "sparse weights"),
+)
+
+
+def _result_options(options: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    o = options or {}
+    out = []
+    for key, part, words in _RESULT_OPTIONS:
+        v = o.get(key)
+        if v:
+            n = len(v) if isinstance(v, (list, tuple)) else 1
+            fill = {"n": n, "s": "s" if n != 1 else ""}
+            out.append((part.format(**fill), words.format(**fill)))
+    return out
+
+
 def option_suffix(options: Mapping[str, Any] | None) -> str:
     """The options besides the preset that change a conversion's result, as a
     file-name part: ``selecttf``, ``customops``, ``keepfloat3``, ``fixedshapes``,
     ``sparse`` (joined by ``-``; empty when there are none)."""
-    o = options or {}
-    parts = []
-    if o.get("select_tf_ops"):
-        parts.append("selecttf")
-    if o.get("allow_custom_ops"):
-        parts.append("customops")
-    if o.get("keep_float_ops"):
-        parts.append(f"keepfloat{len(o['keep_float_ops'])}")
-    if o.get("input_shapes"):
-        parts.append("fixedshapes")
-    if o.get("sparsity"):
-        parts.append("sparse")
-    return "-".join(parts)
+    return "-".join(part for part, _ in _result_options(options))
+
+
+def option_words(options: Mapping[str, Any] | None) -> list[str]:
+    """The same options in words ("Select TF ops", "3 layers in float", ...)."""
+    return [words for _, words in _result_options(options)]
 
 
 def download_name(

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from core.model.compat import OpVerdict, Reason, TargetVerdict
+from core.model.compat import RUNTIME_NAMES, OpVerdict, Reason, TargetVerdict
 from core.model.info import ConversionMetadata, ModelInfo, OperatorInfo, TensorInfo
 from core.model.reader import weight_owners
 
@@ -277,6 +277,9 @@ def _runs_dict(r: Report) -> dict[str, Any] | None:
         return None
     return {
         "inputs": list(r.probes.inputs),
-        "litert": [{**asdict(x), "outcome": x.outcome} for x in r.probes.runs],
+        "litert": [
+            {**asdict(x), "outcome": x.outcome, "name": RUNTIME_NAMES.get(x.runtime, x.runtime)}
+            for x in r.probes.runs
+        ],
         "micro": asdict(r.probes.micro) if r.probes.micro else None,
     }

@@ -158,28 +158,6 @@ class Intake:
                 return job.id
         return None
 
-    def submit(
-        self,
-        kind: JobKind,
-        upload: Upload,
-        *,
-        model_name: str,
-        params: dict[str, Any] | None = None,
-        user: str = "local",
-        extra_files: dict[str, Upload] | None = None,
-        dedupe: bool = False,
-    ) -> str:
-        """Queue a job; returns its id (see ``JobStore.submit``)."""
-        return self.admit(
-            kind,
-            upload,
-            model_name=model_name,
-            params=params,
-            user=user,
-            extra_files=extra_files,
-            dedupe=dedupe,
-        ).job_id
-
     def admit(
         self,
         kind: JobKind,
@@ -239,28 +217,6 @@ class Intake:
         finally:
             shutil.rmtree(probe_dir, ignore_errors=True)
 
-    def submit_model(
-        self,
-        upload: Upload,
-        *,
-        model_name: str,
-        options: Any = None,
-        user: str = "local",
-        calibration: Upload | None = None,
-        calibration_name: str = "",
-        dedupe: bool = False,
-    ) -> str:
-        """Queue the right job for an upload; returns its id (see ``JobStore.submit_model``)."""
-        return self.admit_model(
-            upload,
-            model_name=model_name,
-            options=options,
-            user=user,
-            calibration=calibration,
-            calibration_name=calibration_name,
-            dedupe=dedupe,
-        ).job_id
-
     def admit_model(
         self,
         upload: Upload,
@@ -272,8 +228,8 @@ class Intake:
         calibration_name: str = "",
         dedupe: bool = False,
     ) -> Admission:
-        """``submit_model``, telling whether the answer is an identical job
-        already queued or running."""
+        """Queue the right job for an upload (see ``JobStore.submit_model``),
+        telling whether the answer is an identical job already queued or running."""
         user = safe_user(user)
         name = safe_model_name(model_name)
         if not dedupe:

@@ -202,10 +202,10 @@ class JobStore:
         ``extra_files`` (e.g. ``{"calibration": path}``) are stored too and
         passed to the runner by hash. Raises ``JobError`` when a limit is hit
         (upload size, the user's active jobs, the queue length)."""
-        job_id = self.intake.submit(
+        admitted = self.intake.admit(
             kind, upload, model_name=model_name, params=params, user=user, extra_files=extra_files
         )
-        return self.get(job_id)
+        return self.get(admitted.job_id)
 
     def submit_model(
         self,
@@ -221,7 +221,7 @@ class JobStore:
         model (SavedModel archive, ``.keras``, ``.h5``) is converted with
         ``options`` (``ConversionOptions`` or its dict). The format and the
         options are checked now, so a bad upload fails here, not in the queue."""
-        job_id = self.intake.submit_model(
+        admitted = self.intake.admit_model(
             upload,
             model_name=model_name,
             options=options,
@@ -229,7 +229,7 @@ class JobStore:
             calibration=calibration,
             calibration_name=calibration_name,
         )
-        return self.get(job_id)
+        return self.get(admitted.job_id)
 
     def cancel(self, job_id: str, by: str | None = None) -> Job:
         """Cancel a queued job at once; ask a running one to stop (its worker

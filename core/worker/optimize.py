@@ -101,39 +101,17 @@ def _data(
     file, else random samples)."""
     import numpy as np
 
-    if for_calibration and req.calibration_path:
-        return _load(
-            req.calibration_path,
-            inputs,
-            shapes,
-            req,
-            workdir,
-            "calibration data",
-            DataSource.CALIBRATION,
-            req.calibration_samples,
-        )
-    if not for_calibration and req.eval_path:
-        return _load(
-            req.eval_path,
-            inputs,
-            shapes,
-            req,
-            workdir,
-            "evaluation data",
-            DataSource.USER,
-            req.max_samples,
-        )
-    if not for_calibration and req.calibration_path:
-        return _load(
-            req.calibration_path,
-            inputs,
-            shapes,
-            req,
-            workdir,
-            "calibration data",
-            DataSource.CALIBRATION,
-            req.max_samples,
-        )
+    # (path, what it is, where it came from, samples at most), first given wins
+    cal = (req.calibration_path, "calibration data", DataSource.CALIBRATION)
+    evaluation = (req.eval_path, "evaluation data", DataSource.USER, req.max_samples)
+    choices = (
+        [(*cal, req.calibration_samples)]
+        if for_calibration
+        else [evaluation, (*cal, req.max_samples)]
+    )
+    for path, what, source, most in choices:
+        if path:
+            return _load(path, inputs, shapes, req, workdir, what, source, most)
     n = 64 if not for_calibration else min(req.calibration_samples, 100)
     arrays = synthetic_arrays(inputs, shapes, n, seed=1)
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
